@@ -275,7 +275,7 @@ func TestParseErrors(t *testing.T) {
 func TestParseAccepts(t *testing.T) {
 	four := make([]byte, 16)
 	for name, hdr := range map[string]string{
-		"gap and trailing bytes": `{"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}`,
+		"gap and trailing bytes":   `{"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}`,
 		"zero-size inside another": `{"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "y": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]}}`,
 		"unknown fields ignored":   `{"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "extra": true}}`,
 		"no tensors":               `{"__metadata__": {"format": "pt"}}`,
