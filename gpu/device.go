@@ -1,0 +1,589 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	vk "github.com/vulkan-go/vulkan"
+)
+
+// Environment variables read by OptionsFromEnv.
+const (
+	// DeviceEnv selects a device by index or by a substring of its name.
+	DeviceEnv = "SHLPT_VK_DEVICE"
+	// ValidateEnv=1 enables the Khronos validation layer; every message it
+	// reports becomes an error of the operation that caused it.
+	ValidateEnv = "SHLPT_VK_VALIDATE"
+	// PipelineCacheEnv names the on-disk pipeline cache folder; "off" disables it.
+	PipelineCacheEnv = "SHLPT_VK_PIPELINE_CACHE"
+)
+
+// Options configure Open.
+type Options struct {
+	// Device selects the physical device by index or by a case-insensitive
+	// substring of its name. Empty picks discrete > integrated > virtual > CPU.
+	Device string
+	// Validate enables VK_LAYER_KHRONOS_validation with synchronization
+	// validation. Any message it reports is returned as an error
+	// (wrapping ErrValidation) by the operation during which it arrived.
+	Validate bool
+	// PipelineCacheDir holds the on-disk VkPipelineCache. Empty means the
+	// user cache folder (~/.cache/shlpt-vk); "off" disables the disk cache.
+	PipelineCacheDir string
+}
+
+// OptionsFromEnv returns options from SHLPT_VK_DEVICE, SHLPT_VK_VALIDATE and
+// SHLPT_VK_PIPELINE_CACHE. A command-line --device flag should override
+// Device after this call.
+func OptionsFromEnv() Options {
+	return Options{
+		Device:           os.Getenv(DeviceEnv),
+		Validate:         os.Getenv(ValidateEnv) == "1",
+		PipelineCacheDir: os.Getenv(PipelineCacheEnv),
+	}
+}
+
+// instance is a VkInstance with its optional validation messenger.
+type instance struct {
+	vk       vk.Instance
+	msg      *messenger
+	validate bool
+}
+
+const validationLayer = "VK_LAYER_KHRONOS_validation"
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func newInstance(validate bool) (*instance, error) {
+	if err := loadVulkan(); err != nil {
+		return nil, err
+	}
+	api := instanceVersion()
+	if api < vk.MakeVersion(1, 1, 0) {
+		return nil, fmt.Errorf("gpu: the Vulkan loader supports only Vulkan %s; 1.1 or newer is required: %w; %s",
+			versionString(api), ErrNoDevice, installHint)
+	}
+	if api > vk.MakeVersion(1, 3, 0) {
+		api = vk.MakeVersion(1, 3, 0)
+	}
+	var layers, exts []string
+	var pnext unsafe.Pointer
+	if validate {
+		if !contains(instanceLayers(), validationLayer) {
+			return nil, fmt.Errorf("gpu: validation was requested (%s=1) but %s is not installed; "+
+				"install it with: sudo apt-get install vulkan-validationlayers", ValidateEnv, validationLayer)
+		}
+		layers = append(layers, validationLayer+"\x00")
+		avail := append(instanceExtensions(""), instanceExtensions(validationLayer)...)
+		if !contains(avail, "VK_EXT_debug_utils") {
+			return nil, fmt.Errorf("gpu: validation needs VK_EXT_debug_utils, which this loader lacks")
+		}
+		exts = append(exts, "VK_EXT_debug_utils\x00")
+		if contains(avail, "VK_EXT_validation_features") {
+			exts = append(exts, "VK_EXT_validation_features\x00")
+			pnext = validationFeatures()
+		}
+	}
+	app := vk.ApplicationInfo{
+		SType:            vk.StructureTypeApplicationInfo,
+		PApplicationName: "shlpt-vk\x00",
+		PEngineName:      "shlpt-vk\x00",
+		ApiVersion:       api,
+	}
+	ci := vk.InstanceCreateInfo{
+		SType:                   vk.StructureTypeInstanceCreateInfo,
+		PNext:                   pnext,
+		PApplicationInfo:        &app,
+		EnabledLayerCount:       uint32(len(layers)),
+		PpEnabledLayerNames:     layers,
+		EnabledExtensionCount:   uint32(len(exts)),
+		PpEnabledExtensionNames: exts,
+	}
+	var inst vk.Instance
+	res := vk.CreateInstance(&ci, nil, &inst)
+	ci.Free()
+	app.Free()
+	if res == vk.ErrorIncompatibleDriver {
+		return nil, fmt.Errorf("gpu: vkCreateInstance: no Vulkan driver is installed (VK_ERROR_INCOMPATIBLE_DRIVER): %w; %s",
+			ErrNoDevice, installHint)
+	}
+	if res != vk.Success {
+		return nil, vkError("vkCreateInstance", res)
+	}
+	in := &instance{vk: inst, validate: validate}
+	if err := initInstanceFns(inst); err != nil {
+		vk.DestroyInstance(inst, nil)
+		return nil, err
+	}
+	if validate {
+		m, err := newMessenger(inst)
+		if err != nil {
+			vk.DestroyInstance(inst, nil)
+			return nil, err
+		}
+		in.msg = m
+	}
+	return in, nil
+}
+
+func (in *instance) destroy() {
+	in.msg.destroy()
+	vk.DestroyInstance(in.vk, nil)
+}
+
+// physicalDevices lists the instance's devices with their properties.
+func (in *instance) physicalDevices() ([]vk.PhysicalDevice, []DeviceInfo, error) {
+	var n uint32
+	if res := vk.EnumeratePhysicalDevices(in.vk, &n, nil); res != vk.Success {
+		return nil, nil, vkError("vkEnumeratePhysicalDevices", res)
+	}
+	if n == 0 {
+		return nil, nil, fmt.Errorf("gpu: the Vulkan loader found no device: %w; %s", ErrNoDevice, installHint)
+	}
+	pds := make([]vk.PhysicalDevice, n)
+	if res := vk.EnumeratePhysicalDevices(in.vk, &n, pds); res != vk.Success && res != vk.Incomplete {
+		return nil, nil, vkError("vkEnumeratePhysicalDevices", res)
+	}
+	pds = pds[:n]
+	infos := make([]DeviceInfo, n)
+	for i, pd := range pds {
+		if err := describe(in.vk, pd, i, &infos[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return pds, infos, nil
+}
+
+// extSetFor says which optional structures the device understands.
+func extSetFor(info *DeviceInfo) extSet {
+	v := info.APIVersion
+	v11, v12, v13 := v >= vk.MakeVersion(1, 1, 0), v >= vk.MakeVersion(1, 2, 0), v >= vk.MakeVersion(1, 3, 0)
+	return extSet{
+		api:          v,
+		storage16:    v11 || info.hasExtension("VK_KHR_16bit_storage"),
+		storage8:     v12 || info.hasExtension("VK_KHR_8bit_storage"),
+		float16int8:  v12 || info.hasExtension("VK_KHR_shader_float16_int8"),
+		bda:          v12 || info.hasExtension("VK_KHR_buffer_device_address"),
+		subgroupSize: v13 || info.hasExtension("VK_EXT_subgroup_size_control"),
+		driver:       v12 || info.hasExtension("VK_KHR_driver_properties"),
+		maint3:       v11 || info.hasExtension("VK_KHR_maintenance3"),
+		maint4:       v13 || info.hasExtension("VK_KHR_maintenance4"),
+		coopmat:      info.hasExtension("VK_KHR_cooperative_matrix"),
+	}
+}
+
+// describe fills info from Vulkan 1.0 queries (through vulkan-go) and the
+// shim's Properties2/Features2 queries.
+func describe(inst vk.Instance, pd vk.PhysicalDevice, index int, info *DeviceInfo) error {
+	var p vk.PhysicalDeviceProperties
+	vk.GetPhysicalDeviceProperties(pd, &p)
+	p.Deref()
+	p.Limits.Deref()
+	lim := p.Limits
+	*info = DeviceInfo{
+		Index:                   index,
+		Name:                    cString(p.DeviceName[:]),
+		Type:                    DeviceType(p.DeviceType),
+		VendorID:                p.VendorID,
+		DeviceID:                p.DeviceID,
+		APIVersion:              p.ApiVersion,
+		DriverVersion:           p.DriverVersion,
+		MaxSharedMemory:         lim.MaxComputeSharedMemorySize,
+		MaxStorageBufferRange:   lim.MaxStorageBufferRange,
+		MaxTexelBufferElements:  lim.MaxTexelBufferElements,
+		MaxPushConstantsSize:    lim.MaxPushConstantsSize,
+		MaxWorkgroupInvocations: lim.MaxComputeWorkGroupInvocations,
+		MaxWorkgroupSize:        lim.MaxComputeWorkGroupSize,
+		MaxWorkgroupCount:       lim.MaxComputeWorkGroupCount,
+		MinStorageBufferAlign:   uint64(lim.MinStorageBufferOffsetAlignment),
+		MinTexelBufferAlign:     uint64(lim.MinTexelBufferOffsetAlignment),
+		NonCoherentAtomSize:     uint64(lim.NonCoherentAtomSize),
+		TimestampPeriod:         lim.TimestampPeriod,
+		ComputeQueueFamily:      -1,
+	}
+	p.Free()
+
+	var mp vk.PhysicalDeviceMemoryProperties
+	vk.GetPhysicalDeviceMemoryProperties(pd, &mp)
+	mp.Deref()
+	for i := uint32(0); i < mp.MemoryHeapCount; i++ {
+		h := mp.MemoryHeaps[i]
+		h.Deref()
+		info.Heaps = append(info.Heaps, MemoryHeap{Size: uint64(h.Size), DeviceLocal: h.Flags&vk.MemoryHeapFlags(vk.MemoryHeapDeviceLocalBit) != 0})
+	}
+	for i := uint32(0); i < mp.MemoryTypeCount; i++ {
+		t := mp.MemoryTypes[i]
+		t.Deref()
+		f := t.PropertyFlags
+		info.MemoryTypes = append(info.MemoryTypes, MemoryType{
+			Heap:         int(t.HeapIndex),
+			DeviceLocal:  f&vk.MemoryPropertyFlags(vk.MemoryPropertyDeviceLocalBit) != 0,
+			HostVisible:  f&vk.MemoryPropertyFlags(vk.MemoryPropertyHostVisibleBit) != 0,
+			HostCoherent: f&vk.MemoryPropertyFlags(vk.MemoryPropertyHostCoherentBit) != 0,
+			HostCached:   f&vk.MemoryPropertyFlags(vk.MemoryPropertyHostCachedBit) != 0,
+		})
+	}
+	mp.Free()
+
+	var nq uint32
+	vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nq, nil)
+	qs := make([]vk.QueueFamilyProperties, nq)
+	vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nq, qs)
+	// Prefer a compute family that supports timestamps.
+	for i := range qs[:nq] {
+		qs[i].Deref()
+		if qs[i].QueueFlags&vk.QueueFlags(vk.QueueComputeBit) == 0 {
+			continue
+		}
+		if info.ComputeQueueFamily < 0 || (info.TimestampValidBits == 0 && qs[i].TimestampValidBits > 0) {
+			info.ComputeQueueFamily = i
+			info.TimestampValidBits = qs[i].TimestampValidBits
+		}
+	}
+
+	info.Extensions = deviceExtensions(inst, pd)
+	if err := queryCaps(pd, extSetFor(info), info); err != nil {
+		return err
+	}
+	info.finish()
+	return nil
+}
+
+func cString(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// choose picks a device: by index or name substring when sel is set, else by
+// type preference. Devices without a compute queue are never chosen.
+func choose(infos []DeviceInfo, sel string) (int, error) {
+	sel = strings.TrimSpace(sel)
+	if sel != "" {
+		if i, err := strconv.Atoi(sel); err == nil {
+			if i < 0 || i >= len(infos) {
+				return -1, fmt.Errorf("gpu: device index %d out of range (%s)", i, deviceList(infos))
+			}
+			if infos[i].ComputeQueueFamily < 0 {
+				return -1, fmt.Errorf("gpu: device %d (%s) has no compute queue", i, infos[i].Name)
+			}
+			return i, nil
+		}
+		for i := range infos {
+			if strings.Contains(strings.ToLower(infos[i].Name), strings.ToLower(sel)) && infos[i].ComputeQueueFamily >= 0 {
+				return i, nil
+			}
+		}
+		return -1, fmt.Errorf("gpu: no device matches %q (%s)", sel, deviceList(infos))
+	}
+	best := -1
+	for i := range infos {
+		if infos[i].ComputeQueueFamily < 0 {
+			continue
+		}
+		if best < 0 || infos[i].Type.rank() > infos[best].Type.rank() {
+			best = i
+		}
+	}
+	if best < 0 {
+		return -1, fmt.Errorf("gpu: no device has a compute queue (%s): %w", deviceList(infos), ErrNoDevice)
+	}
+	return best, nil
+}
+
+func deviceList(infos []DeviceInfo) string {
+	var b strings.Builder
+	b.WriteString("devices:")
+	for i := range infos {
+		fmt.Fprintf(&b, " %d=%q", i, infos[i].Name)
+	}
+	return b.String()
+}
+
+// Devices lists every Vulkan device and marks the one Open(o) would choose.
+func Devices(o Options) ([]DeviceInfo, error) {
+	in, err := newInstance(o.Validate)
+	if err != nil {
+		return nil, err
+	}
+	defer in.destroy()
+	_, infos, err := in.physicalDevices()
+	if err != nil {
+		return nil, err
+	}
+	if i, err := choose(infos, o.Device); err == nil {
+		infos[i].Chosen = true
+	} else {
+		return infos, err
+	}
+	if in.validate {
+		if err := checkValidation("listing devices"); err != nil {
+			return infos, err
+		}
+	}
+	return infos, nil
+}
+
+// Device is an open logical device with one compute queue, its memory,
+// pipelines and command buffers. Its methods are safe for concurrent use,
+// but recording is meant to happen from one goroutine at a time.
+type Device struct {
+	info DeviceInfo
+	in   *instance
+	pd   vk.PhysicalDevice
+	dev  vk.Device
+	fns  *shimFns
+	q    vk.Queue
+
+	mu     sync.Mutex // guards everything below and queue submission
+	closed bool
+
+	mem        *memory
+	pipes      *pipelineCache
+	cmdPool    vk.CommandPool
+	freeCmds   []vk.CommandBuffer
+	freeFences []vk.Fence
+	inflight   []*submission
+	staging    *Buffer
+	programs   map[*Program]struct{}
+	objects    ObjectCounts
+	validate   bool
+	bandwidth  float64 // measured copy bandwidth in bytes/s, 0 until measured
+}
+
+// Open creates a device according to o.
+func Open(o Options) (*Device, error) {
+	in, err := newInstance(o.Validate)
+	if err != nil {
+		return nil, err
+	}
+	d, err := openOn(in, o)
+	if err != nil {
+		in.destroy()
+		return nil, err
+	}
+	return d, nil
+}
+
+func openOn(in *instance, o Options) (*Device, error) {
+	pds, infos, err := in.physicalDevices()
+	if err != nil {
+		return nil, err
+	}
+	idx, err := choose(infos, o.Device)
+	if err != nil {
+		return nil, err
+	}
+	infos[idx].Chosen = true
+	info := infos[idx]
+	pd := pds[idx]
+	es := extSetFor(&info)
+	req := deviceRequest{
+		queueFamily: uint32(info.ComputeQueueFamily),
+		storage16:   info.StorageBuffer16Bit,
+		float16:     info.Float16,
+		int8:        info.Int8,
+		storage8:    info.StorageBuffer8Bit,
+	}
+	if info.SubgroupSizeControl {
+		req.subgroupSizeControl = true
+		if info.APIVersion < vk.MakeVersion(1, 3, 0) {
+			req.extensions = append(req.extensions, "VK_EXT_subgroup_size_control")
+		}
+	}
+	if info.APIVersion < vk.MakeVersion(1, 2, 0) {
+		for _, e := range []string{"VK_KHR_shader_float16_int8", "VK_KHR_8bit_storage"} {
+			if info.hasExtension(e) {
+				req.extensions = append(req.extensions, e)
+			}
+		}
+	}
+	if info.CooperativeMatrix {
+		req.cooperativeMatrix = true
+		req.extensions = append(req.extensions, "VK_KHR_cooperative_matrix")
+	}
+	dev, fns, err := createDevice(pd, es, req)
+	if err != nil {
+		return nil, fmt.Errorf("%w (device %q)", err, info.Name)
+	}
+	d := &Device{info: info, in: in, pd: pd, dev: dev, fns: fns, validate: in.validate,
+		programs: map[*Program]struct{}{}}
+	var q vk.Queue // out-parameters must be plain locals (cgo pointer rules)
+	vk.GetDeviceQueue(dev, uint32(info.ComputeQueueFamily), 0, &q)
+	d.q = q
+	if err := d.init(o); err != nil {
+		d.destroy()
+		return nil, err
+	}
+	if err := d.checkValidation("opening the device"); err != nil {
+		d.destroy()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Device) init(o Options) error {
+	pci := vk.CommandPoolCreateInfo{
+		SType:            vk.StructureTypeCommandPoolCreateInfo,
+		Flags:            vk.CommandPoolCreateFlags(vk.CommandPoolCreateResetCommandBufferBit),
+		QueueFamilyIndex: uint32(d.info.ComputeQueueFamily),
+	}
+	var pool vk.CommandPool
+	res := vk.CreateCommandPool(d.dev, &pci, nil, &pool)
+	pci.Free()
+	if res != vk.Success {
+		return vkError("vkCreateCommandPool", res)
+	}
+	d.cmdPool = pool
+	m, err := newMemory(d)
+	if err != nil {
+		return err
+	}
+	d.mem = m
+	pc, err := newPipelineCache(d, o.PipelineCacheDir)
+	if err != nil {
+		return err
+	}
+	d.pipes = pc
+	return nil
+}
+
+// Info describes the device.
+func (d *Device) Info() DeviceInfo { return d.info }
+
+// String names the device.
+func (d *Device) String() string { return d.info.Name }
+
+// checkValidation turns pending validation messages into an error naming op.
+func (d *Device) checkValidation(op string) error {
+	if !d.validate {
+		return nil
+	}
+	return checkValidation(op)
+}
+
+func checkValidation(op string) error {
+	n, text := takeMessages()
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("gpu: %s: %d validation message(s): %w:\n%s", op, n, ErrValidation, strings.TrimSpace(text))
+}
+
+// ValidationError returns (and clears) any validation messages that arrived
+// outside an operation that could report them. Tests call it at the end.
+func (d *Device) ValidationError() error { return d.checkValidation("pending") }
+
+// Close waits for the queue, saves the pipeline cache and frees everything in
+// reverse order of creation. It returns any validation message or error met.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	err := d.waitLocked()
+	d.closed = true
+	d.mu.Unlock()
+	if e := d.pipes.save(); e != nil && err == nil {
+		err = e
+	}
+	if e := d.destroy(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+// destroy releases every object; it tolerates a partially initialized device.
+func (d *Device) destroy() error {
+	if d.dev != nil {
+		vk.DeviceWaitIdle(d.dev)
+	}
+	for _, s := range d.inflight {
+		d.recycle(s)
+	}
+	d.inflight = nil
+	for p := range d.programs {
+		if p.pool != nil {
+			vk.DestroyQueryPool(d.dev, p.pool, nil)
+			p.pool = nil
+		}
+		p.released = true
+	}
+	d.programs = nil
+	if d.pipes != nil {
+		d.pipes.destroy()
+	}
+	if d.staging != nil {
+		d.mem.destroyBlock(d.staging.blk)
+		d.staging = nil
+	}
+	if d.mem != nil {
+		d.mem.destroy()
+	}
+	for _, f := range d.freeFences {
+		vk.DestroyFence(d.dev, f, nil)
+	}
+	d.freeFences = nil
+	if d.cmdPool != nil {
+		vk.DestroyCommandPool(d.dev, d.cmdPool, nil) // frees its command buffers
+		d.cmdPool = nil
+	}
+	d.freeCmds = nil
+	if d.dev != nil {
+		vk.DestroyDevice(d.dev, nil)
+		d.dev = nil
+	}
+	if d.fns != nil {
+		freeDeviceFns(d.fns)
+		d.fns = nil
+	}
+	var err error
+	if d.in != nil {
+		err = d.checkValidation("closing the device")
+		d.in.destroy()
+		d.in = nil
+	}
+	return err
+}
+
+var errClosed = errors.New("gpu: device is closed")
+
+// ObjectCounts counts Vulkan objects the device created and still holds, for
+// leak checks.
+type ObjectCounts struct {
+	CommandBuffers int
+	Fences         int
+	QueryPools     int
+	DescriptorSets int
+	Pipelines      int
+	Blocks         int
+}
+
+// ObjectCounts returns the current object counts.
+func (d *Device) ObjectCounts() ObjectCounts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.objects
+	c.DescriptorSets = d.pipes.nsets
+	c.Pipelines = len(d.pipes.pipes)
+	for a := range d.mem.arenas {
+		c.Blocks += len(a.blocks)
+	}
+	return c
+}

@@ -1,0 +1,26 @@
+package gpu
+
+import (
+	vk "github.com/vulkan-go/vulkan"
+)
+
+// TriggerValidationErrorForTest makes an invalid Vulkan call (a texel view at
+// an unaligned offset) and returns what the validation plumbing reports.
+func (d *Device) TriggerValidationErrorForTest() error {
+	b, err := d.Alloc(4096)
+	if err != nil {
+		return err
+	}
+	defer b.Free()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ci := vk.BufferViewCreateInfo{SType: vk.StructureTypeBufferViewCreateInfo, Buffer: b.blk.buf,
+		Format: vk.FormatR32g32b32a32Sfloat, Offset: 1, Range: 16}
+	var v vk.BufferView
+	res := vk.CreateBufferView(d.dev, &ci, nil, &v)
+	ci.Free()
+	if res == vk.Success {
+		vk.DestroyBufferView(d.dev, v, nil)
+	}
+	return d.checkValidation("test")
+}

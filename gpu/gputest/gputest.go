@@ -1,0 +1,65 @@
+// Package gputest opens the Vulkan device that tests share.
+//
+// Tests call Device(t). The device is opened once per test binary with the
+// options from the environment (SHLPT_VK_DEVICE, SHLPT_VK_VALIDATE); when no
+// device is available the test is skipped, or fails under SHLPT_VK_REQUIRE=1.
+// Every test that uses the device fails if the validation layer reported
+// anything while it ran.
+package gputest
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/shlpt-vk/shlpt-vk/gpu"
+	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+)
+
+var (
+	once    sync.Once
+	dev     *gpu.Device
+	openErr error
+)
+
+// Device returns the shared test device.
+func Device(t testing.TB) *gpu.Device {
+	t.Helper()
+	once.Do(func() {
+		dev, openErr = gpu.Open(gpu.OptionsFromEnv())
+	})
+	if openErr != nil {
+		testenv.Missing(t, fmt.Sprintf("no Vulkan device: %v", openErr))
+		return nil
+	}
+	// Messages left over from an earlier test belong to it, not to this one.
+	if err := dev.ValidationError(); err != nil {
+		t.Logf("validation messages before this test: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := dev.Wait(); err != nil {
+			t.Errorf("waiting for the device: %v", err)
+		}
+		if err := dev.ValidationError(); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
+	return dev
+}
+
+// Main runs the tests and then closes the shared device, failing the run if
+// closing reported an error (a validation message, for example).
+// Use it as: func TestMain(m *testing.M) { gputest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	if dev != nil {
+		if err := dev.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing the test device:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}

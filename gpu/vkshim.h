@@ -1,0 +1,170 @@
+// vkshim: the small part of the Vulkan API that vulkan-go (Vulkan 1.0 core)
+// does not bind, or binds too slowly for per-dispatch use:
+//
+//   - loading libvulkan.so.1 (the runtime loader's real name),
+//   - vkGetPhysicalDeviceProperties2/Features2 queries (subgroups, fp16,
+//     16-bit storage, buffer device address, cooperative matrices),
+//   - vkCreateDevice with a pNext feature chain built in C memory,
+//   - a debug-utils messenger that copies validation messages into C memory,
+//   - recording a whole batch of dispatches and barriers in one cgo call,
+//   - submit and fence wait for the hot path.
+//
+// It declares only the Vulkan types it uses (Vulkan handles are pointers on
+// 64-bit platforms), so it needs no Vulkan headers at build time.
+#ifndef SHLPT_VKSHIM_H
+#define SHLPT_VKSHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef void *shim_handle; // any Vulkan handle (dispatchable or not, 64-bit)
+
+// Loads the Vulkan loader library (normally libvulkan.so.1) and returns
+// vkGetInstanceProcAddr, or NULL with a message in err (size errlen).
+void *shim_load(const char *name, char *err, size_t errlen);
+
+// Highest instance API version the loader supports (VK_MAKE_VERSION encoded).
+uint32_t shim_instance_version(void);
+
+// Loads the instance-level functions the shim needs. Returns 0 on success.
+int shim_init_instance(shim_handle instance);
+
+// Capability query -----------------------------------------------------------
+
+typedef struct {
+	uint32_t m, n, k;
+	uint32_t a_type, b_type, c_type, result_type;
+	uint32_t saturating;
+	uint32_t scope;
+} shim_coopmat;
+
+#define SHIM_MAX_COOPMAT 64
+
+// Which optional structures may be chained for a device (by its API version
+// and extensions). Set by Go before shim_query_caps.
+typedef struct {
+	uint32_t api_version;
+	uint32_t ext_16bit_storage;    // VK_KHR_16bit_storage or 1.1
+	uint32_t ext_8bit_storage;     // VK_KHR_8bit_storage or 1.2
+	uint32_t ext_float16_int8;     // VK_KHR_shader_float16_int8 or 1.2
+	uint32_t ext_bda;              // VK_KHR_buffer_device_address or 1.2
+	uint32_t ext_subgroup_size;    // VK_EXT_subgroup_size_control or 1.3
+	uint32_t ext_driver_props;     // VK_KHR_driver_properties or 1.2
+	uint32_t ext_maintenance3;     // VK_KHR_maintenance3 or 1.1
+	uint32_t ext_maintenance4;     // VK_KHR_maintenance4 or 1.3
+	uint32_t ext_coopmat;          // VK_KHR_cooperative_matrix
+} shim_exts;
+
+typedef struct {
+	uint32_t subgroup_size;
+	uint32_t subgroup_stages;
+	uint32_t subgroup_ops;
+	uint32_t min_subgroup_size, max_subgroup_size;
+	uint32_t subgroup_size_control, compute_full_subgroups;
+	uint32_t driver_id;
+	char driver_name[256];
+	char driver_info[256];
+	uint64_t max_memory_allocation_size;
+	uint64_t max_buffer_size;
+	uint32_t storage_buffer_16bit, uniform_storage_16bit, storage_push_16bit;
+	uint32_t storage_buffer_8bit;
+	uint32_t shader_float16, shader_int8;
+	uint32_t buffer_device_address;
+	uint32_t cooperative_matrix;
+	uint32_t n_coopmat;
+	shim_coopmat coopmat[SHIM_MAX_COOPMAT];
+} shim_caps;
+
+// Fills caps for a physical device. Returns 0 on success.
+int shim_query_caps(shim_handle phys, const shim_exts *exts, shim_caps *caps);
+
+// Device creation -------------------------------------------------------------
+
+typedef struct {
+	uint32_t queue_family;
+	uint32_t storage_buffer_16bit; // enable storageBuffer16BitAccess
+	uint32_t shader_float16;
+	uint32_t shader_int8;
+	uint32_t storage_buffer_8bit;
+	uint32_t subgroup_size_control;
+	uint32_t cooperative_matrix;
+	uint32_t n_extensions;
+	const char *extensions[16];
+} shim_device_request;
+
+// Creates the logical device with the requested features chained through
+// pNext in C memory. Returns a VkResult; *device is set on success.
+int32_t shim_create_device(shim_handle phys, const shim_exts *exts,
+                           const shim_device_request *req, shim_handle *device);
+
+// Device-level function table (opaque), one per logical device.
+typedef struct shim_fns shim_fns;
+
+// Loads the device-level functions used by the recorder; NULL on failure.
+shim_fns *shim_init_device(shim_handle device);
+void shim_free_device(shim_fns *f);
+
+// Validation messages ----------------------------------------------------------
+
+// Creates a debug-utils messenger that records warning and error messages.
+int32_t shim_create_messenger(shim_handle instance, shim_handle *messenger);
+void shim_destroy_messenger(shim_handle instance, shim_handle messenger);
+
+// Copies up to len-1 bytes of the pending messages (separated by "\n") into
+// buf, clears them, and returns how many messages there were.
+int shim_take_messages(char *buf, size_t len);
+
+// Recording --------------------------------------------------------------------
+
+enum {
+	SHIM_CMD_DISPATCH = 1,
+	SHIM_CMD_BARRIER = 2,     // compute/transfer writes -> compute/transfer reads+writes
+	SHIM_CMD_FILL = 3,        // vkCmdFillBuffer(buf, off, size, value)
+	SHIM_CMD_COPY = 4,        // vkCmdCopyBuffer(buf -> buf2)
+	SHIM_CMD_TIMESTAMP = 5,   // vkCmdWriteTimestamp(pool, query)
+	SHIM_CMD_RESET_QUERIES = 6, // vkCmdResetQueryPool(pool, 0, count)
+	SHIM_CMD_HOST_BARRIER = 7 // writes -> host reads (end of a submit)
+};
+
+#define SHIM_MAX_PUSH_WORDS 32
+
+typedef struct {
+	uint32_t op;
+	uint32_t x, y, z;          // dispatch groups; timestamp query index; fill value; reset count
+	shim_handle pipeline;      // dispatch
+	shim_handle layout;        // dispatch
+	shim_handle set;           // dispatch
+	shim_handle buf, buf2;     // fill/copy; query pool for timestamps
+	uint64_t off, off2, size;  // fill/copy
+	uint32_t push_words;
+	uint32_t push[SHIM_MAX_PUSH_WORDS];
+} shim_cmd;
+
+// Records n commands into cmdbuf (already begun). Returns 0.
+int shim_record(const shim_fns *f, shim_handle cmdbuf, const shim_cmd *cmds, int n);
+
+// Submits one command buffer with a fence. Returns a VkResult.
+int32_t shim_submit(const shim_fns *f, shim_handle queue, shim_handle cmdbuf, shim_handle fence);
+
+// Waits for a fence (timeout in ns) and resets it on success. Returns a VkResult.
+int32_t shim_wait_fence(const shim_fns *f, shim_handle device, shim_handle fence, uint64_t timeout);
+
+// Returns the fence status without waiting (VK_SUCCESS or VK_NOT_READY).
+int32_t shim_fence_status(const shim_fns *f, shim_handle device, shim_handle fence);
+
+// Begins (flags: 1 = one time submit) and ends a primary command buffer.
+int32_t shim_begin(const shim_fns *f, shim_handle cmdbuf, uint32_t one_time);
+int32_t shim_end(const shim_fns *f, shim_handle cmdbuf);
+int32_t shim_reset_cmdbuf(const shim_fns *f, shim_handle cmdbuf);
+
+
+
+// Newline-separated names; each returns the count or -1.
+int shim_instance_layers(char *buf, size_t len);
+int shim_instance_extensions(const char *layer, char *buf, size_t len);
+int shim_device_extensions(shim_handle instance, shim_handle phys, char *buf, size_t len);
+
+// A static VkValidationFeaturesEXT enabling synchronization validation, to be
+// chained into VkInstanceCreateInfo.pNext.
+void *shim_validation_features(void);
+#endif
