@@ -18,9 +18,9 @@ func TestMain(m *testing.M) { gputest.Main(m) }
 // Test kernels built straight from the shader files, so that the gpu
 // package is tested without the kernels package above it.
 var (
-	fillK = &gpu.Kernel{Name: "fill", SPIRV: shaders.SPIRV("fill"), Bindings: []gpu.BindingKind{gpu.ReadWrite}, PushWords: 2}
+	fillK = &gpu.Kernel{Name: "fill", SPIRV: shaders.SPIRV("fill"), Bindings: []gpu.BindingKind{gpu.ReadWrite}, PushWords: 3}
 	axpyK = &gpu.Kernel{Name: "axpy", SPIRV: shaders.SPIRV("axpy"),
-		Bindings: []gpu.BindingKind{gpu.ReadOnly, gpu.ReadWrite}, PushWords: 2}
+		Bindings: []gpu.BindingKind{gpu.ReadOnly, gpu.ReadWrite}, PushWords: 4}
 )
 
 func groups(n int) [3]uint32 { return [3]uint32{uint32((n + 255) / 256), 1, 1} }

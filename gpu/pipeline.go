@@ -27,21 +27,27 @@ const (
 	TexelRGBA32F
 	// TexelR32F is a uniform texel buffer of float texels.
 	TexelR32F
+	// ImageRGBA32F is a storage texel buffer (imageBuffer, rgba32f) the
+	// shader writes with imageStore.
+	ImageRGBA32F
 )
 
-func (k BindingKind) writes() bool { return k == ReadWrite }
-func (k BindingKind) texel() bool  { return k == TexelRGBA32F || k == TexelR32F }
+func (k BindingKind) writes() bool { return k == ReadWrite || k == ImageRGBA32F }
+func (k BindingKind) texel() bool  { return k == TexelRGBA32F || k == TexelR32F || k == ImageRGBA32F }
 
 func (k BindingKind) descriptorType() vk.DescriptorType {
-	if k.texel() {
+	switch k {
+	case TexelRGBA32F, TexelR32F:
 		return vk.DescriptorTypeUniformTexelBuffer
+	case ImageRGBA32F:
+		return vk.DescriptorTypeStorageTexelBuffer
 	}
 	return vk.DescriptorTypeStorageBuffer
 }
 
 func (k BindingKind) format() vk.Format {
 	switch k {
-	case TexelRGBA32F:
+	case TexelRGBA32F, ImageRGBA32F:
 		return vk.FormatR32g32b32a32Sfloat
 	case TexelR32F:
 		return vk.FormatR32Sfloat
@@ -50,7 +56,7 @@ func (k BindingKind) format() vk.Format {
 }
 
 func (k BindingKind) texelSize() int64 {
-	if k == TexelRGBA32F {
+	if k == TexelRGBA32F || k == ImageRGBA32F {
 		return 16
 	}
 	return 4
@@ -446,6 +452,7 @@ func (pc *pipelineCache) newPool() (vk.DescriptorPool, error) {
 	sizes := []vk.DescriptorPoolSize{
 		{Type: vk.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * MaxBindings},
 		{Type: vk.DescriptorTypeUniformTexelBuffer, DescriptorCount: setsPerPool * MaxBindings},
+		{Type: vk.DescriptorTypeStorageTexelBuffer, DescriptorCount: setsPerPool * MaxBindings},
 	}
 	ci := vk.DescriptorPoolCreateInfo{SType: vk.StructureTypeDescriptorPoolCreateInfo,
 		Flags:   vk.DescriptorPoolCreateFlags(vk.DescriptorPoolCreateFreeDescriptorSetBit),

@@ -1,10 +1,11 @@
 #version 450
-// y[i] = value for i < n.
+// y[yoff + i] = value for i < n.
 #include "elementwise.glsl"
 
 layout(push_constant) uniform Push {
 	uint n;
 	float value;
+	uint yoff;
 } p;
 
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
@@ -12,6 +13,6 @@ layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 void main() {
 	uint i = linearIndex();
 	if (i < p.n) {
-		y[i] = p.value;
+		y[p.yoff + i] = p.value;
 	}
 }
