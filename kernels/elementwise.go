@@ -7,10 +7,10 @@ import (
 )
 
 var (
-	fillKernel = kernel("fill", 3, gpu.ReadWrite)
+	fillKernel  = kernel("fill", 3, gpu.ReadWrite)
 	copyKernel4 = kernel("copy", 3, gpu.TexelRGBA32F, gpu.ReadWrite) // spec VEC4 = 1
 	copyKernel1 = kernel("copy", 3, gpu.TexelR32F, gpu.ReadWrite)    // spec VEC4 = 0
-	axpyKernel = kernel("axpy", 4, gpu.ReadOnly, gpu.ReadWrite)
+	axpyKernel  = kernel("axpy", 4, gpu.ReadOnly, gpu.ReadWrite)
 )
 
 // Fill sets y[i] = value for i < n. y is (n,).
