@@ -1,6 +1,9 @@
 package tasks
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Tokenizer turns text into token ids. Encode must append the end-of-sequence
 // id EOS, as T5's tokenizer does.
@@ -13,6 +16,10 @@ const (
 	PadID = 0
 	EOS   = 1 // </s>
 )
+
+// ErrTargetTooLong marks a target with more tokens than the task's
+// target length; Encode wraps it.
+var ErrTargetTooLong = errors.New("target longer than the task's target length")
 
 // Encoded is an example as token ids.
 type Encoded struct {
@@ -56,8 +63,8 @@ func EncodeLen(tok Tokenizer, ex Example, maxInput, targetLen int) (Encoded, err
 		return Encoded{}, fmt.Errorf("%s: target: %w", ex.Pos, err)
 	}
 	if len(tg) > targetLen {
-		return Encoded{}, fmt.Errorf("%s: target %q is %d tokens with </s>, longer than the task's target length %d",
-			ex.Pos, ex.Target, len(tg), targetLen)
+		return Encoded{}, fmt.Errorf("%s: %w: %q is %d tokens with </s>, target length %d",
+			ex.Pos, ErrTargetTooLong, ex.Target, len(tg), targetLen)
 	}
 	e.Target = make([]int, targetLen)
 	copy(e.Target, tg)

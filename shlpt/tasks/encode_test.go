@@ -62,7 +62,7 @@ func TestEncodeErrors(t *testing.T) {
 	tk, _ := Lookup("sst2") // target length 2
 	ex := Example{Input: "x", Target: "two words", Pos: Position{"f.tsv", 9}}
 	_, err := Encode(wordTokenizer{}, tk, ex)
-	if err == nil || !strings.Contains(err.Error(), "f.tsv:9: target \"two words\" is 3 tokens") || !strings.Contains(err.Error(), "target length 2") {
+	if !errors.Is(err, ErrTargetTooLong) || !strings.Contains(err.Error(), "f.tsv:9: ") || !strings.Contains(err.Error(), `"two words" is 3 tokens`) || !strings.Contains(err.Error(), "target length 2") {
 		t.Errorf("long target: %v", err)
 	}
 	_, err = Encode(wordTokenizer{noEOS: true}, tk, Example{Input: "x", Target: "y"})
