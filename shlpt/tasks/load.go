@@ -35,6 +35,8 @@ type Data struct {
 	Task               *Task
 	Seed               uint64
 	Train, Valid, Test []Example
+	// Notes says where the data departs from what the reference would use.
+	Notes []string
 	// Reports describe the files read: train, then valid when read from
 	// its own file, then test.
 	Reports []*FileReport
@@ -47,7 +49,7 @@ func Load(t *Task, files Files, seed uint64, cfg Config) (*Data, error) {
 		return nil, err
 	}
 	d := &Data{Task: t, Seed: seed}
-	read := func(split, path string) ([]Example, [][]int, error) {
+	read := func(split, path, rows string) ([]Example, [][]int, error) {
 		if path == "" {
 			return nil, nil, fmt.Errorf("task %s: no %s file given", t.Name, split)
 		}
@@ -59,11 +61,25 @@ func Load(t *Task, files Files, seed uint64, cfg Config) (*Data, error) {
 			return nil, nil, err
 		}
 		d.Reports = append(d.Reports, rep)
+		if rows != "" {
+			if rep.Skipped > 0 || rep.Dropped > 0 {
+				return nil, nil, fmt.Errorf("task %s: row filter %s needs every row of %s, but %d were skipped or dropped",
+					t.Name, rows, path, rep.Skipped+rep.Dropped)
+			}
+			if exs, err = keepRows(exs, rows); err != nil {
+				return nil, nil, fmt.Errorf("task %s: %w", t.Name, err)
+			}
+			rep.RowFilter, rep.Examples = rows, len(exs)
+			rep.PerClass = CountByClass(t, exs)
+		}
 		pools, err := classPools(t, exs, split, path)
 		return exs, pools, err
 	}
 
-	trainEx, trainPools, err := read("train", files.Train)
+	if t.Name == "yahoo" && (files.TrainRows == "" || files.TestRows == "") {
+		d.Notes = append(d.Notes, "yahoo: rows are not filtered by good_id_yahoo_{train,test}2.npy as in the reference (set Files.TrainRows and TestRows)")
+	}
+	trainEx, trainPools, err := read("train", files.Train, files.TrainRows)
 	if err != nil {
 		return nil, err
 	}
@@ -82,14 +98,14 @@ func Load(t *Task, files Files, seed uint64, cfg Config) (*Data, error) {
 			d.Valid = appendPicks(d.Valid, trainEx, picks[n:])
 		}
 	} else {
-		validEx, validPools, err := read("valid", files.Valid)
+		validEx, validPools, err := read("valid", files.Valid, "")
 		if err != nil {
 			return nil, err
 		}
 		d.Train = drawAll(seed, t, "train", trainEx, trainPools, cfg.KTrain)
 		d.Valid = drawAll(seed, t, "valid", validEx, validPools, cfg.KVal)
 	}
-	testEx, testPools, err := read("test", files.Test)
+	testEx, testPools, err := read("test", files.Test, files.TestRows)
 	if err != nil {
 		return nil, err
 	}

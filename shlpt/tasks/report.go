@@ -14,6 +14,9 @@ type FileReport struct {
 	Examples int
 	// Dropped counts rows left out by design (MNLI label "-").
 	Dropped int
+	// RowFilter is the .npy file of row indices applied, if any; Examples
+	// then counts the rows it kept.
+	RowFilter string
 	// Skipped counts malformed rows left out because ReadOptions.SkipMalformed
 	// was set; SkippedErrors keeps the first few of their errors.
 	Skipped       int
@@ -27,6 +30,9 @@ func (r *FileReport) String() string {
 	s := fmt.Sprintf("%s: %d rows, %d examples", r.File, r.Rows, r.Examples)
 	if r.Dropped > 0 {
 		s += fmt.Sprintf(", %d dropped (no gold label)", r.Dropped)
+	}
+	if r.RowFilter != "" {
+		s += fmt.Sprintf(" after row filter %s", r.RowFilter)
 	}
 	if r.Skipped > 0 {
 		s += fmt.Sprintf(", %d malformed rows skipped", r.Skipped)

@@ -86,6 +86,7 @@ func dataTasks(args []string, stdout io.Writer) error {
 type dataFlags struct {
 	data, task, format       string
 	train, valid, test       string
+	trainRows, testRows      string
 	seed                     uint64
 	kTrain, kVal, kTest      int
 	skipMalformed, accumRefs bool
@@ -101,6 +102,8 @@ func addDataFlags(fs *pflag.FlagSet) *dataFlags {
 	fs.StringVar(&d.train, "train", "", "train file (default: from --data)")
 	fs.StringVar(&d.valid, "valid", "", "valid file; without it valid examples come from the train file")
 	fs.StringVar(&d.test, "test", "", "test file (default: from --data)")
+	fs.StringVar(&d.trainRows, "train-rows", "", "NumPy .npy file of train-file rows to use (default for yahoo: <data>/good_id_yahoo/good_id_yahoo_train2.npy if present)")
+	fs.StringVar(&d.testRows, "test-rows", "", "NumPy .npy file of test-file rows to use (default for yahoo: <data>/good_id_yahoo/good_id_yahoo_test2.npy if present)")
 	fs.IntVar(&d.kTrain, "k-train", def.KTrain, "train examples per class (-1: all)")
 	fs.IntVar(&d.kVal, "k-val", def.KVal, "valid examples per class (-1: all)")
 	fs.IntVar(&d.kTest, "k-test", def.KTest, "test examples per class (-1: all)")
@@ -139,6 +142,12 @@ func (d *dataFlags) load() (*tasks.Data, error) {
 	if d.test != "" {
 		files.Test = d.test
 	}
+	if d.trainRows != "" {
+		files.TrainRows = d.trainRows
+	}
+	if d.testRows != "" {
+		files.TestRows = d.testRows
+	}
 	cfg := tasks.Config{
 		KTrain: d.kTrain, KVal: d.kVal, KTest: d.kTest,
 		Read: tasks.ReadOptions{SkipMalformed: d.skipMalformed, MultiRCAccumulate: d.accumRefs},
@@ -172,6 +181,7 @@ func dataStats(args []string, stdout io.Writer) error {
 			}
 			out[s.name] = m
 		}
+		printNotes(os.Stderr, data) // stdout holds only the JSON object
 		b, err := json.Marshal(out)
 		if err != nil {
 			return err
@@ -183,6 +193,7 @@ func dataStats(args []string, stdout io.Writer) error {
 	for _, r := range data.Reports {
 		printReport(stdout, r)
 	}
+	printNotes(stdout, data)
 	fmt.Fprintln(stdout)
 	width := len("label")
 	for _, name := range names {
@@ -203,6 +214,13 @@ func dataStats(args []string, stdout io.Writer) error {
 	}
 	row("total", total[0], total[1], total[2])
 	return nil
+}
+
+// printNotes prints where the data departs from the reference's.
+func printNotes(w io.Writer, d *tasks.Data) {
+	for _, n := range d.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
 }
 
 // printReport prints what reading a file found, including skipped rows.
@@ -252,6 +270,7 @@ func dataShow(args []string, stdout io.Writer) error {
 	for _, r := range data.Reports {
 		printReport(stdout, r)
 	}
+	printNotes(stdout, data)
 	var enc []tasks.Encoded
 	if tok != nil {
 		if enc, err = encodeAll(stdout, tok, t, exs); err != nil {

@@ -115,6 +115,18 @@ func TestDataStatsText(t *testing.T) {
 	}
 }
 
+// Yahoo without the reference's row filter says so.
+func TestDataStatsNote(t *testing.T) {
+	root := testenv.Data(t)
+	dir := filepath.Join(root, "lfpt5/yahoo_answers_csv/0_42")
+	code, out, errs := runCLI("data", "stats", "--task", "yahoo", "--format", "lfpt5-txt",
+		"--train", filepath.Join(dir, "train.txt"), "--valid", filepath.Join(dir, "valid.txt"), "--test", filepath.Join(dir, "test.txt"))
+	if code != 0 || !strings.Contains(out, "note: yahoo: rows are not filtered by good_id_yahoo") || !strings.Contains(out, "\ntotal ") ||
+		strings.Join(strings.Fields(out[strings.LastIndex(out, "\ntotal "):]), " ") != "total 160 160 1000" {
+		t.Errorf("exit %d, stdout %s, stderr %s", code, out, errs)
+	}
+}
+
 // A malformed row fails with its file and line; --skip-malformed counts it.
 func TestDataSkipMalformed(t *testing.T) {
 	dir := t.TempDir()
