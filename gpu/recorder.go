@@ -52,9 +52,7 @@ type Recorder struct {
 // after every dispatch; Timings reports them after the work finished.
 func (d *Device) NewRecorder(profile bool) *Recorder {
 	r := &Recorder{d: d, blocks: map[*block]struct{}{}, profile: profile && d.info.TimestampValidBits > 0}
-	if r.profile {
-		r.cmds = append(r.cmds, cmd{op: cmdResetQueries}, cmd{op: cmdTimestamp})
-	}
+	r.start()
 	return r
 }
 
@@ -295,6 +293,14 @@ func (r *Recorder) reset() {
 	r.blocks = map[*block]struct{}{}
 	r.err = nil
 	r.barriers = 0
+	r.start()
+}
+
+// start begins a command buffer with a barrier: work submitted earlier on
+// the queue may still be running, and this recording may read what it
+// wrote (or reuse its memory).
+func (r *Recorder) start() {
+	r.cmds = append(r.cmds, cmd{op: cmdBarrier})
 	if r.profile {
 		r.cmds = append(r.cmds, cmd{op: cmdResetQueries}, cmd{op: cmdTimestamp})
 	}

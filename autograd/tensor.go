@@ -1,0 +1,209 @@
+package autograd
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/shlpt-vk/shlpt-vk/gpu"
+	"github.com/shlpt-vk/shlpt-vk/kernels"
+)
+
+// DType is the element type of a tensor's storage. Arithmetic is fp32
+// throughout; other storage types are converted by the kernels that read them.
+type DType uint8
+
+// Element types. Half-precision storage types can be added here; ops check
+// the types they accept and report others as errors.
+const (
+	F32 DType = iota
+	I32
+)
+
+func (t DType) String() string {
+	switch t {
+	case F32:
+		return "f32"
+	case I32:
+		return "i32"
+	}
+	return fmt.Sprintf("dtype(%d)", uint8(t))
+}
+
+// Size is the element size in bytes.
+func (t DType) Size() int { return 4 }
+
+// storage is device memory shared by a tensor and its views. refs counts
+// tensor handles and tape references; the memory is freed when it drops to 0.
+type storage struct {
+	buf  *gpu.Buffer
+	refs int
+}
+
+// Tensor is an n-dimensional array on the device: a row-major, contiguous
+// range of a storage buffer. It may be a leaf (created by the user: inputs
+// and parameters) or the output of an op recorded on the engine's tape.
+//
+// Handles are reference counted by hand: an op's output belongs to the
+// caller, who calls Release when done with it. The tape keeps its own
+// references to what backward needs, so releasing a tensor early never
+// breaks backward; memory is reused as soon as nobody needs it.
+type Tensor struct {
+	e        *Engine
+	st       *storage
+	off      int64 // element offset into the storage
+	shape    []int
+	dtype    DType
+	name     string
+	released bool
+
+	requiresGrad bool
+	leaf         bool
+	grad         *Tensor
+	node         *node // op that produced this tensor, nil for leaves
+}
+
+// Shape returns a copy of the dimensions.
+func (t *Tensor) Shape() []int { return append([]int(nil), t.shape...) }
+
+// Dim returns dimension i; negative i counts from the end.
+func (t *Tensor) Dim(i int) int {
+	if i < 0 {
+		i += len(t.shape)
+	}
+	return t.shape[i]
+}
+
+// Rank is the number of dimensions.
+func (t *Tensor) Rank() int { return len(t.shape) }
+
+// DType is the element type.
+func (t *Tensor) DType() DType { return t.dtype }
+
+// Len is the number of elements.
+func (t *Tensor) Len() int { return numel(t.shape) }
+
+// Name is the tensor's name (for parameters and error messages).
+func (t *Tensor) Name() string { return t.name }
+
+// SetName names the tensor and returns it.
+func (t *Tensor) SetName(n string) *Tensor { t.name = n; return t }
+
+// RequiresGrad reports whether gradients flow to this tensor.
+func (t *Tensor) RequiresGrad() bool { return t.requiresGrad }
+
+// SetRequiresGrad marks a leaf as trainable (or frozen). Frozen tensors get
+// no gradient and ops skip computing one for them.
+func (t *Tensor) SetRequiresGrad(v bool) *Tensor {
+	if t.leaf {
+		t.requiresGrad = v
+	}
+	return t
+}
+
+// Grad returns the accumulated gradient, or nil.
+func (t *Tensor) Grad() *Tensor { return t.grad }
+
+// ZeroGrad drops the accumulated gradient.
+func (t *Tensor) ZeroGrad() {
+	if t.grad != nil {
+		t.grad.Release()
+		t.grad = nil
+	}
+}
+
+// Mem is the tensor's device memory for kernels.
+func (t *Tensor) Mem() kernels.Mem { return kernels.Mem{Buf: t.st.buf, Off: t.off} }
+
+// Buffer is the underlying device buffer (shared with views).
+func (t *Tensor) Buffer() *gpu.Buffer { return t.st.buf }
+
+// String describes the tensor: name, shape and type.
+func (t *Tensor) String() string {
+	if t == nil {
+		return "<nil tensor>"
+	}
+	s := shapeString(t.shape)
+	if t.dtype != F32 {
+		s += " " + t.dtype.String()
+	}
+	if t.name != "" {
+		return t.name + " " + s
+	}
+	return s
+}
+
+func shapeString(shape []int) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = fmt.Sprint(d)
+	}
+	return "(" + strings.Join(parts, ",") + ")"
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Release drops this handle. The memory is freed once no handle and no
+// recorded op needs it. Releasing twice, or releasing nil, does nothing.
+func (t *Tensor) Release() {
+	if t == nil || t.released {
+		return
+	}
+	t.released = true
+	t.e.unref(t.st)
+	if t.leaf {
+		t.ZeroGrad()
+	}
+}
+
+// Released reports whether Release was called on this handle.
+func (t *Tensor) Released() bool { return t.released }
+
+// View returns a new handle on elements [start, start+numel(shape)) of t,
+// sharing its memory. It is not differentiable; use Slice ops for that.
+func (t *Tensor) View(start int, shape ...int) *Tensor {
+	e := t.e
+	if !e.ok() {
+		return e.poisoned(shape, t.dtype)
+	}
+	if err := t.usable("view"); err != nil {
+		e.fail(err)
+		return e.poisoned(shape, t.dtype)
+	}
+	n := numel(shape)
+	if start < 0 || start+n > t.Len() {
+		e.fail(fmt.Errorf("view: elements [%d,%d) of %v", start, start+n, t))
+		return e.poisoned(shape, t.dtype)
+	}
+	t.st.refs++
+	return &Tensor{e: e, st: t.st, off: t.off + int64(start), shape: append([]int(nil), shape...), dtype: t.dtype}
+}
+
+// Reshape returns a view of t with another shape of the same size. The
+// result shares memory and, when t requires grad, passes gradients through.
+func (t *Tensor) Reshape(shape ...int) *Tensor {
+	e := t.e
+	if numel(shape) != t.Len() {
+		e.fail(fmt.Errorf("reshape: %v to %v changes the size", t, shapeString(shape)))
+		return e.poisoned(shape, t.dtype)
+	}
+	return reshape(t, shape)
+}
+
+func (t *Tensor) usable(op string) error {
+	if t == nil {
+		return fmt.Errorf("%s: nil tensor", op)
+	}
+	if t.released {
+		return fmt.Errorf("%s: tensor %v used after Release", op, t)
+	}
+	if t.st == nil || t.st.buf == nil || t.st.buf.Freed() {
+		return fmt.Errorf("%s: tensor %v has no memory (freed)", op, t)
+	}
+	return nil
+}
