@@ -2,9 +2,13 @@ package tasks
 
 import (
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
 
 // wordTokenizer gives each word the id 100+its length and appends EOS.
@@ -76,4 +80,64 @@ func TestEncodeErrors(t *testing.T) {
 	if _, err := EncodeLen(wordTokenizer{}, ex, 0, 2); err == nil {
 		t.Error("zero input length accepted")
 	}
+}
+
+// With T5's tokenizer every label word fits its task's target length, as the
+// reference's assertion requires; rte and qqp need all 6.
+func TestLabelWordsFit(t *testing.T) {
+	tok, err := tokenizer.Load(testenv.Tokenizer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range All() {
+		for _, w := range tk.Labels {
+			e, err := Encode(tok, tk, Example{Input: "x", Target: w})
+			if err != nil {
+				t.Errorf("%s: %v", tk.Name, err)
+				continue
+			}
+			if n := targetLen(e.Target); tk.Name == "rte" && w == "not_entailment" && n != 6 {
+				t.Errorf("rte %q is %d tokens, want 6", w, n)
+			}
+		}
+	}
+}
+
+// SQuAD dev answers fit 76 tokens; long contexts are truncated to 256.
+func TestEncodeReal(t *testing.T) {
+	tok, err := tokenizer.Load(testenv.Tokenizer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := testenv.Data(t)
+	sq, _ := Lookup("squad")
+	exs, _, err := ReadFile(sq, SQuADJSON, filepath.Join(root, "squad_v2/dev-v2.0.json"), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := 0
+	for _, ex := range exs[:1000] {
+		e, err := Encode(tok, sq, ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Input) > MaxInputLen || e.Input[len(e.Input)-1] != EOS || len(e.Target) != sq.TargetLen {
+			t.Fatalf("%s: input %d ids, target %d", ex.Pos, len(e.Input), len(e.Target))
+		}
+		if e.Truncated {
+			truncated++
+		}
+	}
+	if truncated == 0 {
+		t.Error("no SQuAD input was truncated; contexts are often longer than 256 tokens")
+	}
+}
+
+func targetLen(ids []int) int {
+	for i, id := range ids {
+		if id == EOS {
+			return i + 1
+		}
+	}
+	return len(ids)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
+	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
 
 func init() {
@@ -338,6 +339,10 @@ func targetTokens(ids []int) int {
 }
 
 // loadTokenizer opens the T5 tokenizer in dir.
-var loadTokenizer = func(dir string) (tasks.Tokenizer, error) {
-	return nil, errors.New("--tokenizer: the T5 tokenizer package (t5/tokenizer) is not available yet")
+func loadTokenizer(dir string) (tasks.Tokenizer, error) {
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--tokenizer: %w", err)
+	}
+	return tok, nil
 }

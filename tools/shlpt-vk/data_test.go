@@ -160,6 +160,24 @@ func TestDataShow(t *testing.T) {
 	}
 }
 
+func TestDataShowTokenizer(t *testing.T) {
+	root := testenv.Data(t)
+	tok := testenv.Tokenizer(t)
+	dev := filepath.Join(root, "squad_v2/dev-v2.0.json")
+	code, out, errs := runCLI("data", "show", "--task", "squad", "--format", "squad-json", "--train", dev, "--test", dev,
+		"--tokenizer", tok, "-n", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, " of 300 inputs truncated to 256 (longest ") || !strings.Contains(out, "\ntokens: input ") {
+		t.Errorf("output:\n%s", out)
+	}
+	code, _, errs = runCLI("data", "show", "--task", "cb", "--data", root, "--tokenizer", t.TempDir())
+	if code != 1 || !strings.Contains(errs, "--tokenizer") {
+		t.Errorf("missing tokenizer: exit %d, %s", code, errs)
+	}
+}
+
 func TestDataErrors(t *testing.T) {
 	root := testenv.Data(t)
 	for _, tc := range []struct {
