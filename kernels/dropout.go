@@ -1,0 +1,93 @@
+package kernels
+
+import (
+	"fmt"
+
+	"github.com/shlpt-vk/shlpt-vk/gpu"
+)
+
+var (
+	dropoutKernel     = kernel("dropout", 6, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadOnly)
+	dropoutTickKernel = kernel("dropout_tick", 1, gpu.ReadWrite)
+)
+
+// Dropout sets y[i] = x[i]/(1−p) where element i is kept and 0 where it is
+// dropped, for i < n; each element is dropped with probability p. The mask
+// is a function of (seed[0], site, i): seed is a one-element uint32 device
+// buffer (advance it each step with DropoutTick), site distinguishes the
+// dropout layers of a model. The backward pass is the same call on the
+// output gradient (with the same seed and site), which gives the input
+// gradient. With accumulate, y is added to instead of overwritten.
+// x and y are (n,); they may be the same array only when accumulate is false.
+func Dropout(r *gpu.Recorder, y, x Mem, n int64, p float32, seed Mem, site uint32, accumulate bool) error {
+	const op = "dropout"
+	if p < 0 || p >= 1 {
+		return fmt.Errorf("%s: probability %v outside [0, 1)", op, p)
+	}
+	for _, c := range []struct {
+		m    Mem
+		name string
+		n    int64
+	}{{x, "x", n}, {y, "y", n}, {seed, "seed", 1}} {
+		if err := c.m.check(op, c.name, c.n); err != nil {
+			return err
+		}
+	}
+	d := y.Buf.Device()
+	acc := uint32(0)
+	if accumulate {
+		acc = 1
+	}
+	pl, err := pipeline(d, op, dropoutKernel, acc)
+	if err != nil {
+		return err
+	}
+	sb, so := span(d, seed, 1)
+	return chunks(n, maxElems(d), func(lo, hi int64) error {
+		if lo > 0 {
+			// Chunks would restart the element index; the mask must be a
+			// function of the global index.
+			return fmt.Errorf("%s: %d elements exceed one binding (%d)", op, n, maxElems(d))
+		}
+		xb, xo := texelSpan(d, x.At(lo), hi-lo, 1)
+		yb, yo := span(d, y.At(lo), hi-lo)
+		return r.Dispatch(pl, grid1D(d, hi-lo), []uint32{uint32(hi - lo), f32(p), site, xo, yo, so}, xb, yb, sb)
+	})
+}
+
+// DropoutTick advances the dropout seed (a one-element uint32 array) by one.
+func DropoutTick(r *gpu.Recorder, seed Mem) error {
+	const op = "dropout tick"
+	if err := seed.check(op, "seed", 1); err != nil {
+		return err
+	}
+	d := seed.Buf.Device()
+	pl, err := pipeline(d, op, dropoutTickKernel)
+	if err != nil {
+		return err
+	}
+	sb, so := span(d, seed, 1)
+	return r.Dispatch(pl, [3]uint32{1, 1, 1}, []uint32{so}, sb)
+}
+
+// dropKeep is shaders/dropout.glsl's decision in Go.
+func dropKeep(seed, site, index uint32, p float32) bool {
+	h := index*0x9E3779B1 ^ (site*0x85EBCA77 + seed*0xC2B2AE3D)
+	h ^= h >> 16
+	h *= 0x85EBCA6B
+	h ^= h >> 13
+	h *= 0xC2B2AE35
+	h ^= h >> 16
+	return float32(h>>8)*(1.0/16777216.0) >= p
+}
+
+// DropoutRef is the float64 reference of Dropout (without accumulate).
+func DropoutRef(y, x []float64, p float32, seed, site uint32) {
+	for i := range x {
+		if dropKeep(seed, site, uint32(i), p) {
+			y[i] = x[i] / (1 - float64(p))
+		} else {
+			y[i] = 0
+		}
+	}
+}
