@@ -90,7 +90,8 @@ func Load(dir string) (*Tokenizer, error) {
 
 func fromConfig(cfg *sugarme.Config) (*Tokenizer, error) {
 	t := &Tokenizer{ids: map[string]int{}}
-	if err := t.loadModel(cfg.Model); err != nil {
+	scores, unkID, err := t.loadModel(cfg.Model)
+	if err != nil {
 		return nil, fmt.Errorf("model: %v", err)
 	}
 	if err := t.loadAdded(cfg.AddedTokens); err != nil {
@@ -100,14 +101,13 @@ func fromConfig(cfg *sugarme.Config) (*Tokenizer, error) {
 	for id := range matchable {
 		matchable[id] = !t.added.has(id)
 	}
-	t.model = newUnigram(t.pieces, t.model.scores, matchable, t.model.unkID)
+	t.model = newUnigram(t.pieces, scores, matchable, unkID)
 	if err := t.loadNormalizer(cfg.Normalizer); err != nil {
 		return nil, fmt.Errorf("normalizer: %v", err)
 	}
 	if t.norm == nil {
 		return nil, errors.New("normalizer: no Precompiled charsmap")
 	}
-	var err error
 	if t.prepend, err = metaspaceScheme(cfg.PreTokenizer); err != nil {
 		return nil, fmt.Errorf("pre_tokenizer: %v", err)
 	}
@@ -120,28 +120,29 @@ func fromConfig(cfg *sugarme.Config) (*Tokenizer, error) {
 	return t, nil
 }
 
-// loadModel reads the Unigram vocabulary.
-func (t *Tokenizer) loadModel(m map[string]any) error {
+// loadModel reads the Unigram vocabulary into t.pieces and t.ids and
+// returns the scores and the unknown id.
+func (t *Tokenizer) loadModel(m map[string]any) ([]float32, int, error) {
 	if m["type"] != "Unigram" {
-		return fmt.Errorf("type %v is not Unigram", m["type"])
+		return nil, 0, fmt.Errorf("type %v is not Unigram", m["type"])
 	}
 	if fb, _ := m["byte_fallback"].(bool); fb {
-		return errors.New("byte_fallback is not supported")
+		return nil, 0, errors.New("byte_fallback is not supported")
 	}
 	vocab, ok := m["vocab"].([]any)
 	if !ok || len(vocab) == 0 {
-		return errors.New("vocab missing or empty")
+		return nil, 0, errors.New("vocab missing or empty")
 	}
 	scores := make([]float32, len(vocab))
 	for id, e := range vocab {
 		pair, ok := e.([]any)
 		if !ok || len(pair) != 2 {
-			return fmt.Errorf("vocab entry %d is not [piece, score]", id)
+			return nil, 0, fmt.Errorf("vocab entry %d is not [piece, score]", id)
 		}
 		piece, ok1 := pair[0].(string)
 		score, ok2 := pair[1].(float64)
 		if !ok1 || !ok2 || math.IsNaN(score) {
-			return fmt.Errorf("vocab entry %d is not [piece, score]", id)
+			return nil, 0, fmt.Errorf("vocab entry %d is not [piece, score]", id)
 		}
 		if _, dup := t.ids[piece]; !dup {
 			t.ids[piece] = id
@@ -153,10 +154,9 @@ func (t *Tokenizer) loadModel(m map[string]any) error {
 	}
 	unk, ok := m["unk_id"].(float64)
 	if !ok || unk != math.Trunc(unk) || unk < 0 || int(unk) >= len(t.pieces) {
-		return fmt.Errorf("unk_id %v is not a vocabulary id", m["unk_id"])
+		return nil, 0, fmt.Errorf("unk_id %v is not a vocabulary id", m["unk_id"])
 	}
-	t.model = &unigram{scores: scores, unkID: int(unk)}
-	return nil
+	return scores, int(unk), nil
 }
 
 // loadAdded reads the added tokens (T5: <pad>, </s>, <unk>, <extra_id_N>).
