@@ -14,7 +14,7 @@ import (
 
 var (
 	arithKernel4 = kernel("arith", 10, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.TexelRGBA32F, gpu.ReadWrite) // VEC4 = 1
-	arithKernel1 = kernel("arith", 10, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)       // VEC4 = 0
+	arithKernel1 = kernel("arith", 10, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)          // VEC4 = 0
 )
 
 // The OP specialization constant of shaders/arith.comp.
