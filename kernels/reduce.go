@@ -92,15 +92,16 @@ func arRowGrid(d *gpu.Device, rows int64) [3]uint32 {
 	return [3]uint32{uint32((rows + y - 1) / y), uint32(y), 1}
 }
 
-// redSlabs splits an (outer, axis, inner) array into pieces whose elements fit
-// in limit: whole outer slices when one fits, else runs of the axis inside
-// one outer slice. f gets the piece's first outer index and count, and its
-// first axis index and count.
-func redSlabs(op string, outer, axis, inner, limit int64, f func(o0, no, a0, na int64) error) error {
+// redSlabs splits an (outer, axis, inner) array into pieces whose elements
+// fit in limit and whose runs along the axis are at most maxRun long: whole
+// outer slices when they qualify, else runs of the axis inside one outer
+// slice. f gets the piece's first outer index and count, and its first axis
+// index and count.
+func redSlabs(op string, outer, axis, inner, limit, maxRun int64, f func(o0, no, a0, na int64) error) error {
 	if inner > limit {
 		return fmt.Errorf("%s: inner dimension %d exceeds the %d elements one binding may hold", op, inner, limit)
 	}
-	if slice := axis * inner; slice <= limit {
+	if slice := axis * inner; slice <= limit && axis <= maxRun {
 		per := limit / slice
 		for o0 := int64(0); o0 < outer; o0 += per {
 			if err := f(o0, min(per, outer-o0), 0, axis); err != nil {
@@ -109,7 +110,7 @@ func redSlabs(op string, outer, axis, inner, limit int64, f func(o0, no, a0, na 
 		}
 		return nil
 	}
-	per := limit / inner
+	per := min(limit/inner, maxRun)
 	for o0 := int64(0); o0 < outer; o0++ {
 		for a0 := int64(0); a0 < axis; a0 += per {
 			if err := f(o0, 1, a0, min(per, axis-a0)); err != nil {
@@ -118,6 +119,18 @@ func redSlabs(op string, outer, axis, inner, limit int64, f func(o0, no, a0, na 
 		}
 	}
 	return nil
+}
+
+// arLoopCap is the most iterations a shader loop may run per invocation.
+// lavapipe stops every loop of an invocation once their iterations add up
+// to 65535 (a guard against infinite loops), silently: kernels keep each
+// loop at most this long, so that a few loops together stay below the
+// guard, and split longer work into pieces.
+func arLoopCap(d *gpu.Device) int64 {
+	if info := d.Info(); info.IsLavapipe() {
+		return 16384
+	}
+	return 1 << 40
 }
 
 // reduceArgs describes one reduction: y (outer, inner) from x (outer, axis,
@@ -152,13 +165,15 @@ func reduceRows(r *gpu.Recorder, d *gpu.Device, a reduceArgs) error {
 	if vec4 {
 		k, texel = reduceRowsKernel4, 4
 	}
-	p, err := pipeline(d, a.op, k, reduceWG(d), arFlag(vec4), a.kind)
+	wg := reduceWG(d)
+	p, err := pipeline(d, a.op, k, wg, arFlag(vec4), a.kind)
 	if err != nil {
 		return err
 	}
-	return redSlabs(a.op, a.outer, a.axis, 1, arBindElems(d), func(o0, no, a0, na int64) error {
+	maxRun := int64(wg) * texel * arLoopCap(d)
+	return redSlabs(a.op, a.outer, a.axis, 1, arBindElems(d), maxRun, func(o0, no, a0, na int64) error {
 		if a0 > 0 && a.kind == reduceMax {
-			return fmt.Errorf("%s: a row of %d elements exceeds what one binding may hold", a.op, a.axis)
+			return fmt.Errorf("%s: rows of %d elements are longer than this device can reduce in one piece", a.op, a.axis)
 		}
 		start := o0*a.axis + a0
 		xb, xo := texelSpan(d, a.x.At(start), no*na, texel)
@@ -210,9 +225,9 @@ func reduceCols(r *gpu.Recorder, d *gpu.Device, a reduceArgs) error {
 	if blocks > int64(maxCount[0]) {
 		return fmt.Errorf("%s: inner dimension %d needs %d workgroups; the device allows %d", a.op, a.inner, blocks, maxCount[0])
 	}
-	return redSlabs(a.op, a.outer, a.axis, a.inner, arBindElems(d), func(o0, no, a0, na int64) error {
+	return redSlabs(a.op, a.outer, a.axis, a.inner, arBindElems(d), int64(wy)*arLoopCap(d), func(o0, no, a0, na int64) error {
 		if a0 > 0 && a.kind == reduceMax {
-			return fmt.Errorf("%s: a slice of %dx%d elements exceeds what one binding may hold", a.op, a.axis, a.inner)
+			return fmt.Errorf("%s: slices of %dx%d elements are larger than this device can reduce in one piece", a.op, a.axis, a.inner)
 		}
 		start := (o0*a.axis + a0) * a.inner
 		xb, xo := texelSpan(d, a.x.At(start), no*na*a.inner, texel)
@@ -312,7 +327,7 @@ func sumLikeBackward(r *gpu.Recorder, name string, dx, dy Mem, outer, axis, inne
 	if err != nil {
 		return err
 	}
-	return redSlabs(op, outer, axis, inner, arBindElems(d), func(o0, no, a0, na int64) error {
+	return redSlabs(op, outer, axis, inner, arBindElems(d), axis, func(o0, no, a0, na int64) error {
 		start := (o0*axis + a0) * inner
 		n := no * na * inner
 		dyb, dyo := texelSpan(d, dy.At(o0*inner), no*inner, texel)
@@ -358,7 +373,7 @@ func scatterMax(r *gpu.Recorder, d *gpu.Device, op string, dx, dy, idx Mem, oute
 	if err != nil {
 		return err
 	}
-	return redSlabs(op, outer, axis, inner, arBindElems(d), func(o0, no, a0, na int64) error {
+	return redSlabs(op, outer, axis, inner, arBindElems(d), axis, func(o0, no, a0, na int64) error {
 		dyb, dyo := texelSpan(d, dy.At(o0*inner), no*inner, 1)
 		ib, io := span(d, idx.At(o0*inner), no*inner)
 		dxb, dxo := span(d, dx.At((o0*axis+a0)*inner), no*na*inner)
@@ -442,9 +457,9 @@ func Cosine(r *gpu.Recorder, y, a, b Mem, n, C int64) error {
 	if err != nil {
 		return err
 	}
-	return redSlabs(op, n, C, 1, arBindElems(d), func(o0, no, a0, na int64) error {
+	return redSlabs(op, n, C, 1, arBindElems(d), int64(reduceWG(d))*texel*arLoopCap(d), func(o0, no, a0, na int64) error {
 		if a0 > 0 {
-			return fmt.Errorf("%s: a row exceeds what one binding may hold", op)
+			return fmt.Errorf("%s: rows of %d elements are longer than this device can reduce in one piece", op, C)
 		}
 		ab, ao := texelSpan(d, a.At(o0*C), no*C, texel)
 		bb, bo := texelSpan(d, b.At(o0*C), no*C, texel)
@@ -506,9 +521,9 @@ func CosineBackward(r *gpu.Recorder, da, db, dy, a, b Mem, n, C int64, accumulat
 	if db.Buf != nil {
 		flags |= 2
 	}
-	return redSlabs(op, n, C, 1, arBindElems(d), func(o0, no, a0, na int64) error {
+	return redSlabs(op, n, C, 1, arBindElems(d), int64(reduceWG(d))*texel*arLoopCap(d), func(o0, no, a0, na int64) error {
 		if a0 > 0 {
-			return fmt.Errorf("%s: a row exceeds what one binding may hold", op)
+			return fmt.Errorf("%s: rows of %d elements are longer than this device can reduce in one piece", op, C)
 		}
 		ab, ao := texelSpan(d, a.At(o0*C), no*C, texel)
 		bb, bo := texelSpan(d, b.At(o0*C), no*C, texel)
