@@ -1,0 +1,224 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+)
+
+// finfoMin is torch.finfo(torch.float32).min, HuggingFace's mask value.
+const finfoMin = -math.MaxFloat32
+
+type softmaxCase struct {
+	B, H, Tq, Tk  int
+	bias, mask    bool
+	causal        bool
+	qoff          int
+	pad           int64
+	maskAllBatch0 bool // batch element 0 has every key padded
+}
+
+func (c softmaxCase) String() string {
+	s := tlDims(c.B, c.H, c.Tq, c.Tk)
+	if c.bias {
+		s += "/bias"
+	}
+	if c.mask {
+		s += "/mask"
+	}
+	if c.maskAllBatch0 {
+		s += "-all"
+	}
+	if c.causal {
+		s += fmt.Sprintf("/causal%+d", c.qoff)
+	}
+	return s + fmt.Sprintf("/pad=%d", c.pad)
+}
+
+var softmaxCases = []softmaxCase{
+	{B: 1, H: 1, Tq: 1, Tk: 1},
+	{B: 1, H: 1, Tq: 1, Tk: 1, bias: true, mask: true, causal: true, pad: 1},
+	{B: 2, H: 3, Tq: 7, Tk: 7, pad: 1},
+	{B: 2, H: 3, Tq: 7, Tk: 7, bias: true, mask: true, causal: true, pad: 3},
+	{B: 1, H: 2, Tq: 33, Tk: 33, bias: true, pad: 2},
+	{B: 3, H: 2, Tq: 5, Tk: 129, bias: true, mask: true, pad: 1, maskAllBatch0: true},
+	{B: 2, H: 1, Tq: 3, Tk: 1000, mask: true, pad: 3},
+	{B: 2, H: 2, Tq: 9, Tk: 12, causal: true, qoff: -3, pad: 1},                         // rows 0..2 fully masked
+	{B: 2, H: 4, Tq: 1, Tk: 17, bias: true, mask: true, causal: true, qoff: 16, pad: 2}, // decoding step
+	{B: 1, H: 2, Tq: 6, Tk: 10, bias: true, causal: true, qoff: 4},
+	{B: 8, H: 2, Tq: 13, Tk: 406, bias: true, mask: true},
+}
+
+// softmaxInputs returns scores, bias and mask for c: large scores (to need
+// the max subtraction) and finfo.min padding at the end of each batch
+// element's keys.
+func softmaxInputs(c softmaxCase, rng interface{ NormFloat64() float64 }) (x, bias, mask []float64) {
+	n := c.B * c.H * c.Tq * c.Tk
+	x = make([]float64, n)
+	for i := range x {
+		x[i] = rng.NormFloat64() * 4
+		if i%11 == 3 {
+			x[i] += 80
+		}
+	}
+	x = tlF32(x)
+	if c.bias {
+		bias = make([]float64, c.H*c.Tq*c.Tk)
+		for i := range bias {
+			bias[i] = rng.NormFloat64() * 2
+		}
+		bias = tlF32(bias)
+	}
+	if c.mask {
+		mask = make([]float64, c.B*c.Tk)
+		for b := 0; b < c.B; b++ {
+			valid := c.Tk - b*c.Tk/(2*c.B) // later batch elements are padded more
+			if b == 0 && c.maskAllBatch0 {
+				valid = 0
+			}
+			for j := valid; j < c.Tk; j++ {
+				mask[b*c.Tk+j] = finfoMin
+			}
+		}
+	}
+	return x, bias, mask
+}
+
+func TestSoftmaxRefGradients(t *testing.T) {
+	rng := newRNG(31)
+	// Every row keeps at least one key: fully masked rows are constant.
+	c := softmaxCase{B: 2, H: 2, Tq: 3, Tk: 5, bias: true, mask: true, causal: true, qoff: 1}
+	x, bias, mask := softmaxInputs(c, rng)
+	for i := range x {
+		x[i] = rng.NormFloat64()
+	}
+	g := randn(rng, len(x), 1)
+	y := make([]float64, len(x))
+	loss := func(x, bias []float64) float64 {
+		SoftmaxRef(y, x, c.B, c.H, c.Tq, c.Tk, bias, mask, c.causal, c.qoff)
+		return dot(g, y)
+	}
+	loss(x, bias)
+	dx := make([]float64, len(x))
+	SoftmaxBackwardRef(dx, g, y, c.B*c.H*c.Tq, c.Tk)
+	checkNMSE(t, "dx", dx, numGrad(func(v []float64) float64 { return loss(v, bias) }, x, 1e-5), 1e-16)
+	db := make([]float64, len(bias))
+	SoftmaxBiasBackwardRef(db, dx, c.B, len(bias))
+	checkNMSE(t, "dbias", db, numGrad(func(v []float64) float64 { return loss(x, v) }, bias, 1e-5), 1e-16)
+}
+
+func TestSoftmax(t *testing.T) {
+	d := gputest.Device(t)
+	rng := newRNG(32)
+	for _, c := range softmaxCases {
+		t.Run(c.String(), func(t *testing.T) {
+			x, bias, mask := softmaxInputs(c, rng)
+			rows, N := c.B*c.H*c.Tq, c.H*c.Tq*c.Tk
+			n := rows * c.Tk
+			dy, dx0, db0 := tlF32(randn(rng, n, 1)), tlF32(randn(rng, n, 1)), tlF32(randn(rng, N, 1))
+			xm, ym := upload(t, d, x, c.pad), zeros(t, d, n, c.pad+1)
+			xi := upload(t, d, x, c.pad+2)
+			o := SoftmaxOpts{Causal: c.causal, QueryOffset: c.qoff}
+			if c.bias {
+				o.Bias = upload(t, d, bias, c.pad+3)
+			}
+			if c.mask {
+				o.Mask = upload(t, d, mask, 2*c.pad)
+			}
+			dym, dxm, dxa := upload(t, d, dy, c.pad+1), zeros(t, d, n, c.pad), upload(t, d, dx0, c.pad+3)
+			dbm, dba := zeros(t, d, N, c.pad+2), upload(t, d, db0, c.pad)
+			r := d.NewRecorder(false)
+			for _, err := range []error{
+				Softmax(r, ym, xm, c.B, c.H, c.Tq, c.Tk, o),
+				Softmax(r, xi, xi, c.B, c.H, c.Tq, c.Tk, o), // in place
+				SoftmaxBackward(r, dxm, dym, ym, rows, c.Tk, false),
+				SoftmaxBackward(r, dxa, dym, ym, rows, c.Tk, true),
+				SoftmaxBiasBackward(r, dbm, dxm, c.B, c.H, c.Tq, c.Tk, false),
+				SoftmaxBiasBackward(r, dba, dxm, c.B, c.H, c.Tq, c.Tk, true),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			run(t, r)
+			y := make([]float64, n)
+			SoftmaxRef(y, x, c.B, c.H, c.Tq, c.Tk, bias, mask, c.causal, c.qoff)
+			gotY := download(t, ym, n)
+			checkNMSE(t, "y", gotY, y, tolFP32)
+			checkNMSE(t, "y in place", download(t, xi, n), y, tolFP32)
+			// Masked keys are exactly 0, rows sum to 1.
+			for row := 0; row < rows; row++ {
+				s := 0.0
+				for j := 0; j < c.Tk; j++ {
+					if y[row*c.Tk+j] == 0 && gotY[row*c.Tk+j] != 0 {
+						t.Fatalf("row %d key %d: masked key got %v", row, j, gotY[row*c.Tk+j])
+					}
+					s += gotY[row*c.Tk+j]
+				}
+				if math.Abs(s-1) > 1e-5 {
+					t.Fatalf("row %d sums to %v", row, s)
+				}
+			}
+			// The backward is checked against the reference applied to the
+			// device's y, so that it measures the backward alone.
+			dx, db := make([]float64, n), make([]float64, N)
+			SoftmaxBackwardRef(dx, dy, gotY, rows, c.Tk)
+			checkNMSE(t, "dx", download(t, dxm, n), dx, tolFP32)
+			checkNMSE(t, "dx accumulated", download(t, dxa, n), tlAdd(dx0, dx), tolFP32)
+			SoftmaxBiasBackwardRef(db, download(t, dxm, n), c.B, N)
+			checkNMSE(t, "dbias", download(t, dbm, N), db, tolFP32)
+			checkNMSE(t, "dbias accumulated", download(t, dba, N), tlAdd(db0, db), tolFP32)
+		})
+	}
+}
+
+// HuggingFace semantics: a row whose keys are all masked with finfo.min is
+// uniform; -inf in the scores masks too; mild masks (-1e4) are additive.
+func TestSoftmaxMaskSemantics(t *testing.T) {
+	d := gputest.Device(t)
+	const Tk = 6
+	x := []float64{1, 2, 3, 4, 5, 6, math.Inf(-1), 0, 1, math.Inf(-1), 2, 3}
+	mask := []float64{finfoMin, finfoMin, finfoMin, finfoMin, finfoMin, finfoMin, 0, -1e4, 0, 0, finfoMin, 0}
+	xm, mm, ym := upload(t, d, x, 1), upload(t, d, mask, 2), zeros(t, d, 2*Tk, 3)
+	r := d.NewRecorder(false)
+	if err := Softmax(r, ym, xm, 2, 1, 1, Tk, SoftmaxOpts{Mask: mm}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	got := download(t, ym, 2*Tk)
+	for j := 0; j < Tk; j++ {
+		if math.Abs(got[j]-1.0/Tk) > 1e-7 {
+			t.Errorf("fully masked row: y[%d] = %v, want 1/%d", j, got[j], Tk)
+		}
+	}
+	e := []float64{0, math.Exp(-1e4), math.Exp(1), 0, 0, math.Exp(3)}
+	s := e[0] + e[1] + e[2] + e[3] + e[4] + e[5]
+	for j := 0; j < Tk; j++ {
+		if math.Abs(got[Tk+j]-e[j]/s) > 1e-7 {
+			t.Errorf("partly masked row: y[%d] = %v, want %v", j, got[Tk+j], e[j]/s)
+		}
+	}
+}
+
+func TestSoftmaxErrors(t *testing.T) {
+	d := gputest.Device(t)
+	x := zeros(t, d, 2*16*10*10, 0)
+	bias := zeros(t, d, 16*10*9, 0)
+	r := d.NewRecorder(false)
+	err := Softmax(r, x, x, 2, 16, 10, 10, SoftmaxOpts{Bias: bias})
+	if err == nil || !strings.Contains(err.Error(), "softmax: bias needs 1600") || !strings.Contains(err.Error(), "2x16x10x10") {
+		t.Errorf("short bias: got %v", err)
+	}
+	if err := Softmax(r, x, x, 2, 16, 10, 0, SoftmaxOpts{}); err == nil {
+		t.Errorf("Tk = 0 accepted")
+	}
+	if err := SoftmaxBiasBackward(r, bias, x, 2, 16, 10, 10, false); err == nil || !strings.Contains(err.Error(), "dbias") {
+		t.Errorf("short dbias: got %v", err)
+	}
+}
+
+func BenchmarkSoftmax(b *testing.B)         { tlBench(b, "softmax", "8x16x406x406") }
+func BenchmarkSoftmaxBackward(b *testing.B) { tlBench(b, "softmax-bwd", "8x16x406x406") }
