@@ -1,0 +1,67 @@
+#version 450
+// Strided copy over a 4-D index space (d0, d1, d2, d3):
+//   y[yoff + i0*ys0 + i1*ys1 + i2*ys2 + i3*ys3] = x[xoff + i0*xs0 + ... + i3*xs3]
+// or += with accumulate (yin is y read through a texel view), or = 0 with
+// ZERO (x unused). Each invocation handles four neighbouring i3. x is read
+// through a texel buffer: RGBA32F when VEC4 (unit inner strides, d3, the
+// other strides and the offsets multiples of 4), float texels otherwise.
+#include "elementwise.glsl"
+
+layout(constant_id = 0) const bool VEC4 = true;
+layout(constant_id = 1) const bool ZERO = false;
+
+layout(push_constant) uniform Push {
+	uint n; // d0 * d1 * d2 * ceil(d3 / 4) invocations
+	uint d1;
+	uint d2;
+	uint d3;
+	uint xoff;
+	uint xs0;
+	uint xs1;
+	uint xs2;
+	uint xs3;
+	uint yoff;
+	uint ys0;
+	uint ys1;
+	uint ys2;
+	uint ys3;
+	uint yinoff;
+	uint accumulate;
+} p;
+
+layout(binding = 0) uniform samplerBuffer x;
+layout(binding = 1) uniform samplerBuffer yin;
+layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+layout(std430, binding = 2) writeonly buffer Y4 { vec4 y4[]; };
+
+void main() {
+	uint g = linearIndex();
+	if (g >= p.n) {
+		return;
+	}
+	uint q = (p.d3 + 3u) / 4u;
+	uint i3 = 4u * (g % q);
+	uint r = g / q;
+	uint i2 = r % p.d2;
+	r /= p.d2;
+	uint i1 = r % p.d1;
+	uint i0 = r / p.d1;
+	uint xe = i0 * p.xs0 + i1 * p.xs1 + i2 * p.xs2 + i3 * p.xs3;
+	uint ye = i0 * p.ys0 + i1 * p.ys1 + i2 * p.ys2 + i3 * p.ys3;
+	if (VEC4) {
+		vec4 v = ZERO ? vec4(0.0) : texelFetch(x, int((p.xoff + xe) / 4u));
+		if (p.accumulate != 0u) {
+			v += texelFetch(yin, int((p.yinoff + ye) / 4u));
+		}
+		y4[(p.yoff + ye) / 4u] = v;
+		return;
+	}
+	uint cnt = min(4u, p.d3 - i3);
+	for (uint c = 0u; c < cnt; c++) {
+		float v = ZERO ? 0.0 : texelFetch(x, int(p.xoff + xe + c * p.xs3)).x;
+		if (p.accumulate != 0u) {
+			v += texelFetch(yin, int(p.yinoff + ye + c * p.ys3)).x;
+		}
+		y[p.yoff + ye + c * p.ys3] = v;
+	}
+}
