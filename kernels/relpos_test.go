@@ -47,6 +47,40 @@ func TestRelPosBucketRef(t *testing.T) {
 	}
 }
 
+// relposHF lists HuggingFace's buckets for relative positions −700 ... 700
+// as (first relative position, bucket) runs, produced by
+// T5Attention._relative_position_bucket under torch 1.13 on the CPU.
+var relposHF = []struct {
+	p    RelPos
+	runs []int
+}{
+	{RelPos{8, 20, false}, []int{-700, 7, -13, 6, -8, 5, -5, 4, -3, 3, -2, 2, -1, 1, 0, 0}},
+	{RelPos{9, 128, false}, []int{-700, 8, -63, 7, -31, 6, -15, 5, -7, 4, -3, 3, -2, 2, -1, 1, 0, 0}},
+	{RelPos{16, 64, true}, []int{-700, 7, -31, 6, -15, 5, -7, 4, -3, 3, -2, 2, -1, 1, 0, 0, 1, 9, 2, 10, 3, 11, 4, 12, 8, 13, 16, 14, 32, 15}},
+	{RelPos{19, 288, false}, []int{-700, 18, -203, 17, -143, 16, -101, 15, -71, 14, -50, 13, -35, 12, -25, 11, -17, 10, -12, 9, -8, 8, -7, 7, -6, 6, -5, 5, -4, 4, -3, 3, -2, 2, -1, 1, 0, 0}},
+	{RelPos{24, 100, false}, []int{-700, 23, -83, 22, -70, 21, -58, 20, -49, 19, -41, 18, -34, 17, -29, 16, -24, 15, -20, 14, -17, 13, -14, 12, -11, 11, -10, 10, -9, 9, -8, 8, -7, 7, -6, 6, -5, 5, -4, 4, -3, 3, -2, 2, -1, 1, 0, 0}},
+	{RelPos{32, 72, true}, []int{-700, 15, -54, 14, -41, 13, -31, 12, -23, 11, -18, 10, -13, 9, -10, 8, -7, 7, -6, 6, -5, 5, -4, 4, -3, 3, -2, 2, -1, 1, 0, 0, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 11, 25, 14, 26, 19, 27, 24, 28, 32, 29, 42, 30, 55, 31}},
+	{RelPos{32, 128, true}, []int{-700, 15, -90, 14, -63, 13, -45, 12, -31, 11, -22, 10, -15, 9, -11, 8, -7, 7, -6, 6, -5, 5, -4, 4, -3, 3, -2, 2, -1, 1, 0, 0, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 12, 25, 16, 26, 23, 27, 32, 28, 46, 29, 64, 30, 91, 31}},
+	{RelPos{32, 128, false}, []int{-700, 31, -112, 30, -98, 29, -86, 28, -76, 27, -66, 26, -58, 25, -51, 24, -45, 23, -39, 22, -34, 21, -30, 20, -26, 19, -23, 18, -20, 17, -18, 16, -15, 15, -14, 14, -13, 13, -12, 12, -11, 11, -10, 10, -9, 9, -8, 8, -7, 7, -6, 6, -5, 5, -4, 4, -3, 3, -2, 2, -1, 1, 0, 0}},
+	{RelPos{64, 256, true}, []int{-700, 31, -215, 30, -181, 29, -152, 28, -127, 27, -107, 26, -90, 25, -76, 24, -63, 23, -53, 22, -45, 21, -38, 20, -31, 19, -26, 18, -22, 17, -19, 16, -15, 15, -14, 14, -13, 13, -12, 12, -11, 11, -10, 10, -9, 9, -8, 8, -7, 7, -6, 6, -5, 5, -4, 4, -3, 3, -2, 2, -1, 1, 0, 0, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39, 8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47, 16, 48, 20, 49, 23, 50, 27, 51, 32, 52, 39, 53, 46, 54, 54, 55, 64, 56, 77, 57, 91, 58, 108, 59, 128, 60, 153, 61, 182, 62, 216, 63}},
+}
+
+func TestRelPosBucketHF(t *testing.T) {
+	for _, c := range relposHF {
+		for i := 0; i < len(c.runs); i += 2 {
+			end := 701
+			if i+2 < len(c.runs) {
+				end = c.runs[i+2]
+			}
+			for rel := c.runs[i]; rel < end; rel++ {
+				if got := c.p.Bucket(rel); got != c.runs[i+1] {
+					t.Fatalf("%v: relative position %d: bucket %d, HF %d", c.p, rel, got, c.runs[i+1])
+				}
+			}
+		}
+	}
+}
+
 // The thresholds reproduce the reference bucket for every distance.
 func TestRelPosThresholds(t *testing.T) {
 	for _, p := range relposParams {
@@ -76,6 +110,7 @@ var relposParams = []RelPos{
 	{NumBuckets: 8, MaxDistance: 20, Bidirectional: false},
 	{NumBuckets: 4, MaxDistance: 3, Bidirectional: true},
 	{NumBuckets: 64, MaxDistance: 256, Bidirectional: true},
+	{NumBuckets: 19, MaxDistance: 288, Bidirectional: false},
 }
 
 func TestRelPosBias(t *testing.T) {
