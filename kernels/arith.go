@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 )
@@ -13,8 +14,8 @@ import (
 // otherwise) and outputs written through storage buffers, as Copy does.
 
 var (
-	arithKernel4 = kernel("arith", 10, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.TexelRGBA32F, gpu.ReadWrite) // VEC4 = 1
-	arithKernel1 = kernel("arith", 10, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)          // VEC4 = 0
+	arithKernel4 = kernel("arith", 12, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.TexelRGBA32F, gpu.ReadWrite) // VEC4 = 1
+	arithKernel1 = kernel("arith", 12, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)          // VEC4 = 0
 )
 
 // The OP specialization constant of shaders/arith.comp.
@@ -106,6 +107,27 @@ func arShifts4(op string, shifts ...uint32) error {
 	return nil
 }
 
+// arMagic returns the multiplier and packed shifts with which
+// shaders/arith_div.glsl divides by d (d ≥ 1) exactly.
+func arMagic(d uint32) (m, sh uint32) {
+	if d == 0 {
+		d = 1 // never divided by: any valid constants do
+	}
+	l := uint(bits.Len32(d - 1)) // ⌈log2 d⌉
+	m = uint32((uint64(1)<<32)*((uint64(1)<<l)-uint64(d))/uint64(d) + 1)
+	sh1, sh2 := min(l, 1), uint(0)
+	if l > 1 {
+		sh2 = l - 1
+	}
+	return m, uint32(sh1) | uint32(sh2)<<8
+}
+
+// arDivMagic is the reference of the shader's divMagic.
+func arDivMagic(n, m, sh uint32) uint32 {
+	hi := uint32((uint64(n) * uint64(m)) >> 32)
+	return (hi + ((n - hi) >> (sh & 0xff))) >> (sh >> 8)
+}
+
 func arFlag(b bool) uint32 {
 	if b {
 		return 1
@@ -169,7 +191,8 @@ func arith(r *gpu.Recorder, d *gpu.Device, x arithArgs) error {
 				return err
 			}
 		}
-		push := []uint32{uint32(n), ao, bo, so, yio, yo, uint32(x.rowC), uint32(col0), f32(x.alpha), arFlag(x.acc)}
+		cm, csh := arMagic(uint32(x.rowC))
+		push := []uint32{uint32(n), ao, bo, so, yio, yo, uint32(x.rowC), cm, csh, uint32(col0), f32(x.alpha), arFlag(x.acc)}
 		return r.Dispatch(p, grid1D(d, (n+3)/4), push, ab, bb, sb, yib, yb)
 	})
 }
@@ -492,4 +515,87 @@ func MulRowBackwardRef(dy, a, b []float64) (da, db []float64) {
 		db[i%C] += g * a[i]
 	}
 	return da, db
+}
+
+// Benchmarks (T5-large: 3248 rows of d_model 1024).
+
+// rowsCols parses a "ROWSxC" shape.
+func rowsCols(shape string) (int64, int64, error) {
+	v, err := ParseShape(shape, 2)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int64(v[0]), int64(v[1]), nil
+}
+
+func init() {
+	binary := func(name string, f func(r *gpu.Recorder, y, a, b Mem, n int64) error) {
+		registerBench(BenchOp{Name: name, Shapes: []string{"3248x1024"},
+			Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+				rows, C, err := rowsCols(shape)
+				if err != nil {
+					return nil, err
+				}
+				n := rows * C
+				bufs, free, err := benchBuffers(d, n, n, n)
+				if err != nil {
+					return nil, err
+				}
+				y, a, b := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+				return &BenchCase{Op: name, Shape: shape, Bytes: 12 * float64(n),
+					Record: func(r *gpu.Recorder) error { return f(r, y, a, b, n) }, Free: free}, nil
+			}})
+	}
+	binary("add", Add)
+	binary("mul", Mul)
+	binary("add_to", func(r *gpu.Recorder, y, a, _ Mem, n int64) error { return AddTo(r, y, a, n) })
+	registerBench(BenchOp{Name: "scale", Shapes: []string{"3248x1024"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			rows, C, err := rowsCols(shape)
+			if err != nil {
+				return nil, err
+			}
+			n := rows * C
+			bufs, free, err := benchBuffers(d, n, n)
+			if err != nil {
+				return nil, err
+			}
+			y, x := Whole(bufs[0]), Whole(bufs[1])
+			return &BenchCase{Op: "scale", Shape: shape, Bytes: 8 * float64(n),
+				Record: func(r *gpu.Recorder) error { return Scale(r, y, x, n, 0.5) }, Free: free}, nil
+		}})
+	row := func(name string, f func(r *gpu.Recorder, y, a, b Mem, rows, C int64) error) {
+		registerBench(BenchOp{Name: name, Shapes: []string{"3248x1024"},
+			Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+				rows, C, err := rowsCols(shape)
+				if err != nil {
+					return nil, err
+				}
+				n := rows * C
+				bufs, free, err := benchBuffers(d, n, n, C)
+				if err != nil {
+					return nil, err
+				}
+				y, a, b := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+				return &BenchCase{Op: name, Shape: shape, Bytes: 8*float64(n) + 4*float64(C),
+					Record: func(r *gpu.Recorder) error { return f(r, y, a, b, rows, C) }, Free: free}, nil
+			}})
+	}
+	row("add_row", AddRow)
+	row("mul_row", MulRow)
+	registerBench(BenchOp{Name: "add_row_backward", Shapes: []string{"3248x1024"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			rows, C, err := rowsCols(shape)
+			if err != nil {
+				return nil, err
+			}
+			n := rows * C
+			bufs, free, err := benchBuffers(d, n, n, C)
+			if err != nil {
+				return nil, err
+			}
+			da, dy, db := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+			return &BenchCase{Op: "add_row_backward", Shape: shape, Bytes: 12*float64(n) + 4*float64(C),
+				Record: func(r *gpu.Recorder) error { return AddRowBackward(r, da, db, dy, rows, C, true) }, Free: free}, nil
+		}})
 }

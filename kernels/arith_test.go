@@ -241,3 +241,69 @@ func TestArithErrors(t *testing.T) {
 		t.Fatalf("recorder failed: %v", r.Err())
 	}
 }
+
+// arBenchOp runs the registered benchmark op name at its default shapes,
+// one sub-benchmark per shape, reporting GB/s.
+func arBenchOp(b *testing.B, name string) {
+	d := gputest.Device(b)
+	op, err := LookupBench(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, shape := range op.Shapes {
+		b.Run(shape, func(b *testing.B) {
+			c, err := op.Make(d, shape)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Free()
+			once := func() {
+				r := d.NewRecorder(false)
+				if err := c.Record(r); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			once() // pipelines, first touch
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				once()
+			}
+			if s := b.Elapsed().Seconds(); s > 0 && c.Bytes > 0 {
+				b.ReportMetric(c.Bytes*float64(b.N)/s/1e9, "GB/s")
+			}
+		})
+	}
+}
+
+func BenchmarkAdd(b *testing.B)            { arBenchOp(b, "add") }
+func BenchmarkMul(b *testing.B)            { arBenchOp(b, "mul") }
+func BenchmarkAddTo(b *testing.B)          { arBenchOp(b, "add_to") }
+func BenchmarkScale(b *testing.B)          { arBenchOp(b, "scale") }
+func BenchmarkAddRow(b *testing.B)         { arBenchOp(b, "add_row") }
+func BenchmarkMulRow(b *testing.B)         { arBenchOp(b, "mul_row") }
+func BenchmarkAddRowBackward(b *testing.B) { arBenchOp(b, "add_row_backward") }
+
+// The division constants are exact for every dividend, here checked on
+// divisors up to 2^31 and dividends at the edges.
+func TestArithMagicDivision(t *testing.T) {
+	rng := newRNG(35)
+	divisors := []uint32{1, 2, 3, 4, 5, 6, 7, 8, 33, 64, 100, 129, 406, 1000, 1024, 4096, 6496, 32128, 65535, 65536, 1<<31 - 1, 1 << 31}
+	for i := 0; i < 200; i++ {
+		divisors = append(divisors, uint32(rng.Uint64N(1<<31))+1, uint32(rng.IntN(5000))+1)
+	}
+	for _, d := range divisors {
+		m, sh := arMagic(d)
+		ns := []uint32{0, 1, d - 1, d, d + 1, 2*d - 1, 2 * d, 1<<32 - 1, 1<<32 - 2, 1 << 31, 1<<26 - 1}
+		for i := 0; i < 200; i++ {
+			ns = append(ns, rng.Uint32(), uint32(rng.IntN(1<<26)))
+		}
+		for _, n := range ns {
+			if got, want := arDivMagic(n, m, sh), n/d; got != want {
+				t.Fatalf("%d / %d = %d, want %d", n, d, got, want)
+			}
+		}
+	}
+}

@@ -13,8 +13,8 @@ import (
 // asked.
 
 var (
-	layoutKernel4 = kernel("layout", 16, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite) // VEC4 = 1
-	layoutKernel1 = kernel("layout", 16, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)       // VEC4 = 0
+	layoutKernel4 = kernel("layout", 23, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite) // VEC4 = 1
+	layoutKernel1 = kernel("layout", 23, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)       // VEC4 = 0
 )
 
 // Contiguous returns the row-major strides of shape.
@@ -92,8 +92,12 @@ func stridedCopy(r *gpu.Recorder, op string, y Mem, ys [4]int64, x Mem, xs [4]in
 				return err
 			}
 		}
-		n := sh[0] * sh[1] * sh[2] * ((sh[3] + 3) / 4)
-		push := []uint32{uint32(n), uint32(sh[1]), uint32(sh[2]), uint32(sh[3]),
+		q := (sh[3] + 3) / 4
+		n := sh[0] * sh[1] * sh[2] * q
+		mq, shq := arMagic(uint32(q))
+		m2, sh2 := arMagic(uint32(sh[2]))
+		m1, sh1 := arMagic(uint32(sh[1]))
+		push := []uint32{uint32(n), uint32(sh[3]), uint32(q), mq, shq, uint32(sh[2]), m2, sh2, uint32(sh[1]), m1, sh1,
 			xShift, uint32(xs[0]), uint32(xs[1]), uint32(xs[2]), uint32(xs[3]),
 			yShift, uint32(ys[0]), uint32(ys[1]), uint32(ys[2]), uint32(ys[3]),
 			inShift, arFlag(acc)}
@@ -399,4 +403,65 @@ func SliceBackwardRef(dy []float64, B, T, C, t0, t1 int) []float64 {
 		copy(dx[(i*T+t0)*C:(i*T+t1)*C], dy[i*(t1-t0)*C:(i+1)*(t1-t0)*C])
 	}
 	return dx
+}
+
+// Benchmarks: T5-large attention's head split and merge (8 × 406 tokens,
+// 16 heads × 64), the prompt concat (8 × (150 + 256) × 1024) and a
+// transpose of the activations.
+
+func init() {
+	heads := func(name string, split bool) {
+		registerBench(BenchOp{Name: name, Shapes: []string{"8x406x16x64"},
+			Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+				v, err := ParseShape(shape, 4)
+				if err != nil {
+					return nil, err
+				}
+				B, T, H, D := int64(v[0]), int64(v[1]), int64(v[2]), int64(v[3])
+				n := B * T * H * D
+				bufs, free, err := benchBuffers(d, n, n)
+				if err != nil {
+					return nil, err
+				}
+				y, x := Whole(bufs[0]), Whole(bufs[1])
+				rec := func(r *gpu.Recorder) error { return SplitHeads(r, y, x, B, T, H, D) }
+				if !split {
+					rec = func(r *gpu.Recorder) error { return MergeHeads(r, y, x, B, H, T, D) }
+				}
+				return &BenchCase{Op: name, Shape: shape, Bytes: 8 * float64(n), Record: rec, Free: free}, nil
+			}})
+	}
+	heads("split_heads", true)
+	heads("merge_heads", false)
+	registerBench(BenchOp{Name: "concat", Shapes: []string{"8x150x256x1024"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			v, err := ParseShape(shape, 4)
+			if err != nil {
+				return nil, err
+			}
+			B, Ta, Tb, C := int64(v[0]), int64(v[1]), int64(v[2]), int64(v[3])
+			bufs, free, err := benchBuffers(d, B*(Ta+Tb)*C, B*Ta*C, B*Tb*C)
+			if err != nil {
+				return nil, err
+			}
+			y, a, b := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+			return &BenchCase{Op: "concat", Shape: shape, Bytes: 8 * float64(B*(Ta+Tb)*C),
+				Record: func(r *gpu.Recorder) error { return Concat(r, y, a, b, B, Ta, Tb, C) }, Free: free}, nil
+		}})
+	registerBench(BenchOp{Name: "transpose", Shapes: []string{"1x3248x1024"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			v, err := ParseShape(shape, 3)
+			if err != nil {
+				return nil, err
+			}
+			batch, rows, cols := int64(v[0]), int64(v[1]), int64(v[2])
+			n := batch * rows * cols
+			bufs, free, err := benchBuffers(d, n, n)
+			if err != nil {
+				return nil, err
+			}
+			y, x := Whole(bufs[0]), Whole(bufs[1])
+			return &BenchCase{Op: "transpose", Shape: shape, Bytes: 8 * float64(n),
+				Record: func(r *gpu.Recorder) error { return Transpose2D(r, y, x, batch, rows, cols) }, Free: free}, nil
+		}})
 }

@@ -287,3 +287,8 @@ func TestLayoutErrors(t *testing.T) {
 		t.Fatalf("recorder failed: %v", r.Err())
 	}
 }
+
+func BenchmarkSplitHeads(b *testing.B) { arBenchOp(b, "split_heads") }
+func BenchmarkMergeHeads(b *testing.B) { arBenchOp(b, "merge_heads") }
+func BenchmarkConcat(b *testing.B)     { arBenchOp(b, "concat") }
+func BenchmarkTranspose(b *testing.B)  { arBenchOp(b, "transpose") }

@@ -19,8 +19,9 @@ var (
 	reduceRowsKernel1   = kernel("reduce_rows", 8, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadWrite)
 	reduceColsKernel4   = kernel("reduce_cols", 10, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadWrite)
 	reduceColsKernel1   = kernel("reduce_cols", 10, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadWrite)
-	reduceBcastKernel4  = kernel("reduce_bcast", 8, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite)
-	reduceBcastKernel1  = kernel("reduce_bcast", 8, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)
+	reduceBcastKernel1  = kernel("reduce_bcast", 10, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)       // MODE 0, 2
+	reduceBcastKernel4  = kernel("reduce_bcast", 10, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite) // MODE 1
+	reduceBcastKernelR4 = kernel("reduce_bcast", 10, gpu.TexelR32F, gpu.TexelRGBA32F, gpu.ReadWrite)    // MODE 3
 	reduceScatterKernel = kernel("reduce_scatter", 7, gpu.TexelR32F, gpu.ReadOnly, gpu.ReadWrite)
 	cosineKernel4       = kernel("reduce_cosine", 6, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite)
 	cosineKernel1       = kernel("reduce_cosine", 6, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)
@@ -318,31 +319,49 @@ func sumLikeBackward(r *gpu.Recorder, name string, dx, dy Mem, outer, axis, inne
 	if err != nil {
 		return err
 	}
-	vec4 := inner%4 == 0 && arAligned4(dx.Off, dy.Off)
-	k, texel := reduceBcastKernel1, int64(1)
-	if vec4 {
-		k, texel = reduceBcastKernel4, 4
+	// The shader's MODE: see shaders/reduce_bcast.comp.
+	mode, k, dyTexel, dxTexel := uint32(0), reduceBcastKernel1, int64(1), int64(1)
+	switch {
+	case inner == 1 && axis%4 == 0 && dx.Off%4 == 0:
+		mode, k, dxTexel = 3, reduceBcastKernelR4, 4
+	case inner == 1:
+		mode = 2
+	case inner%4 == 0 && arAligned4(dx.Off, dy.Off):
+		mode, k, dyTexel, dxTexel = 1, reduceBcastKernel4, 4, 4
 	}
-	p, err := pipeline(d, op, k, arFlag(vec4))
+	p, err := pipeline(d, op, k, mode)
 	if err != nil {
 		return err
 	}
+	maxY := int64(d.Info().MaxWorkgroupCount[1])
 	return redSlabs(op, outer, axis, inner, arBindElems(d), axis, func(o0, no, a0, na int64) error {
 		start := (o0*axis + a0) * inner
-		n := no * na * inner
-		dyb, dyo := texelSpan(d, dy.At(o0*inner), no*inner, texel)
-		dxb, dxo := span(d, dx.At(start), n)
-		inb, ino := dyb, dyo
+		slice := na * inner
+		dyb, dyo := texelSpan(d, dy.At(o0*inner), no*inner, dyTexel)
+		dxb, dxo := span(d, dx.At(start), no*slice)
+		inb, ino := texelSpan(d, dx.At(start), 1, dxTexel)
 		if accumulate {
-			inb, ino = texelSpan(d, dx.At(start), n, texel)
+			inb, ino = texelSpan(d, dx.At(start), no*slice, dxTexel)
 		}
-		if vec4 {
-			if err := arShifts4(op, dyo, dxo, ino); err != nil {
+		if dxTexel == 4 {
+			if err := arShifts4(op, dxo, ino); err != nil {
 				return err
 			}
 		}
-		push := []uint32{uint32(n), uint32(na), uint32(inner), dyo, ino, dxo, f32(scale), arFlag(accumulate)}
-		return r.Dispatch(p, grid1D(d, (n+3)/4), push, dyb, inb, dxb)
+		if dyTexel == 4 {
+			if err := arShifts4(op, dyo); err != nil {
+				return err
+			}
+		}
+		im, ish := arMagic(uint32(inner))
+		push := []uint32{uint32(no), uint32(slice), uint32(inner), im, ish, dyo, ino, dxo, f32(scale), arFlag(accumulate)}
+		gy, gz := no, int64(1)
+		if gy > maxY {
+			gz = (no + maxY - 1) / maxY
+			gy = (no + gz - 1) / gz
+		}
+		gx := (slice + 4*256 - 1) / (4 * 256)
+		return r.Dispatch(p, [3]uint32{uint32(gx), uint32(gy), uint32(gz)}, push, dyb, inb, dxb)
 	})
 }
 
@@ -671,4 +690,109 @@ func SumSquaresRef(x []float64) float64 {
 		s += v * v
 	}
 	return s
+}
+
+// Benchmarks: T5-large activations (3248 rows × 1024) reduced along the
+// last axis ("3248x1024x1") or over the rows ("1x3248x1024"), max-pooling
+// of (8, 256, 1024) with a mask, and cosine similarity of (8 | 40, 1024).
+
+func init() {
+	axisCase := func(name string, f func(r *gpu.Recorder, y, idx, x Mem, outer, axis, inner int64) error) {
+		registerBench(BenchOp{Name: name, Shapes: []string{"3248x1024x1", "1x3248x1024"},
+			Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+				v, err := ParseShape(shape, 3)
+				if err != nil {
+					return nil, err
+				}
+				outer, axis, inner := int64(v[0]), int64(v[1]), int64(v[2])
+				n, m := outer*axis*inner, outer*inner
+				bufs, free, err := benchBuffers(d, n, m, m)
+				if err != nil {
+					return nil, err
+				}
+				x, y, idx := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+				return &BenchCase{Op: name, Shape: shape, Bytes: 4 * float64(n+m),
+					Record: func(r *gpu.Recorder) error { return f(r, y, idx, x, outer, axis, inner) }, Free: free}, nil
+			}})
+	}
+	axisCase("sum", func(r *gpu.Recorder, y, _, x Mem, o, a, i int64) error { return Sum(r, y, x, o, a, i) })
+	axisCase("max", Max)
+	registerBench(BenchOp{Name: "sum_backward", Shapes: []string{"3248x1024x1", "1x3248x1024"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			v, err := ParseShape(shape, 3)
+			if err != nil {
+				return nil, err
+			}
+			outer, axis, inner := int64(v[0]), int64(v[1]), int64(v[2])
+			n, m := outer*axis*inner, outer*inner
+			bufs, free, err := benchBuffers(d, n, m)
+			if err != nil {
+				return nil, err
+			}
+			dx, dy := Whole(bufs[0]), Whole(bufs[1])
+			return &BenchCase{Op: "sum_backward", Shape: shape, Bytes: 4 * float64(n+m),
+				Record: func(r *gpu.Recorder) error { return SumBackward(r, dx, dy, outer, axis, inner, false) }, Free: free}, nil
+		}})
+	registerBench(BenchOp{Name: "max_pool", Shapes: []string{"8x256x1024"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			v, err := ParseShape(shape, 3)
+			if err != nil {
+				return nil, err
+			}
+			B, T, C := int64(v[0]), int64(v[1]), int64(v[2])
+			bufs, free, err := benchBuffers(d, B*T*C, B*T, B*C, B*C)
+			if err != nil {
+				return nil, err
+			}
+			mask := make([]float32, B*T)
+			for i := range mask {
+				if i%int(T) < int(T)*3/4 {
+					mask[i] = 1
+				}
+			}
+			if err := gpu.WriteSlice(bufs[1], 0, mask); err != nil {
+				free()
+				return nil, err
+			}
+			x, m, y, idx := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2]), Whole(bufs[3])
+			return &BenchCase{Op: "max_pool", Shape: shape, Bytes: 4 * float64(B*T*C+B*T+2*B*C),
+				Record: func(r *gpu.Recorder) error { return MaxPool(r, y, idx, x, m, B, T, C) }, Free: free}, nil
+		}})
+	cos := func(name string, backward bool) {
+		registerBench(BenchOp{Name: name, Shapes: []string{"8x1024", "40x1024"},
+			Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+				n, C, err := rowsCols(shape)
+				if err != nil {
+					return nil, err
+				}
+				bufs, free, err := benchBuffers(d, n*C, n*C, n, n*C, n*C)
+				if err != nil {
+					return nil, err
+				}
+				a, b, y, da, db := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2]), Whole(bufs[3]), Whole(bufs[4])
+				c := &BenchCase{Op: name, Shape: shape, Bytes: 4 * float64(2*n*C+n), Free: free,
+					Record: func(r *gpu.Recorder) error { return Cosine(r, y, a, b, n, C) }}
+				if backward {
+					c.Bytes = 4 * float64(4*n*C+n)
+					c.Record = func(r *gpu.Recorder) error { return CosineBackward(r, da, db, y, a, b, n, C, false) }
+				}
+				return c, nil
+			}})
+	}
+	cos("cosine", false)
+	cos("cosine_backward", true)
+	registerBench(BenchOp{Name: "sum_squares", Shapes: []string{"206848", t5LargeActivations},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			n, err := oneDim(shape)
+			if err != nil {
+				return nil, err
+			}
+			bufs, free, err := benchBuffers(d, n, 1)
+			if err != nil {
+				return nil, err
+			}
+			x, y := Whole(bufs[0]), Whole(bufs[1])
+			return &BenchCase{Op: "sum_squares", Shape: shape, Bytes: 4 * float64(n),
+				Record: func(r *gpu.Recorder) error { return SumSquares(r, y, x, n) }, Free: free}, nil
+		}})
 }

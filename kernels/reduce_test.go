@@ -369,3 +369,11 @@ func TestReduceErrors(t *testing.T) {
 		t.Fatalf("recorder failed: %v", r.Err())
 	}
 }
+
+func BenchmarkSum(b *testing.B)            { arBenchOp(b, "sum") }
+func BenchmarkMax(b *testing.B)            { arBenchOp(b, "max") }
+func BenchmarkSumBackward(b *testing.B)    { arBenchOp(b, "sum_backward") }
+func BenchmarkMaxPool(b *testing.B)        { arBenchOp(b, "max_pool") }
+func BenchmarkCosine(b *testing.B)         { arBenchOp(b, "cosine") }
+func BenchmarkCosineBackward(b *testing.B) { arBenchOp(b, "cosine_backward") }
+func BenchmarkSumSquares(b *testing.B)     { arBenchOp(b, "sum_squares") }

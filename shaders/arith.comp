@@ -10,6 +10,7 @@
 // col0 multiples of 4), float texels otherwise; y is written through a
 // storage buffer.
 #include "elementwise.glsl"
+#include "arith_div.glsl"
 
 layout(constant_id = 0) const uint OP = 0;
 layout(constant_id = 1) const bool VEC4 = true;
@@ -23,6 +24,8 @@ layout(push_constant) uniform Push {
 	uint yinoff;
 	uint yoff;
 	uint C;
+	uint cM; // divMagic constants of C
+	uint cSh;
 	uint col0;
 	float alpha;
 	uint accumulate;
@@ -47,7 +50,11 @@ vec4 combine(vec4 u, vec4 v) {
 }
 
 uint bIndex(uint i) {
-	return ROWVEC ? p.boff + (p.col0 + i) % p.C : p.boff + i;
+	if (!ROWVEC) {
+		return p.boff + i;
+	}
+	uint c = p.col0 + i;
+	return p.boff + c - divMagic(c, p.cM, p.cSh) * p.C;
 }
 
 void main() {

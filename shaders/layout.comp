@@ -6,15 +6,23 @@
 // through a texel buffer: RGBA32F when VEC4 (unit inner strides, d3, the
 // other strides and the offsets multiples of 4), float texels otherwise.
 #include "elementwise.glsl"
+#include "arith_div.glsl"
 
 layout(constant_id = 0) const bool VEC4 = true;
 layout(constant_id = 1) const bool ZERO = false;
 
 layout(push_constant) uniform Push {
-	uint n; // d0 * d1 * d2 * ceil(d3 / 4) invocations
-	uint d1;
-	uint d2;
+	uint n; // d0 * d1 * d2 * q invocations, q = ceil(d3 / 4)
 	uint d3;
+	uint q; // with the divMagic constants of each divisor
+	uint mq;
+	uint shq;
+	uint d2;
+	uint m2;
+	uint sh2;
+	uint d1;
+	uint m1;
+	uint sh1;
 	uint xoff;
 	uint xs0;
 	uint xs1;
@@ -39,13 +47,12 @@ void main() {
 	if (g >= p.n) {
 		return;
 	}
-	uint q = (p.d3 + 3u) / 4u;
-	uint i3 = 4u * (g % q);
-	uint r = g / q;
-	uint i2 = r % p.d2;
-	r /= p.d2;
-	uint i1 = r % p.d1;
-	uint i0 = r / p.d1;
+	uint r = divMagic(g, p.mq, p.shq);
+	uint i3 = 4u * (g - r * p.q);
+	uint r2 = divMagic(r, p.m2, p.sh2);
+	uint i2 = r - r2 * p.d2;
+	uint i0 = divMagic(r2, p.m1, p.sh1);
+	uint i1 = r2 - i0 * p.d1;
 	uint xe = i0 * p.xs0 + i1 * p.xs1 + i2 * p.xs2 + i3 * p.xs3;
 	uint ye = i0 * p.ys0 + i1 * p.ys1 + i2 * p.ys2 + i3 * p.ys3;
 	if (VEC4) {
