@@ -108,6 +108,10 @@ const tlMaxLoop = 1 << 15
 
 // tlRowChunksMax is tlRowChunks with at most maxRows rows per chunk.
 func tlRowChunksMax(op string, d *gpu.Device, rows, rowLen, maxRows int64, f func(lo, hi int64) error) error {
+	// A subgroup walks a row in steps of four elements per lane.
+	if sg := int64(d.Info().SubgroupSize); sg > 0 && rowLen > 4*sg*tlMaxLoop {
+		return fmt.Errorf("%s: rows of %d elements are longer than the row kernels handle on %s (%d)", op, rowLen, d, 4*sg*tlMaxLoop)
+	}
 	per := tlViewLimit(d) / rowLen
 	if per > maxRows {
 		per = maxRows
