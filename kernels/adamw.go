@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -236,4 +237,50 @@ func ClipGradNormRef(grads [][]float64, maxNorm float64) (coef, total float64) {
 	}
 	total = math.Sqrt(s)
 	return min(maxNorm/(total+ClipEps), 1), total
+}
+
+// Benchmarks: the SHLPT prompt of T5-large (150 × 1024 = 153600 parameters)
+// and the prompt with its similarity estimator (206848).
+
+func init() {
+	registerBench(BenchOp{Name: "adamw", Shapes: []string{"153600", "206848"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			n, err := oneDim(shape)
+			if err != nil {
+				return nil, err
+			}
+			bufs, free, err := benchBuffers(d, n, n, n, n, AdamWHyperLen)
+			if err != nil {
+				return nil, err
+			}
+			p, g, m, v, hyper := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2]), Whole(bufs[3]), Whole(bufs[4])
+			h := DefaultAdamW
+			h.Step = 10
+			vv := make([]float32, n)
+			for i := range vv {
+				vv[i] = 1e-3
+			}
+			if err := errors.Join(WriteAdamWHyper(hyper, h), gpu.WriteSlice(v.Buf, 0, vv)); err != nil {
+				free()
+				return nil, err
+			}
+			return &BenchCase{Op: "adamw", Shape: shape, Bytes: 28 * float64(n), Free: free,
+				Record: func(r *gpu.Recorder) error { return AdamW(r, p, g, m, v, n, hyper, Mem{}) }}, nil
+		}})
+	registerBench(BenchOp{Name: "clip_grad_norm", Shapes: []string{"153600", "206848"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			n, err := oneDim(shape)
+			if err != nil {
+				return nil, err
+			}
+			bufs, free, err := benchBuffers(d, n, 2)
+			if err != nil {
+				return nil, err
+			}
+			g, coef := Whole(bufs[0]), Whole(bufs[1])
+			return &BenchCase{Op: "clip_grad_norm", Shape: shape, Bytes: 4 * float64(n), Free: free,
+				Record: func(r *gpu.Recorder) error {
+					return ClipGradNorm(r, coef, Mem{}, coef.At(1), []Mem{g}, []int64{n}, 1)
+				}}, nil
+		}})
 }

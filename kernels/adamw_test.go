@@ -208,3 +208,6 @@ func TestAdamWErrors(t *testing.T) {
 		t.Fatalf("recorder failed: %v", r.Err())
 	}
 }
+
+func BenchmarkAdamW(b *testing.B)        { arBenchOp(b, "adamw") }
+func BenchmarkClipGradNorm(b *testing.B) { arBenchOp(b, "clip_grad_norm") }

@@ -190,3 +190,7 @@ func TestCrossEntropyErrors(t *testing.T) {
 		t.Fatalf("recorder failed: %v", r.Err())
 	}
 }
+
+func BenchmarkCrossEntropy(b *testing.B)         { arBenchOp(b, "cross_entropy") }
+func BenchmarkCrossEntropyBackward(b *testing.B) { arBenchOp(b, "cross_entropy_backward") }
+func BenchmarkCrossEntropyFused(b *testing.B)    { arBenchOp(b, "cross_entropy_fused") }
