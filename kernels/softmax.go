@@ -46,7 +46,9 @@ type SoftmaxOpts struct {
 // SoftmaxMasked); masked keys get 0. A row whose keys are all masked gets
 // the uniform distribution 1/Tk, as HuggingFace's finfo.min masks give. The
 // result is numerically stable (max-subtracted).
-// y and x are (B, H, Tq, Tk); y may alias x (in place).
+// y and x are (B, H, Tq, Tk); y may alias x (in place). A plain softmax over
+// the last axis of a (rows, T) array is Softmax(r, y, x, rows, 1, 1, T,
+// SoftmaxOpts{}).
 func Softmax(r *gpu.Recorder, y, x Mem, B, H, Tq, Tk int, o SoftmaxOpts) error {
 	const op = "softmax"
 	if err := tlPositive(op, "B, H, Tq and Tk", B, H, Tq, Tk); err != nil {
