@@ -194,3 +194,63 @@ func TestCrossEntropyErrors(t *testing.T) {
 func BenchmarkCrossEntropy(b *testing.B)         { arBenchOp(b, "cross_entropy") }
 func BenchmarkCrossEntropyBackward(b *testing.B) { arBenchOp(b, "cross_entropy_backward") }
 func BenchmarkCrossEntropyFused(b *testing.B)    { arBenchOp(b, "cross_entropy_fused") }
+
+// T5's vocabulary over enough rows that the logits exceed one binding: the
+// rows are processed in pieces (here with the device's real limit).
+func TestCrossEntropyAboveBindingLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 2 x 128 MiB")
+	}
+	d := gputest.Device(t)
+	const V = 32128
+	per := arBindElems(d) / V
+	n := int(per) + 3
+	if int64(n)*V > 1<<28 {
+		t.Skipf("binding limit too large to exceed here (%d rows)", per)
+	}
+	rng := newRNG(65)
+	x := make([]float32, n*V)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	labels := xentLabels(rng, n, V, 7)
+	xb, err := d.Alloc(4 * int64(len(x)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xb.Free()
+	if err := gpu.WriteSlice(xb, 0, x); err != nil {
+		t.Fatal(err)
+	}
+	lm := uploadInts(t, d, labels, 0)
+	scratch := zeros(t, d, int(CrossEntropyScratch(int64(n))), 0)
+	loss := zeros(t, d, 1, 0)
+	r := d.NewRecorder(false)
+	// In place: the gradient replaces the logits.
+	if err := CrossEntropyFused(r, loss, Whole(xb), Mem{}, scratch, Whole(xb), lm, int64(n), V, false); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	// The reference row by row: the mean over the counted rows, and the
+	// gradient of a row is its single-row gradient over the count.
+	row64 := func(r int) []float64 {
+		v := make([]float64, V)
+		for j := range v {
+			v[j] = float64(x[r*V+j])
+		}
+		return v
+	}
+	sum, count := 0.0, 0
+	for r := 0; r < n; r++ {
+		if labels[r] != IgnoreIndex {
+			sum += CrossEntropyRef(row64(r), labels[r:r+1], 1, V)
+			count++
+		}
+	}
+	checkNMSE(t, "loss", download(t, loss, 1), []float64{sum / float64(count)}, tolFP32)
+	for _, row := range []int{0, int(per) - 1, int(per), n - 1} {
+		got := download(t, Whole(xb).At(int64(row*V)), V)
+		want := CrossEntropyBackwardRef(row64(row), labels[row:row+1], 1, V, 1/float64(count))
+		checkNMSE(t, fmt.Sprintf("dlogits row %d", row), got, want, tolFP32)
+	}
+}
