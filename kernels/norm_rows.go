@@ -25,7 +25,7 @@ type tlOperand struct {
 	n    int64
 }
 
-// tlCheck validates every tlOperand (nil, freed, too short, another
+// tlCheck validates every operand (nil, freed, too short, another
 // device) and returns their device. shape describes the op's shapes for the
 // error messages, e.g. "x is 3248x1024".
 func tlCheck(op, shape string, ops ...tlOperand) (*gpu.Device, error) {
@@ -47,7 +47,7 @@ func tlCheck(op, shape string, ops ...tlOperand) (*gpu.Device, error) {
 	return d, nil
 }
 
-// dims formats a shape as "3248x1024".
+// tlDims formats a shape as "3248x1024".
 func tlDims(v ...int) string {
 	s := make([]string, len(v))
 	for i, x := range v {
@@ -56,7 +56,7 @@ func tlDims(v ...int) string {
 	return strings.Join(s, "x")
 }
 
-// positive returns an error unless every dimension is at least 1.
+// tlPositive returns an error unless every dimension is at least 1.
 func tlPositive(op string, names string, v ...int) error {
 	for _, x := range v {
 		if x < 1 {
@@ -66,7 +66,7 @@ func tlPositive(op string, names string, v ...int) error {
 	return nil
 }
 
-// view binds n elements of m as an RGBA32F texel view; shift is the element
+// tlView binds n elements of m as an RGBA32F texel view; shift is the element
 // index of m.Off inside it (any value: the shaders handle misalignment).
 func tlView(d *gpu.Device, m Mem, n int64) (gpu.Binding, uint32) {
 	if n < 1 {
@@ -75,7 +75,7 @@ func tlView(d *gpu.Device, m Mem, n int64) (gpu.Binding, uint32) {
 	return texelSpan(d, m, n, 4)
 }
 
-// out binds n elements of m as a storage buffer for writing.
+// tlOut binds n elements of m as a storage buffer for writing.
 func tlOut(d *gpu.Device, m Mem, n int64) (gpu.Binding, uint32) {
 	if n < 1 {
 		n = 1
@@ -83,7 +83,7 @@ func tlOut(d *gpu.Device, m Mem, n int64) (gpu.Binding, uint32) {
 	return span(d, m, n)
 }
 
-// viewLimit is the most elements one binding of a row kernel may span:
+// tlViewLimit is the most elements one binding of a row kernel may span:
 // within maxStorageBufferRange for storage bindings and within
 // maxTexelBufferElements texels for texel views, with room for the
 // alignment shift.
@@ -95,7 +95,7 @@ func tlViewLimit(d *gpu.Device) int64 {
 	return lim
 }
 
-// rowChunks calls f for consecutive row ranges [lo, hi) of at most
+// tlRowChunks calls f for consecutive row ranges [lo, hi) of at most
 // viewLimit/rowLen rows, so that no binding exceeds the device's limits.
 func tlRowChunks(op string, d *gpu.Device, rows, rowLen int64, f func(lo, hi int64) error) error {
 	return tlRowChunksMax(op, d, rows, rowLen, rows, f)
@@ -122,7 +122,7 @@ func tlRowChunksMax(op string, d *gpu.Device, rows, rowLen, maxRows int64, f fun
 	return chunks(rows, per, f)
 }
 
-// rowSetup returns the workgroup size of the row kernels on d and the
+// tlRowSetup returns the workgroup size of the row kernels on d and the
 // number of rows one workgroup covers (one row per subgroup), or an error if
 // the device lacks subgroup arithmetic in compute shaders.
 func tlRowSetup(op string, d *gpu.Device) (wg uint32, perWG int64, err error) {
@@ -143,7 +143,7 @@ func tlRowSetup(op string, d *gpu.Device) (wg uint32, perWG int64, err error) {
 	return wg, int64(wg / sg), nil
 }
 
-// rowGrid covers rows with perWG rows per workgroup; the shaders stride over
+// tlRowGrid covers rows with perWG rows per workgroup; the shaders stride over
 // rows, so the count is capped at the device's limit.
 func tlRowGrid(d *gpu.Device, rows, perWG int64) [3]uint32 {
 	g := (rows + perWG - 1) / perWG
@@ -156,11 +156,11 @@ func tlRowGrid(d *gpu.Device, rows, perWG int64) [3]uint32 {
 	return [3]uint32{uint32(g), 1, 1}
 }
 
-// groups4 is the number of output-aligned groups of four elements that cover
+// tlGroups4 is the number of output-aligned groups of four elements that cover
 // n elements starting at element shift s of a binding.
 func tlGroups4(s uint32, n int64) int64 { return (int64(s&3) + n + 3) / 4 }
 
-// b2u is 1 for true, for boolean specialization constants.
+// tlBit is 1 for true, for boolean specialization constants.
 func tlBit(b bool) uint32 {
 	if b {
 		return 1
