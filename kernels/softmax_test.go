@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 )
 
@@ -222,3 +223,107 @@ func TestSoftmaxErrors(t *testing.T) {
 
 func BenchmarkSoftmax(b *testing.B)         { tlBench(b, "softmax", "8x16x406x406") }
 func BenchmarkSoftmaxBackward(b *testing.B) { tlBench(b, "softmax-bwd", "8x16x406x406") }
+
+// Scores larger than one binding may hold are processed in row chunks (the
+// batch element of a row, and so its mask row, found across chunks); the
+// bias gradient over them in batch chunks.
+func TestSoftmaxAboveBindingLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 200 MiB")
+	}
+	d := gputest.Device(t)
+	const B, H, Tk = 3, 1, 1000
+	lim := tlViewLimit(d)
+	Tq := int(lim/(B*H*Tk)) + 3
+	n := int64(B) * H * int64(Tq) * Tk
+	if n > 1<<28 {
+		t.Skipf("binding limit too large to exceed here")
+	}
+	N := int64(H) * int64(Tq) * Tk
+	xb, err := d.Alloc(4 * (n + 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xb.Free()
+	bb, err := d.Alloc(4 * N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bb.Free()
+	x, bias := Mem{Buf: xb, Off: 1}, Whole(bb)
+	mask := make([]float64, B*Tk)
+	for j := Tk / 2; j < Tk; j++ {
+		mask[Tk+j] = finfoMin // batch 1: second half padded
+	}
+	mask[3*Tk-1] = finfoMin // batch 2: last key padded
+	mm := upload(t, d, mask, 1)
+	r := d.NewRecorder(false)
+	// x[b, 0, i, j] = j/100 + b, bias[0, i, j] = −j/400: rows differ by batch
+	// element only (and the mask).
+	if err := Fill(r, x, n, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := Fill(r, bias, N, 0); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	rowX := func(b int) []float64 {
+		v := make([]float64, Tk)
+		for j := range v {
+			v[j] = float64(j)/100 + float64(b)
+		}
+		return v
+	}
+	rowB := make([]float64, Tk)
+	for j := range rowB {
+		rowB[j] = -float64(j) / 400
+	}
+	// Only the rows checked below need their values.
+	checkRows := func(b int) []int { return []int{0, 1, Tq / 2, Tq - 2, Tq - 1} }
+	for b := 0; b < B; b++ {
+		for _, i := range checkRows(b) {
+			if err := gpu.WriteSlice(xb, 1+int64((b*Tq+i)*Tk), toF32(rowX(b))); err != nil {
+				t.Fatal(err)
+			}
+			if err := gpu.WriteSlice(bb, int64(i*Tk), toF32(rowB)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db := zeros(t, d, int(N), 0)
+	r = d.NewRecorder(false)
+	if err := Softmax(r, x, x, B, H, Tq, Tk, SoftmaxOpts{Bias: bias, Mask: mm}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SoftmaxBiasBackward(r, db, x, B, H, Tq, Tk, false); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	uniform := make([]float64, Tk)
+	for j := range uniform {
+		uniform[j] = 1.0 / Tk
+	}
+	for _, i := range checkRows(0) {
+		sum := make([]float64, Tk)
+		for b := 0; b < B; b++ {
+			want := make([]float64, Tk)
+			SoftmaxRef(want, rowX(b), 1, 1, 1, Tk, rowB, mask[b*Tk:(b+1)*Tk], false, 0)
+			got := download(t, x.At(int64((b*Tq+i)*Tk)), Tk)
+			checkNMSE(t, fmt.Sprintf("batch %d row %d", b, i), got, want, tolFP32)
+			for j := range sum {
+				sum[j] += got[j]
+			}
+		}
+		checkNMSE(t, fmt.Sprintf("bias gradient row %d", i), download(t, db.At(int64(i*Tk)), Tk), sum, tolFP32)
+	}
+	// Rows left at zero scores: uniform over the unmasked keys of batch 0.
+	checkNMSE(t, "zero row", download(t, x.At(int64(5*Tk)), Tk), uniform, tolFP32)
+}
+
+func toF32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
