@@ -42,12 +42,21 @@ const (
 // default.
 const CosineEps = 1e-8
 
+// reduceShapesForTest, when set, replaces the workgroup shapes that
+// reduceWG and colsWG pick, so that tests run the multi-subgroup and
+// shared-memory paths of the shaders on a device whose own choice avoids
+// them (lavapipe).
+var reduceShapesForTest *struct{ wg, wx, wy uint32 }
+
 // reduceWG is the workgroup size of the row-per-workgroup shaders
 // (reduce_rows, reduce_cosine, xent_*): a multiple of the largest subgroup
 // size the device may use. On lavapipe a workgroup runs on one CPU thread
 // and barriers are costly, so one subgroup does the whole row without any;
 // elsewhere 256 invocations share it.
 func reduceWG(d *gpu.Device) uint32 {
+	if o := reduceShapesForTest; o != nil {
+		return o.wg
+	}
 	info := d.Info()
 	sg := info.MaxSubgroupSize
 	if info.SubgroupSize > sg {
@@ -73,6 +82,9 @@ func reduceWG(d *gpu.Device) uint32 {
 // column (group of four columns), WY invocations sharing the axis. On
 // lavapipe WY = 1 keeps the shader free of shared memory and barriers.
 func colsWG(d *gpu.Device) (uint32, uint32) {
+	if o := reduceShapesForTest; o != nil {
+		return o.wx, o.wy
+	}
 	info := d.Info()
 	if info.IsLavapipe() {
 		return 8, 1

@@ -377,3 +377,26 @@ func BenchmarkMaxPool(b *testing.B)        { arBenchOp(b, "max_pool") }
 func BenchmarkCosine(b *testing.B)         { arBenchOp(b, "cosine") }
 func BenchmarkCosineBackward(b *testing.B) { arBenchOp(b, "cosine_backward") }
 func BenchmarkSumSquares(b *testing.B)     { arBenchOp(b, "sum_squares") }
+
+// The shaders' paths for workgroups of several subgroups (shared memory and
+// barriers), which GPUs take and lavapipe's own choice avoids.
+func TestReduceWorkgroupShapes(t *testing.T) {
+	d := gputest.Device(t)
+	sg := d.Info().MaxSubgroupSize
+	if sg == 0 || 8*sg > d.Info().MaxWorkgroupInvocations {
+		t.Skip("subgroup size unknown or too large")
+	}
+	reduceShapesForTest = &struct{ wg, wx, wy uint32 }{8 * sg, 8, 3}
+	defer func() { reduceShapesForTest = nil }()
+	t.Run("reduce", TestReduce)
+	t.Run("max_pool", TestMaxPool)
+	t.Run("cosine", TestCosine)
+	t.Run("sum_squares", TestSumSquares)
+	t.Run("arith_row", TestArithRow)
+	rng := newRNG(46)
+	for _, c := range []xentCase{{7, 1000, 3, 1}, {33, 129, 2, 0}, {3, 4000, 0, 0}} {
+		t.Run(fmt.Sprintf("cross_entropy/%dx%d", c.n, c.V), func(t *testing.T) {
+			testCrossEntropy(t, d, rng, c, true)
+		})
+	}
+}
