@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 )
 
@@ -163,4 +164,49 @@ func BenchmarkReLU(b *testing.B)      { tlBench(b, "relu", "3248x4096") }
 func BenchmarkGELUGated(b *testing.B) { tlBench(b, "gelu-gated", "3248x2816") }
 func BenchmarkGELUGatedBackward(b *testing.B) {
 	tlBench(b, "gelu-gated-bwd", "3248x2816")
+}
+
+// Arrays larger than one binding may hold are processed in chunks.
+func TestActivationAboveBindingLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 128 MiB")
+	}
+	d := gputest.Device(t)
+	lim := actChunk(d)
+	n := lim + 1000
+	if n > 1<<28 {
+		t.Skipf("binding limit too large to exceed here")
+	}
+	xb, err := d.Alloc(4 * (n + 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xb.Free()
+	x := Mem{Buf: xb, Off: 3}
+	r := d.NewRecorder(false)
+	if err := Fill(r, x, n, -1.5); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	at := []int64{0, lim - 2, lim - 1, lim, lim + 1, n - 1}
+	for i, k := range at {
+		if err := gpu.WriteSlice(xb, 3+k, []float32{float32(i + 2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = d.NewRecorder(false)
+	if err := GatedActivation(r, x, x, x, n, ReLU); err != nil { // x = relu(x)·x in place
+		t.Fatal(err)
+	}
+	run(t, r)
+	for i, k := range at {
+		if got := download(t, x.At(k), 1)[0]; got != float64((i+2)*(i+2)) {
+			t.Errorf("x[%d] = %v, want %d", k, got, (i+2)*(i+2))
+		}
+	}
+	for _, k := range []int64{1, lim - 3, lim + 2, n - 2} { // negative: relu gives 0
+		if got := download(t, x.At(k), 1)[0]; got != 0 {
+			t.Errorf("x[%d] = %v, want 0", k, got)
+		}
+	}
 }
