@@ -72,7 +72,15 @@ func stridedCopy(r *gpu.Recorder, op string, y Mem, ys [4]int64, x Mem, xs [4]in
 	if vec4 {
 		k, texel = layoutKernel4, 4
 	}
-	p, err := pipeline(d, op, k, arFlag(vec4), arFlag(zero))
+	// U vec4 groups (4U elements) of the inner dimension per invocation.
+	u := int64(4)
+	for vec4 && shape[3]%(4*u) != 0 {
+		u /= 2
+	}
+	if !vec4 && shape[3] < 16 {
+		u = 1
+	}
+	p, err := pipeline(d, op, k, arFlag(vec4), arFlag(zero), uint32(u))
 	if err != nil {
 		return err
 	}
@@ -92,7 +100,7 @@ func stridedCopy(r *gpu.Recorder, op string, y Mem, ys [4]int64, x Mem, xs [4]in
 				return err
 			}
 		}
-		q := (sh[3] + 3) / 4
+		q := (sh[3] + 4*u - 1) / (4 * u)
 		n := sh[0] * sh[1] * sh[2] * q
 		mq, shq := arMagic(uint32(q))
 		m2, sh2 := arMagic(uint32(sh[2]))
@@ -120,8 +128,8 @@ func layoutPieces(limit int64, shape, xs, ys [4]int64, xo, yo int64, f func(sh [
 		return fmt.Errorf("layout: internal: a single element does not fit")
 	}
 	h := shape[k] / 2
-	if k == 3 && h >= 4 {
-		h = h / 4 * 4 // keep vec4 groups whole
+	if k == 3 && h >= 16 {
+		h = h / 16 * 16 // keep the groups of an invocation whole
 	}
 	lo, hi := shape, shape
 	lo[k], hi[k] = h, shape[k]-h

@@ -2,17 +2,20 @@
 // Strided copy over a 4-D index space (d0, d1, d2, d3):
 //   y[yoff + i0*ys0 + i1*ys1 + i2*ys2 + i3*ys3] = x[xoff + i0*xs0 + ... + i3*xs3]
 // or += with accumulate (yin is y read through a texel view), or = 0 with
-// ZERO (x unused). Each invocation handles four neighbouring i3. x is read
-// through a texel buffer: RGBA32F when VEC4 (unit inner strides, d3, the
-// other strides and the offsets multiples of 4), float texels otherwise.
+// ZERO (x unused). Each invocation handles 4 * U neighbouring i3 (fewer
+// invocations with more work each run faster on lavapipe). x is read
+// through a texel buffer: RGBA32F when VEC4 (unit inner strides, the other
+// strides and the offsets multiples of 4, d3 a multiple of 4 * U), float
+// texels otherwise.
 #include "elementwise.glsl"
 #include "arith_div.glsl"
 
 layout(constant_id = 0) const bool VEC4 = true;
 layout(constant_id = 1) const bool ZERO = false;
+layout(constant_id = 2) const uint U = 1;
 
 layout(push_constant) uniform Push {
-	uint n; // d0 * d1 * d2 * q invocations, q = ceil(d3 / 4)
+	uint n; // d0 * d1 * d2 * q invocations, q = ceil(d3 / (4 * U))
 	uint d3;
 	uint q; // with the divMagic constants of each divisor
 	uint mq;
@@ -48,7 +51,7 @@ void main() {
 		return;
 	}
 	uint r = divMagic(g, p.mq, p.shq);
-	uint i3 = 4u * (g - r * p.q);
+	uint i3 = 4u * U * (g - r * p.q);
 	uint r2 = divMagic(r, p.m2, p.sh2);
 	uint i2 = r - r2 * p.d2;
 	uint i0 = divMagic(r2, p.m1, p.sh1);
@@ -56,14 +59,16 @@ void main() {
 	uint xe = i0 * p.xs0 + i1 * p.xs1 + i2 * p.xs2 + i3 * p.xs3;
 	uint ye = i0 * p.ys0 + i1 * p.ys1 + i2 * p.ys2 + i3 * p.ys3;
 	if (VEC4) {
-		vec4 v = ZERO ? vec4(0.0) : texelFetch(x, int((p.xoff + xe) / 4u));
-		if (p.accumulate != 0u) {
-			v += texelFetch(yin, int((p.yinoff + ye) / 4u));
+		for (uint c = 0u; c < U; c++) {
+			vec4 v = ZERO ? vec4(0.0) : texelFetch(x, int((p.xoff + xe) / 4u + c));
+			if (p.accumulate != 0u) {
+				v += texelFetch(yin, int((p.yinoff + ye) / 4u + c));
+			}
+			y4[(p.yoff + ye) / 4u + c] = v;
 		}
-		y4[(p.yoff + ye) / 4u] = v;
 		return;
 	}
-	uint cnt = min(4u, p.d3 - i3);
+	uint cnt = min(4u * U, p.d3 - i3);
 	for (uint c = 0u; c < cnt; c++) {
 		float v = ZERO ? 0.0 : texelFetch(x, int(p.xoff + xe + c * p.xs3)).x;
 		if (p.accumulate != 0u) {
