@@ -26,9 +26,12 @@ const (
 	arithScaleBy = 3
 )
 
-// arBindLimitForTest, when positive, lowers the number of elements one binding
-// of the kernels in this file family may span, so that tests exercise the
-// splitting of large operands without allocating hundreds of MiB.
+// Helpers shared by the arith, reduce, layout, xent and adamw kernels carry
+// the prefix ar.
+
+// arBindLimitForTest, when positive, lowers the number of elements one
+// binding of those kernels may span, so that tests exercise the splitting of
+// large operands without allocating hundreds of MiB.
 var arBindLimitForTest int64
 
 // arBindElems is the most elements one binding may span, as a storage buffer
@@ -53,8 +56,8 @@ type arOperand struct {
 	n    int64
 }
 
-// arCheck validates every arOperand (present, not freed, large enough)
-// and that all live on one device, which it returns.
+// arCheck validates every operand (present, not freed, large enough) and
+// that all live on one device, which it returns.
 func arCheck(op string, ops ...arOperand) (*gpu.Device, error) {
 	var d *gpu.Device
 	var first string
@@ -128,6 +131,7 @@ func arDivMagic(n, m, sh uint32) uint32 {
 	return (hi + ((n - hi) >> (sh & 0xff))) >> (sh >> 8)
 }
 
+// arFlag is a boolean push constant or specialization constant.
 func arFlag(b bool) uint32 {
 	if b {
 		return 1

@@ -135,10 +135,10 @@ func redSlabs(op string, outer, axis, inner, limit, maxRun int64, f func(o0, no,
 }
 
 // arLoopCap is the most iterations a shader loop may run per invocation.
-// lavapipe stops every loop of an invocation once their iterations add up
-// to 65535 (a guard against infinite loops), silently: kernels keep each
-// loop at most this long, so that a few loops together stay below the
-// guard, and split longer work into pieces.
+// lavapipe (Mesa 22.3, measured) stops every loop of an invocation once their
+// iterations add up to 65535 (a guard against infinite loops), silently:
+// kernels keep each loop at most this long, so that a few loops together
+// stay below the guard, and split longer work into pieces.
 func arLoopCap(d *gpu.Device) int64 {
 	if info := d.Info(); info.IsLavapipe() {
 		return 16384
