@@ -47,3 +47,29 @@ vet:
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	go vet ./...
+
+# Matmul throughput as a fraction of OpenBLAS cblas_sgemm on the same cores:
+# for each shape, BENCH_MATMUL_REPEAT pairs of runs back to back (OpenBLAS,
+# then shlpt-vk on the default device), each pair printing its ratio, then
+# the median ratio per shape. Needs gcc and libopenblas-dev (not needed by
+# the build or the tests). lavapipe runs with its default thread count
+# (LP_NUM_THREADS is unset for the benchmark). See docs/performance.md.
+BENCH_MATMUL_SHAPES ?= 1024x1024x1024 2048x2048x2048
+BENCH_MATMUL_REPEAT ?= 3
+
+.PHONY: bench-matmul
+bench-matmul: build
+	gcc -O2 -Wall -o bin/sgemm-openblas tools/sgemm-openblas/sgemm.c -lopenblas
+	@for s in $(BENCH_MATMUL_SHAPES); do \
+	  for i in $$(seq $(BENCH_MATMUL_REPEAT)); do \
+	    o=$$(env -u LP_NUM_THREADS ./bin/sgemm-openblas $$s) || exit 1; \
+	    v=$$(env -u LP_NUM_THREADS ./bin/shlpt-vk bench --op matmul --shape $$s --json) || exit 1; \
+	    echo "$$o"; echo "$$v"; \
+	    og=$$(echo "$$o" | sed -n 's/.*"gflops":\([0-9.e+-]*\).*/\1/p'); \
+	    vg=$$(echo "$$v" | sed -n 's/.*"gflops":\([0-9.e+-]*\).*/\1/p'); \
+	    awk -v s=$$s -v o=$$og -v v=$$vg 'BEGIN { printf "ratio %s %.1f%% (shlpt-vk %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s)\n", s, 100*v/o, v, o }'; \
+	  done; \
+	done | tee bin/bench-matmul.log
+	@awk '/^ratio/ { r[$$2] = r[$$2] " " $$3 } END { for (s in r) { n = split(r[s], a, " "); for (i = 1; i <= n; i++) a[i] += 0; \
+	  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }; \
+	  printf "median ratio %s: %.1f%% of OpenBLAS over %d back-to-back pairs\n", s, a[int((n + 1) / 2)], n } }' bin/bench-matmul.log | sort

@@ -451,3 +451,32 @@ func TestMatMulVariantChoice(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMatMul runs the benchmark shapes of `shlpt-vk bench --op matmul`.
+func BenchmarkMatMul(b *testing.B) {
+	for _, shape := range matmulBenchShapes {
+		b.Run(strings.ReplaceAll(shape, "/", "_"), func(b *testing.B) {
+			d := gputest.Device(b)
+			c, err := matmulBench(d, shape)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Free()
+			run := func() {
+				r := d.NewRecorder(false)
+				if err := c.Record(r); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			run() // warm-up: pipeline creation, first touch of memory
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run()
+			}
+			b.ReportMetric(c.Flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
