@@ -99,7 +99,7 @@ type mmProblem struct {
 	p             MatMulParams
 }
 
-// shapes of the stored operands.
+// aDims and bDims are the shapes (rows, columns) of the stored A and B.
 func (p *MatMulParams) aDims() (rows, cols int) {
 	if p.TransA {
 		return p.K, p.M
@@ -114,8 +114,8 @@ func (p *MatMulParams) bDims() (rows, cols int) {
 	return p.K, p.N
 }
 
-// extent is the number of elements spanned by batch matrices of rows×cols
-// with leading dimension ld, stride elements apart.
+// mmExtent is the number of elements spanned by batch matrices of
+// rows×cols with leading dimension ld, stride elements apart.
 func mmExtent(batch, rows, cols, ld int, stride int64) int64 {
 	if rows == 0 || cols == 0 || batch == 0 {
 		return 0
@@ -294,7 +294,6 @@ func (pr *mmProblem) split(d *gpu.Device, lim func(*mmProblem) (string, error), 
 		h = h / 64 * 64
 	}
 	lo, hi := *pr, *pr
-	lo.p.Batch, lo.p.M, lo.p.N, lo.p.K = p.Batch, p.M, p.N, p.K
 	switch dim {
 	case "batch":
 		lo.p.Batch, hi.p.Batch = h, p.Batch-h
@@ -341,7 +340,7 @@ func (pr *mmProblem) split(d *gpu.Device, lim func(*mmProblem) (string, error), 
 	return hi.split(d, lim, f)
 }
 
-// splitDim says which dimension to split so that an operand of n elements
+// mmSplitDim says which dimension to split so that an operand of n elements
 // fits max: the batch first, then the dimension that shortens it.
 func mmSplitDim(p *MatMulParams, n, max int64, along string) string {
 	if n <= max {
@@ -371,9 +370,10 @@ type mmTexelCfg struct {
 // its first dispatch, about 2 s for the largest tile). Products with few
 // rows use shorter tiles so that little work is wasted, and so do products
 // whose rows of C cannot be written as whole 4-element groups (offset, LDC
-// or N not a multiple of 4): their element-wise stores make long code. Operands that cannot be read as RGBA32F texels
-// (leading dimension or offset not a multiple of 4) take a slower path with
-// float texels and small tiles.
+// or N not a multiple of 4): their element-wise stores make long code.
+// Operands that cannot be read as RGBA32F texels (leading dimension or
+// offset not a multiple of 4) take a slower path with float texels and
+// small tiles.
 func mmTexelConfig(d *gpu.Device, p *MatMulParams, vecA, vecB, vecC bool) mmTexelCfg {
 	if o := matmulTexelOverride; o != nil {
 		return *o
@@ -397,8 +397,11 @@ func mmTexelConfig(d *gpu.Device, p *MatMulParams, vecA, vecB, vecC bool) mmTexe
 	default:
 		cfg.tm, cfg.kb4 = 4, 8
 	}
-	if cfg.kb4 > cfg.lanes {
-		cfg.kb4 = cfg.lanes
+	if cfg.bcast {
+		// kb4 must divide lanes, and lanes/kb4 the rows.
+		for cfg.kb4 > 1 && (cfg.lanes%cfg.kb4 != 0 || cfg.tm%(cfg.lanes/cfg.kb4) != 0) {
+			cfg.kb4--
+		}
 	}
 	return cfg
 }
@@ -408,14 +411,22 @@ var matmulTexelOverride *mmTexelCfg
 
 func (cfg mmTexelCfg) cols() int { return cfg.lanes * cfg.tn4 * 4 }
 
-// texelVec reports which operands of pr can be read as RGBA32F texels with
-// tiles of tm rows.
-func (pr *mmProblem) texelVec(tm int) (vecA, vecB, vecC bool) {
+// rowsA is the number of rows of A each lane fetches per block.
+func (cfg mmTexelCfg) rowsA() int {
+	if cfg.bcast {
+		return cfg.tm / (cfg.lanes / cfg.kb4)
+	}
+	return cfg.tm
+}
+
+// texelVec reports which operands of pr can be read as RGBA32F texels when
+// each lane fetches rowsA rows of A (a multiple of 4 when A is stored K×M).
+func (pr *mmProblem) texelVec(rowsA int) (vecA, vecB, vecC bool) {
 	p := &pr.p
 	aligned := func(m Mem, ld int, stride int64) bool {
 		return m.Off%4 == 0 && ld%4 == 0 && (p.Batch == 1 || stride%4 == 0)
 	}
-	vecA = aligned(pr.a, p.LDA, p.StrideA) && (!p.TransA || tm%4 == 0)
+	vecA = aligned(pr.a, p.LDA, p.StrideA) && (!p.TransA || rowsA%4 == 0)
 	vecB = aligned(pr.b, p.LDB, p.StrideB)
 	vecC = aligned(pr.c, p.LDC, p.StrideC) && p.N%4 == 0
 	return
@@ -425,7 +436,7 @@ func (cfg mmTexelCfg) limits(d *gpu.Device, _ *mmProblem) func(*mmProblem) (stri
 	info := d.Info()
 	return func(q *mmProblem) (string, error) {
 		p := &q.p
-		vecA, vecB, _ := q.texelVec(cfg.tm)
+		vecA, vecB, _ := q.texelVec(cfg.rowsA())
 		texMax := func(vec bool) int64 {
 			n := int64(info.MaxTexelBufferElements)
 			if vec {
@@ -480,7 +491,7 @@ func mmBindTexel(d *gpu.Device, m Mem, n int64, vec bool) (gpu.Binding, uint32) 
 func (pr *mmProblem) dispatchTexel(r *gpu.Recorder, d *gpu.Device, cfg mmTexelCfg) error {
 	const op = "matmul"
 	p := &pr.p
-	vecA, vecB, vecC := pr.texelVec(cfg.tm)
+	vecA, vecB, vecC := pr.texelVec(cfg.rowsA())
 	k := matmulTexel11
 	switch {
 	case vecA && vecB:

@@ -11,15 +11,17 @@
 // A workgroup is one subgroup of LANES invocations and computes a tile of
 // TM rows × LANES·TN4·4 columns of C: each lane owns TM rows × TN4 groups of
 // 4 columns, neighbouring lanes on neighbouring column groups. All lanes need
-// the same A values, so with BCAST each lane fetches a different part of A
-// (4 of the LANES·4 k values of a block) and the values are passed around
-// with subgroupBroadcast, which costs a register shuffle instead of a fetch.
+// the same A values, so with BCAST the lanes share the fetching of A (each a
+// different group of 4 k values and of rows) and pass the values around with
+// subgroupShuffle from a constant lane, which lavapipe compiles to a register
+// shuffle instead of a fetch. For each block of 4·KB4 values of K all of its
+// B values are fetched first; the products then run row by row, so that one
+// row's accumulators stay in registers through the whole block.
 //
 // Edges: row and column indices are clamped so every fetch stays inside the
 // bound views (the extra rows and columns only feed outputs that are not
 // stored); the last, partial block of K is masked to zero on both sides.
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_ballot : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
 
@@ -35,7 +37,7 @@ layout(constant_id = 7) const bool VEC_C = true; // C offset, ldc and N multiple
 layout(constant_id = 8) const bool BCAST = true; // share A fetches across the subgroup
 layout(constant_id = 9) const bool BIAS = false;
 layout(constant_id = 10) const bool READ_C = false; // beta != 0
-layout(constant_id = 11) const uint KB4 = 8;     // a block of K is 4·KB4 values (KB4 <= LANES with BCAST)
+layout(constant_id = 11) const uint KB4 = 8;     // a block of K is 4·KB4 values (with BCAST KB4 divides LANES, LANES / KB4 divides TM)
 
 layout(push_constant) uniform Push {
 	uint M, N, K;
@@ -53,19 +55,25 @@ layout(std430, binding = 3) buffer C { float c[]; };
 layout(std430, binding = 3) buffer C4 { vec4 c4[]; };
 
 uint lane, mBase, nBase, aOff, bOff;
-// A values. With BCAST: la[0][t][r] = op(A)[mBase + r, k0 + 4·lane + t], this
-// lane's share of the block; without: la[q][t][r] = op(A)[mBase + r, k0 + 4q + t].
-float la[BCAST ? 1 : KB4][4][TM];
+// With BCAST the A values of a block are fetched once, spread over the
+// lanes: KB4 lanes per group of 4 k values and RG = LANES / KB4 lanes per
+// column, each fetching TMA = TM / RG rows: la[0][t][r] = op(A)[mBase +
+// aRow + r, k0 + aK + t]. Without BCAST every lane fetches all of them:
+// la[q][t][r] = op(A)[mBase + r, k0 + 4q + t].
+const uint RG = BCAST ? LANES / KB4 : 1u;
+const uint TMA = TM / RG;
+uint aRow, aK;
+float la[BCAST ? 1 : KB4][4][TMA];
 vec4 bv[KB4][4][TN4]; // bv[q][t][j][i] = op(B)[k0 + 4q + t, column i of group j]
 vec4 acc[TM][TN4];
 
 // Four consecutive elements starting at element e. With VEC_*, e is a
-// multiple of 4; otherwise each index is clamped to the view.
+// multiple of 4 inside the view; otherwise each index is clamped to the view.
 vec4 loadA4(uint e) {
 	if (VEC_A) {
 		return texelFetch(A, int(e >> 2));
 	}
-	return vec4(texelFetch(A, int(e)).x, texelFetch(A, int(min(e + 1u, p.lastA))).x,
+	return vec4(texelFetch(A, int(min(e, p.lastA))).x, texelFetch(A, int(min(e + 1u, p.lastA))).x,
 		texelFetch(A, int(min(e + 2u, p.lastA))).x, texelFetch(A, int(min(e + 3u, p.lastA))).x);
 }
 
@@ -73,7 +81,7 @@ vec4 loadB4(uint e) {
 	if (VEC_B) {
 		return texelFetch(B, int(e >> 2));
 	}
-	return vec4(texelFetch(B, int(e)).x, texelFetch(B, int(min(e + 1u, p.lastB))).x,
+	return vec4(texelFetch(B, int(min(e, p.lastB))).x, texelFetch(B, int(min(e + 1u, p.lastB))).x,
 		texelFetch(B, int(min(e + 2u, p.lastB))).x, texelFetch(B, int(min(e + 3u, p.lastB))).x);
 }
 
@@ -82,12 +90,13 @@ vec4 keep(vec4 v, uint k) {
 	return mix(vec4(0.0), v, lessThan(uvec4(k) + uvec4(0u, 1u, 2u, 3u), uvec4(p.K)));
 }
 
-// loadA fills la[s] for the four k values k..k+3 (tail: some may be >= K).
-void loadA(uint s, uint k, bool tail) {
+// loadA fills la[s] for rows m0.. and the four k values k..k+3 (tail: some
+// may be >= K).
+void loadA(uint s, uint m0, uint k, bool tail) {
 	uint kq = tail ? min(k, (p.K - 1u) & ~3u) : k;
 	if (!TRANS_A) {
-		[[unroll]] for (uint r = 0u; r < TM; r++) {
-			uint m = min(mBase + r, p.M - 1u);
+		[[unroll]] for (uint r = 0u; r < TMA; r++) {
+			uint m = min(m0 + r, p.M - 1u);
 			vec4 v = loadA4(aOff + m * p.lda + kq);
 			if (tail) {
 				v = keep(v, k);
@@ -100,14 +109,16 @@ void loadA(uint s, uint k, bool tail) {
 		// Stored K×M: four rows of op(A) per fetch.
 		[[unroll]] for (uint t = 0u; t < 4u; t++) {
 			uint kk = tail ? min(k + t, p.K - 1u) : k + t;
-			[[unroll]] for (uint g = 0u; g < (TM + 3u) / 4u; g++) {
-				uint m = min(mBase + 4u * g, (p.M - 1u) & ~3u);
+			[[unroll]] for (uint g = 0u; g < (TMA + 3u) / 4u; g++) {
+				// Only groups wholly past M are clamped (their rows are not
+				// stored); with VEC_A, m0 is a multiple of 4.
+				uint m = min(m0 + 4u * g, VEC_A ? (p.M - 1u) & ~3u : p.M - 1u);
 				vec4 v = loadA4(aOff + kk * p.lda + m);
 				if (tail && k + t >= p.K) {
 					v = vec4(0.0);
 				}
 				[[unroll]] for (uint i = 0u; i < 4u; i++) {
-					if (4u * g + i < TM) {
+					if (4u * g + i < TMA) {
 						la[s][t][4u * g + i] = v[i];
 					}
 				}
@@ -161,10 +172,10 @@ void loadB(uint k0, bool tail) {
 // registers through the whole block.
 void block(uint k0, bool tail) {
 	if (BCAST) {
-		loadA(0u, k0 + 4u * min(lane, KB4 - 1u), tail);
+		loadA(0u, mBase + aRow, k0 + aK, tail);
 	} else {
 		[[unroll]] for (uint q = 0u; q < KB4; q++) {
-			loadA(q, k0 + 4u * q, tail);
+			loadA(q, mBase, k0 + 4u * q, tail);
 		}
 	}
 	loadB(k0, tail);
@@ -175,8 +186,9 @@ void block(uint k0, bool tail) {
 		}
 		[[unroll]] for (uint q = 0u; q < KB4; q++) {
 			[[unroll]] for (uint t = 0u; t < 4u; t++) {
-				// q is a constant once the loop is unrolled: a register shuffle.
-				float a = BCAST ? subgroupShuffle(la[0][t][r], q) : la[q][t][r];
+				// The lane is a constant once the loops are unrolled: a
+				// register shuffle.
+				float a = BCAST ? subgroupShuffle(la[0][t][r % TMA], q + KB4 * (r / TMA)) : la[q][t][r];
 				[[unroll]] for (uint j = 0u; j < TN4; j++) {
 					c[j] = fma(vec4(a), bv[q][t][j], c[j]);
 				}
@@ -192,6 +204,8 @@ void main() {
 	lane = BCAST ? gl_SubgroupInvocationID : gl_LocalInvocationID.x;
 	nBase = gl_WorkGroupID.x * (LANES * TN4 * 4u);
 	mBase = gl_WorkGroupID.y * TM;
+	aRow = (lane / KB4) * TMA;
+	aK = 4u * (lane % KB4);
 	uint z = gl_WorkGroupID.z;
 	aOff = p.offA + z * p.strideA;
 	bOff = p.offB + z * p.strideB;
