@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unsafe"
 
 	vk "github.com/vulkan-go/vulkan"
 )
@@ -79,42 +78,24 @@ func newInstance(validate bool) (*instance, error) {
 		api = vk.MakeVersion(1, 3, 0)
 	}
 	var layers, exts []string
-	var pnext unsafe.Pointer
+	syncValidation := false
 	if validate {
 		if !contains(instanceLayers(), validationLayer) {
 			return nil, fmt.Errorf("gpu: validation was requested (%s=1) but %s is not installed; "+
 				"install it with: sudo apt-get install vulkan-validationlayers", ValidateEnv, validationLayer)
 		}
-		layers = append(layers, validationLayer+"\x00")
+		layers = append(layers, validationLayer)
 		avail := append(instanceExtensions(""), instanceExtensions(validationLayer)...)
 		if !contains(avail, "VK_EXT_debug_utils") {
 			return nil, fmt.Errorf("gpu: validation needs VK_EXT_debug_utils, which this loader lacks")
 		}
-		exts = append(exts, "VK_EXT_debug_utils\x00")
+		exts = append(exts, "VK_EXT_debug_utils")
 		if contains(avail, "VK_EXT_validation_features") {
-			exts = append(exts, "VK_EXT_validation_features\x00")
-			pnext = validationFeatures()
+			exts = append(exts, "VK_EXT_validation_features")
+			syncValidation = true
 		}
 	}
-	app := vk.ApplicationInfo{
-		SType:            vk.StructureTypeApplicationInfo,
-		PApplicationName: "shlpt-vk\x00",
-		PEngineName:      "shlpt-vk\x00",
-		ApiVersion:       api,
-	}
-	ci := vk.InstanceCreateInfo{
-		SType:                   vk.StructureTypeInstanceCreateInfo,
-		PNext:                   pnext,
-		PApplicationInfo:        &app,
-		EnabledLayerCount:       uint32(len(layers)),
-		PpEnabledLayerNames:     layers,
-		EnabledExtensionCount:   uint32(len(exts)),
-		PpEnabledExtensionNames: exts,
-	}
-	var inst vk.Instance
-	res := vk.CreateInstance(&ci, nil, &inst)
-	ci.Free()
-	app.Free()
+	inst, res := createInstance(api, layers, exts, syncValidation)
 	if res == vk.ErrorIncompatibleDriver {
 		return nil, fmt.Errorf("gpu: vkCreateInstance: no Vulkan driver is installed (VK_ERROR_INCOMPATIBLE_DRIVER): %w; %s",
 			ErrNoDevice, installHint)
@@ -215,41 +196,20 @@ func describe(inst vk.Instance, pd vk.PhysicalDevice, index int, info *DeviceInf
 	}
 	p.Free()
 
-	var mp vk.PhysicalDeviceMemoryProperties
-	vk.GetPhysicalDeviceMemoryProperties(pd, &mp)
-	mp.Deref()
-	for i := uint32(0); i < mp.MemoryHeapCount; i++ {
-		h := mp.MemoryHeaps[i]
-		h.Deref()
-		info.Heaps = append(info.Heaps, MemoryHeap{Size: uint64(h.Size), DeviceLocal: h.Flags&vk.MemoryHeapFlags(vk.MemoryHeapDeviceLocalBit) != 0})
+	heaps, types, err := memoryProperties(pd)
+	if err != nil {
+		return err
 	}
-	for i := uint32(0); i < mp.MemoryTypeCount; i++ {
-		t := mp.MemoryTypes[i]
-		t.Deref()
-		f := t.PropertyFlags
-		info.MemoryTypes = append(info.MemoryTypes, MemoryType{
-			Heap:         int(t.HeapIndex),
-			DeviceLocal:  f&vk.MemoryPropertyFlags(vk.MemoryPropertyDeviceLocalBit) != 0,
-			HostVisible:  f&vk.MemoryPropertyFlags(vk.MemoryPropertyHostVisibleBit) != 0,
-			HostCoherent: f&vk.MemoryPropertyFlags(vk.MemoryPropertyHostCoherentBit) != 0,
-			HostCached:   f&vk.MemoryPropertyFlags(vk.MemoryPropertyHostCachedBit) != 0,
-		})
-	}
-	mp.Free()
-
-	var nq uint32
-	vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nq, nil)
-	qs := make([]vk.QueueFamilyProperties, nq)
-	vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nq, qs)
+	info.Heaps, info.MemoryTypes = heaps, types
 	// Prefer a compute family that supports timestamps.
-	for i := range qs[:nq] {
-		qs[i].Deref()
-		if qs[i].QueueFlags&vk.QueueFlags(vk.QueueComputeBit) == 0 {
+	flags, ts := queueFamilies(pd)
+	for i, f := range flags {
+		if f&uint32(vk.QueueComputeBit) == 0 {
 			continue
 		}
-		if info.ComputeQueueFamily < 0 || (info.TimestampValidBits == 0 && qs[i].TimestampValidBits > 0) {
+		if info.ComputeQueueFamily < 0 || (info.TimestampValidBits == 0 && ts[i] > 0) {
 			info.ComputeQueueFamily = i
-			info.TimestampValidBits = qs[i].TimestampValidBits
+			info.TimestampValidBits = ts[i]
 		}
 	}
 

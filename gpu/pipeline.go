@@ -302,34 +302,7 @@ func (pc *pipelineCache) create(k *Kernel, spec []uint32) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	stage := vk.PipelineShaderStageCreateInfo{
-		SType:  vk.StructureTypePipelineShaderStageCreateInfo,
-		Stage:  vk.ShaderStageComputeBit,
-		Module: mod,
-		PName:  "main\x00",
-	}
-	var specData []uint32
-	if len(spec) > 0 {
-		specData = append(specData, spec...)
-		entries := make([]vk.SpecializationMapEntry, len(spec))
-		for i := range spec {
-			entries[i] = vk.SpecializationMapEntry{ConstantID: uint32(i), Offset: uint32(4 * i), Size: 4}
-		}
-		stage.PSpecializationInfo = []vk.SpecializationInfo{{
-			MapEntryCount: uint32(len(spec)),
-			PMapEntries:   entries,
-			DataSize:      uint(4 * len(spec)),
-			PData:         unsafe.Pointer(&specData[0]),
-		}}
-	}
-	ci := vk.ComputePipelineCreateInfo{
-		SType:  vk.StructureTypeComputePipelineCreateInfo,
-		Stage:  stage,
-		Layout: lay.pipeLay,
-	}
-	pipes := make([]vk.Pipeline, 1)
-	res := vk.CreateComputePipelines(d.dev, pc.vkCache, 1, []vk.ComputePipelineCreateInfo{ci}, nil, pipes)
-	ci.Free()
+	pipe, res := createComputePipeline(d.dev, pc.vkCache, mod, lay.pipeLay, spec)
 	if res != vk.Success {
 		return nil, fmt.Errorf("%w (kernel %s)", vkError("vkCreateComputePipelines", res), k.Name)
 	}
@@ -337,7 +310,7 @@ func (pc *pipelineCache) create(k *Kernel, spec []uint32) (*Pipeline, error) {
 	if len(spec) > 0 {
 		label = fmt.Sprintf("%s%v", k.Name, spec)
 	}
-	return &Pipeline{Kernel: k, Spec: append([]uint32(nil), spec...), label: label, pipe: pipes[0], lay: lay}, nil
+	return &Pipeline{Kernel: k, Spec: append([]uint32(nil), spec...), label: label, pipe: pipe, lay: lay}, nil
 }
 
 func (pc *pipelineCache) layout(kinds []BindingKind, pushWords int) (*layout, error) {
@@ -347,40 +320,12 @@ func (pc *pipelineCache) layout(kinds []BindingKind, pushWords int) (*layout, er
 		return l, nil
 	}
 	d := pc.d
-	binds := make([]vk.DescriptorSetLayoutBinding, len(kinds))
-	for i, k := range kinds {
-		binds[i] = vk.DescriptorSetLayoutBinding{
-			Binding:         uint32(i),
-			DescriptorType:  k.descriptorType(),
-			DescriptorCount: 1,
-			StageFlags:      vk.ShaderStageFlags(vk.ShaderStageComputeBit),
-		}
-	}
-	sci := vk.DescriptorSetLayoutCreateInfo{SType: vk.StructureTypeDescriptorSetLayoutCreateInfo,
-		BindingCount: uint32(len(binds)), PBindings: binds}
 	l := &layout{kinds: append([]BindingKind(nil), kinds...), pushWords: pushWords, sets: map[setKey]cachedSet{}}
-	var setLayout vk.DescriptorSetLayout
-	res := vk.CreateDescriptorSetLayout(d.dev, &sci, nil, &setLayout)
-	sci.Free()
+	setLayout, pipeLay, res := createLayouts(d.dev, kinds, 4*pushWords)
 	if res != vk.Success {
-		return nil, vkError("vkCreateDescriptorSetLayout", res)
+		return nil, vkError("creating descriptor-set and pipeline layouts", res)
 	}
-	l.setLayout = setLayout
-	lci := vk.PipelineLayoutCreateInfo{SType: vk.StructureTypePipelineLayoutCreateInfo,
-		SetLayoutCount: 1, PSetLayouts: []vk.DescriptorSetLayout{l.setLayout}}
-	if pushWords > 0 {
-		lci.PushConstantRangeCount = 1
-		lci.PPushConstantRanges = []vk.PushConstantRange{{
-			StageFlags: vk.ShaderStageFlags(vk.ShaderStageComputeBit), Size: uint32(4 * pushWords)}}
-	}
-	var pipeLay vk.PipelineLayout
-	res = vk.CreatePipelineLayout(d.dev, &lci, nil, &pipeLay)
-	lci.Free()
-	if res != vk.Success {
-		vk.DestroyDescriptorSetLayout(d.dev, l.setLayout, nil)
-		return nil, vkError("vkCreatePipelineLayout", res)
-	}
-	l.pipeLay = pipeLay
+	l.setLayout, l.pipeLay = setLayout, pipeLay
 	pc.layouts[key] = l
 	return l, nil
 }
@@ -421,27 +366,20 @@ func (pc *pipelineCache) descriptorSet(l *layout, binds []Binding) (vk.Descripto
 			return nil, vkError("vkAllocateDescriptorSets", res)
 		}
 	}
-	writes := make([]vk.WriteDescriptorSet, len(binds))
+	var writes [MaxBindings]descriptorWrite
 	for i, b := range binds {
 		k := l.kinds[i]
-		w := vk.WriteDescriptorSet{SType: vk.StructureTypeWriteDescriptorSet, DstSet: set,
-			DstBinding: uint32(i), DescriptorCount: 1, DescriptorType: k.descriptorType()}
+		w := descriptorWrite{kind: k, buf: b.Buf.blk.buf, off: b.Buf.off + b.Off, size: b.Size}
 		if k.texel() {
 			v, err := pc.view(b, k)
 			if err != nil {
 				return nil, err
 			}
-			w.PTexelBufferView = []vk.BufferView{v}
-		} else {
-			w.PBufferInfo = []vk.DescriptorBufferInfo{{Buffer: b.Buf.blk.buf,
-				Offset: vk.DeviceSize(b.Buf.off + b.Off), Range: vk.DeviceSize(b.Size)}}
+			w.view = v
 		}
 		writes[i] = w
 	}
-	vk.UpdateDescriptorSets(d.dev, uint32(len(writes)), writes, 0, nil)
-	for i := range writes {
-		writes[i].Free()
-	}
+	writeDescriptorSet(d.dev, set, writes[:len(binds)])
 	l.sets[key] = cachedSet{set: set, pool: pool}
 	pc.nsets++
 	return set, nil
@@ -449,17 +387,7 @@ func (pc *pipelineCache) descriptorSet(l *layout, binds []Binding) (vk.Descripto
 
 func (pc *pipelineCache) newPool() (vk.DescriptorPool, error) {
 	d := pc.d
-	sizes := []vk.DescriptorPoolSize{
-		{Type: vk.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * MaxBindings},
-		{Type: vk.DescriptorTypeUniformTexelBuffer, DescriptorCount: setsPerPool * MaxBindings},
-		{Type: vk.DescriptorTypeStorageTexelBuffer, DescriptorCount: setsPerPool * MaxBindings},
-	}
-	ci := vk.DescriptorPoolCreateInfo{SType: vk.StructureTypeDescriptorPoolCreateInfo,
-		Flags:   vk.DescriptorPoolCreateFlags(vk.DescriptorPoolCreateFreeDescriptorSetBit),
-		MaxSets: setsPerPool, PoolSizeCount: uint32(len(sizes)), PPoolSizes: sizes}
-	var pool vk.DescriptorPool
-	res := vk.CreateDescriptorPool(d.dev, &ci, nil, &pool)
-	ci.Free()
+	pool, res := createDescriptorPool(d.dev, setsPerPool, setsPerPool*MaxBindings)
 	if res != vk.Success {
 		return nil, vkError("vkCreateDescriptorPool", res)
 	}

@@ -110,7 +110,6 @@ func deviceExtensions(inst vk.Instance, pd vk.PhysicalDevice) []string {
 	return nameList(buf, C.shim_device_extensions(handle(unsafe.Pointer(inst)), handle(unsafe.Pointer(pd)), &buf[0], C.size_t(len(buf))))
 }
 
-func validationFeatures() unsafe.Pointer { return C.shim_validation_features() }
 
 // extSet says which optional query structures a device understands.
 type extSet struct {
@@ -326,3 +325,120 @@ type shimFns = C.shim_fns
 func cU32(v uint32) C.uint32_t        { return C.uint32_t(v) }
 func cUint64(v int64) C.uint64_t      { return C.uint64_t(v) }
 func ptrOf(v []uint64) unsafe.Pointer { return unsafe.Pointer(&v[0]) }
+
+// cStrings copies names into C memory; free releases them.
+func cStrings(names []string) (**C.char, func()) {
+	if len(names) == 0 {
+		return nil, func() {}
+	}
+	arr := (*[64]*C.char)(C.calloc(64, C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	for i, n := range names {
+		arr[i] = C.CString(n)
+	}
+	return &arr[0], func() {
+		for i := range names {
+			C.free(unsafe.Pointer(arr[i]))
+		}
+		C.free(unsafe.Pointer(arr))
+	}
+}
+
+func createInstance(api uint32, layers, exts []string, syncValidation bool) (vk.Instance, vk.Result) {
+	cl, freeL := cStrings(layers)
+	defer freeL()
+	ce, freeE := cStrings(exts)
+	defer freeE()
+	sv := C.int(0)
+	if syncValidation {
+		sv = 1
+	}
+	var h C.shim_handle
+	r := vk.Result(C.shim_create_instance(C.uint32_t(api), cl, C.uint32_t(len(layers)), ce, C.uint32_t(len(exts)), sv, &h))
+	return vk.Instance(unsafe.Pointer(h)), r
+}
+
+func memoryProperties(pd vk.PhysicalDevice) (heaps []MemoryHeap, types []MemoryType, err error) {
+	var m C.shim_memory
+	if C.shim_memory_properties(handle(unsafe.Pointer(pd)), &m) != 0 {
+		return nil, nil, fmt.Errorf("gpu: vkGetPhysicalDeviceMemoryProperties unavailable")
+	}
+	for i := 0; i < int(m.n_heaps); i++ {
+		heaps = append(heaps, MemoryHeap{Size: uint64(m.heap_size[i]), DeviceLocal: m.heap_flags[i]&1 != 0})
+	}
+	for i := 0; i < int(m.n_types); i++ {
+		f := uint32(m.type_flags[i])
+		types = append(types, MemoryType{Heap: int(m.type_heap[i]), DeviceLocal: f&1 != 0,
+			HostVisible: f&2 != 0, HostCoherent: f&4 != 0, HostCached: f&8 != 0})
+	}
+	return heaps, types, nil
+}
+
+// queueFamilies returns each family's VkQueueFlags and timestamp bits.
+func queueFamilies(pd vk.PhysicalDevice) (flags, tsBits []uint32) {
+	var f, t [64]C.uint32_t
+	n := int(C.shim_queue_families(handle(unsafe.Pointer(pd)), &f[0], &t[0], 64))
+	for i := 0; i < n; i++ {
+		flags = append(flags, uint32(f[i]))
+		tsBits = append(tsBits, uint32(t[i]))
+	}
+	return flags, tsBits
+}
+
+func createLayouts(d vk.Device, kinds []BindingKind, pushBytes int) (vk.DescriptorSetLayout, vk.PipelineLayout, vk.Result) {
+	var types [16]C.int32_t
+	for i, k := range kinds {
+		types[i] = C.int32_t(k.descriptorType())
+	}
+	var sl, pl C.shim_handle
+	r := vk.Result(C.shim_create_layouts(handle(unsafe.Pointer(d)), &types[0], C.uint32_t(len(kinds)), C.uint32_t(pushBytes), &sl, &pl))
+	return vk.DescriptorSetLayout(unsafe.Pointer(sl)), vk.PipelineLayout(unsafe.Pointer(pl)), r
+}
+
+func createComputePipeline(d vk.Device, cache vk.PipelineCache, mod vk.ShaderModule, lay vk.PipelineLayout, spec []uint32) (vk.Pipeline, vk.Result) {
+	var cs [64]C.uint32_t
+	for i, v := range spec {
+		cs[i] = C.uint32_t(v)
+	}
+	var p C.shim_handle
+	r := vk.Result(C.shim_create_compute_pipeline(handle(unsafe.Pointer(d)), handle(unsafe.Pointer(cache)),
+		handle(unsafe.Pointer(mod)), handle(unsafe.Pointer(lay)), &cs[0], C.uint32_t(len(spec)), &p))
+	return vk.Pipeline(unsafe.Pointer(p)), r
+}
+
+func createDescriptorPool(d vk.Device, maxSets, perType uint32) (vk.DescriptorPool, vk.Result) {
+	var p C.shim_handle
+	r := vk.Result(C.shim_create_descriptor_pool(handle(unsafe.Pointer(d)), C.uint32_t(maxSets), C.uint32_t(perType), &p))
+	return vk.DescriptorPool(unsafe.Pointer(p)), r
+}
+
+// descriptorWrite is one binding of a descriptor-set update.
+type descriptorWrite struct {
+	kind BindingKind
+	buf  vk.Buffer
+	off  int64
+	size int64
+	view vk.BufferView
+}
+
+func writeDescriptorSet(d vk.Device, set vk.DescriptorSet, ws []descriptorWrite) {
+	var types [16]C.int32_t
+	var bufs, views [16]C.shim_handle
+	var offs, ranges [16]C.uint64_t
+	for i, w := range ws {
+		types[i] = C.int32_t(w.kind.descriptorType())
+		bufs[i] = handle(unsafe.Pointer(w.buf))
+		views[i] = handle(unsafe.Pointer(w.view))
+		offs[i] = C.uint64_t(w.off)
+		ranges[i] = C.uint64_t(w.size)
+	}
+	C.shim_write_descriptor_set(handle(unsafe.Pointer(d)), handle(unsafe.Pointer(set)), C.uint32_t(len(ws)),
+		&types[0], &bufs[0], &offs[0], &ranges[0], &views[0])
+}
+
+func syncMapped(d vk.Device, mem vk.DeviceMemory, off, size int64, flush bool) vk.Result {
+	f := C.int(0)
+	if flush {
+		f = 1
+	}
+	return vk.Result(C.shim_sync_mapped(handle(unsafe.Pointer(d)), handle(unsafe.Pointer(mem)), C.uint64_t(off), C.uint64_t(size), f))
+}

@@ -3,8 +3,6 @@ package gpu
 import (
 	"fmt"
 	"unsafe"
-
-	vk "github.com/vulkan-go/vulkan"
 )
 
 // stagingSize bounds the host-visible buffer used for uploads and downloads
@@ -95,32 +93,29 @@ func (d *Device) flush(b *block, off, n int64) error {
 	if d.mem.hostCoherent {
 		return nil
 	}
-	r := d.atomRange(b, off, n)
-	res := vk.FlushMappedMemoryRanges(d.dev, 1, []vk.MappedMemoryRange{r})
-	return vkError("vkFlushMappedMemoryRanges", res)
+	lo, hi := d.atomRange(b, off, n)
+	return vkError("vkFlushMappedMemoryRanges", syncMapped(d.dev, b.mem, lo, hi-lo, true))
 }
 
 func (d *Device) invalidate(b *block, off, n int64) error {
 	if d.mem.hostCoherent {
 		return nil
 	}
-	r := d.atomRange(b, off, n)
-	res := vk.InvalidateMappedMemoryRanges(d.dev, 1, []vk.MappedMemoryRange{r})
-	return vkError("vkInvalidateMappedMemoryRanges", res)
+	lo, hi := d.atomRange(b, off, n)
+	return vkError("vkInvalidateMappedMemoryRanges", syncMapped(d.dev, b.mem, lo, hi-lo, false))
 }
 
-func (d *Device) atomRange(b *block, off, n int64) vk.MappedMemoryRange {
+func (d *Device) atomRange(b *block, off, n int64) (lo, hi int64) {
 	atom := int64(d.info.NonCoherentAtomSize)
 	if atom < 1 {
 		atom = 1
 	}
-	lo := off / atom * atom
-	hi := (off + n + atom - 1) / atom * atom
+	lo = off / atom * atom
+	hi = (off + n + atom - 1) / atom * atom
 	if hi > b.size {
 		hi = b.size
 	}
-	return vk.MappedMemoryRange{SType: vk.StructureTypeMappedMemoryRange, Memory: b.mem,
-		Offset: vk.DeviceSize(lo), Size: vk.DeviceSize(hi - lo)}
+	return lo, hi
 }
 
 // stagedTransfer copies through a host-visible staging block in chunks.

@@ -217,6 +217,7 @@ typedef struct {
 // Function pointers ------------------------------------------------------------
 
 static PFN_getInstanceProcAddr getInstanceProcAddr;
+static shim_handle shim_current_instance;
 static void (*fnGetProperties2)(shim_handle, void *);
 static void (*fnGetFeatures2)(shim_handle, void *);
 static VkResult_ (*fnGetCoopMatProps)(shim_handle, uint32_t *, coopmat_props *);
@@ -281,6 +282,7 @@ uint32_t shim_instance_version(void) {
 #define LOAD_I(var, name) var = (__typeof__(var))getInstanceProcAddr(instance, name)
 
 int shim_init_instance(shim_handle instance) {
+	shim_current_instance = instance;
 	LOAD_I(fnGetProperties2, "vkGetPhysicalDeviceProperties2");
 	LOAD_I(fnGetFeatures2, "vkGetPhysicalDeviceFeatures2");
 	LOAD_I(fnGetCoopMatProps, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
@@ -734,3 +736,321 @@ static const int32_t sync_validation[1] = {4}; // VK_VALIDATION_FEATURE_ENABLE_S
 static validation_features vfeatures = {1000247000, NULL, 1, sync_validation, 0, NULL};
 
 void *shim_validation_features(void) { return &vfeatures; }
+
+// Object creation ---------------------------------------------------------------
+//
+// vulkan-go converts slices of structs (and structs holding such slices) to C
+// memory whose lifetime is tied to a finalizer on a temporary; a garbage
+// collection during the Vulkan call can free it while the driver reads it.
+// Every call that takes such data is therefore made here, with the structs
+// built on the C stack.
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	const char *pApplicationName;
+	uint32_t applicationVersion;
+	const char *pEngineName;
+	uint32_t engineVersion;
+	uint32_t apiVersion;
+} application_info;
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	uint32_t flags;
+	const application_info *pApplicationInfo;
+	uint32_t enabledLayerCount;
+	const char *const *ppEnabledLayerNames;
+	uint32_t enabledExtensionCount;
+	const char *const *ppEnabledExtensionNames;
+} instance_create_info;
+
+int32_t shim_create_instance(uint32_t api, const char *const *layers, uint32_t nlayers,
+                             const char *const *exts, uint32_t nexts, int sync_validation,
+                             shim_handle *instance) {
+	VkResult_ (*fn)(const instance_create_info *, const void *, shim_handle *) =
+	    (VkResult_(*)(const instance_create_info *, const void *, shim_handle *))getInstanceProcAddr(NULL, "vkCreateInstance");
+	if (!fn) return -3; // VK_ERROR_INITIALIZATION_FAILED
+	application_info app = {0, NULL, "shlpt-vk", 1, "shlpt-vk", 1, api};
+	instance_create_info ci;
+	memset(&ci, 0, sizeof ci);
+	ci.sType = 1;
+	ci.pNext = sync_validation ? (const void *)&vfeatures : NULL;
+	ci.pApplicationInfo = &app;
+	ci.enabledLayerCount = nlayers;
+	ci.ppEnabledLayerNames = layers;
+	ci.enabledExtensionCount = nexts;
+	ci.ppEnabledExtensionNames = exts;
+	return fn(&ci, NULL, instance);
+}
+
+typedef struct {
+	uint32_t propertyFlags;
+	uint32_t heapIndex;
+} memory_type;
+
+typedef struct {
+	uint64_t size;
+	uint32_t flags;
+} memory_heap;
+
+typedef struct {
+	uint32_t memoryTypeCount;
+	memory_type memoryTypes[32];
+	uint32_t memoryHeapCount;
+	memory_heap memoryHeaps[16];
+} memory_props;
+
+int shim_memory_properties(shim_handle phys, shim_memory *out) {
+	void (*fn)(shim_handle, memory_props *) =
+	    (void (*)(shim_handle, memory_props *))getInstanceProcAddr(shim_current_instance, "vkGetPhysicalDeviceMemoryProperties");
+	if (!fn) return -1;
+	memory_props p;
+	memset(&p, 0, sizeof p);
+	fn(phys, &p);
+	memset(out, 0, sizeof *out);
+	out->n_types = p.memoryTypeCount > 32 ? 32 : p.memoryTypeCount;
+	out->n_heaps = p.memoryHeapCount > 16 ? 16 : p.memoryHeapCount;
+	for (uint32_t i = 0; i < out->n_types; i++) {
+		out->type_flags[i] = p.memoryTypes[i].propertyFlags;
+		out->type_heap[i] = p.memoryTypes[i].heapIndex;
+	}
+	for (uint32_t i = 0; i < out->n_heaps; i++) {
+		out->heap_size[i] = p.memoryHeaps[i].size;
+		out->heap_flags[i] = p.memoryHeaps[i].flags;
+	}
+	return 0;
+}
+
+typedef struct {
+	uint32_t queueFlags;
+	uint32_t queueCount;
+	uint32_t timestampValidBits;
+	uint32_t granularity[3];
+} queue_family_props;
+
+int shim_queue_families(shim_handle phys, uint32_t *flags, uint32_t *timestamp_bits, int max) {
+	void (*fn)(shim_handle, uint32_t *, queue_family_props *) =
+	    (void (*)(shim_handle, uint32_t *, queue_family_props *))getInstanceProcAddr(shim_current_instance, "vkGetPhysicalDeviceQueueFamilyProperties");
+	if (!fn) return -1;
+	uint32_t n = 0;
+	fn(phys, &n, NULL);
+	if (n > (uint32_t)max) n = (uint32_t)max;
+	queue_family_props p[64];
+	memset(p, 0, sizeof p);
+	if (n > 64) n = 64;
+	fn(phys, &n, p);
+	for (uint32_t i = 0; i < n; i++) {
+		flags[i] = p[i].queueFlags;
+		timestamp_bits[i] = p[i].timestampValidBits;
+	}
+	return (int)n;
+}
+
+typedef struct {
+	uint32_t binding;
+	int32_t descriptorType;
+	uint32_t descriptorCount;
+	uint32_t stageFlags;
+	const void *pImmutableSamplers;
+} set_layout_binding;
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	uint32_t flags;
+	uint32_t bindingCount;
+	const set_layout_binding *pBindings;
+} set_layout_create_info;
+
+typedef struct {
+	uint32_t stageFlags;
+	uint32_t offset;
+	uint32_t size;
+} push_range;
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	uint32_t flags;
+	uint32_t setLayoutCount;
+	const shim_handle *pSetLayouts;
+	uint32_t pushConstantRangeCount;
+	const push_range *pPushConstantRanges;
+} pipeline_layout_create_info;
+
+int32_t shim_create_layouts(shim_handle device, const int32_t *types, uint32_t n, uint32_t push_bytes,
+                            shim_handle *set_layout, shim_handle *pipeline_layout) {
+	VkResult_ (*mkSet)(shim_handle, const set_layout_create_info *, const void *, shim_handle *) =
+	    (VkResult_(*)(shim_handle, const set_layout_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreateDescriptorSetLayout");
+	VkResult_ (*mkPipe)(shim_handle, const pipeline_layout_create_info *, const void *, shim_handle *) =
+	    (VkResult_(*)(shim_handle, const pipeline_layout_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreatePipelineLayout");
+	void (*rmSet)(shim_handle, shim_handle, const void *) =
+	    (void (*)(shim_handle, shim_handle, const void *))getDeviceProcAddr(device, "vkDestroyDescriptorSetLayout");
+	if (!mkSet || !mkPipe || !rmSet || n > 16) return -3;
+	set_layout_binding b[16];
+	memset(b, 0, sizeof b);
+	for (uint32_t i = 0; i < n; i++) {
+		b[i].binding = i;
+		b[i].descriptorType = types[i];
+		b[i].descriptorCount = 1;
+		b[i].stageFlags = STAGE_FLAG_COMPUTE;
+	}
+	set_layout_create_info sci = {32 /* DESCRIPTOR_SET_LAYOUT_CREATE_INFO */, NULL, 0, n, b};
+	VkResult_ r = mkSet(device, &sci, NULL, set_layout);
+	if (r != 0) return r;
+	push_range pr = {STAGE_FLAG_COMPUTE, 0, push_bytes};
+	pipeline_layout_create_info lci = {30 /* PIPELINE_LAYOUT_CREATE_INFO */, NULL, 0, 1, set_layout,
+	                                   push_bytes ? 1u : 0u, push_bytes ? &pr : NULL};
+	r = mkPipe(device, &lci, NULL, pipeline_layout);
+	if (r != 0) rmSet(device, *set_layout, NULL);
+	return r;
+}
+
+typedef struct {
+	uint32_t constantID;
+	uint32_t offset;
+	size_t size;
+} spec_entry;
+
+typedef struct {
+	uint32_t mapEntryCount;
+	const spec_entry *pMapEntries;
+	size_t dataSize;
+	const void *pData;
+} spec_info;
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	uint32_t flags;
+	uint32_t stage;
+	shim_handle module;
+	const char *pName;
+	const spec_info *pSpecializationInfo;
+} shader_stage_create_info;
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	uint32_t flags;
+	shader_stage_create_info stage;
+	shim_handle layout;
+	shim_handle basePipelineHandle;
+	int32_t basePipelineIndex;
+} compute_pipeline_create_info;
+
+int32_t shim_create_compute_pipeline(shim_handle device, shim_handle cache, shim_handle module,
+                                     shim_handle layout, const uint32_t *spec, uint32_t nspec,
+                                     shim_handle *pipeline) {
+	VkResult_ (*fn)(shim_handle, shim_handle, uint32_t, const compute_pipeline_create_info *, const void *, shim_handle *) =
+	    (VkResult_(*)(shim_handle, shim_handle, uint32_t, const compute_pipeline_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreateComputePipelines");
+	if (!fn || nspec > 64) return -3;
+	spec_entry entries[64];
+	uint32_t data[64];
+	for (uint32_t i = 0; i < nspec; i++) {
+		entries[i].constantID = i;
+		entries[i].offset = 4 * i;
+		entries[i].size = 4;
+		data[i] = spec[i];
+	}
+	spec_info si = {nspec, entries, 4 * (size_t)nspec, data};
+	compute_pipeline_create_info ci;
+	memset(&ci, 0, sizeof ci);
+	ci.sType = 29; // COMPUTE_PIPELINE_CREATE_INFO
+	ci.stage.sType = 18; // PIPELINE_SHADER_STAGE_CREATE_INFO
+	ci.stage.stage = STAGE_FLAG_COMPUTE;
+	ci.stage.module = module;
+	ci.stage.pName = "main";
+	ci.stage.pSpecializationInfo = nspec ? &si : NULL;
+	ci.layout = layout;
+	ci.basePipelineIndex = -1;
+	return fn(device, cache, 1, &ci, NULL, pipeline);
+}
+
+typedef struct {
+	int32_t type;
+	uint32_t count;
+} pool_size;
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	uint32_t flags;
+	uint32_t maxSets;
+	uint32_t poolSizeCount;
+	const pool_size *pPoolSizes;
+} pool_create_info;
+
+int32_t shim_create_descriptor_pool(shim_handle device, uint32_t max_sets, uint32_t per_type, shim_handle *pool) {
+	VkResult_ (*fn)(shim_handle, const pool_create_info *, const void *, shim_handle *) =
+	    (VkResult_(*)(shim_handle, const pool_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreateDescriptorPool");
+	if (!fn) return -3;
+	pool_size sizes[3] = {{7 /* STORAGE_BUFFER */, per_type}, {4 /* UNIFORM_TEXEL_BUFFER */, per_type},
+	                      {5 /* STORAGE_TEXEL_BUFFER */, per_type}};
+	pool_create_info ci = {33 /* DESCRIPTOR_POOL_CREATE_INFO */, NULL, 1 /* FREE_DESCRIPTOR_SET */, max_sets, 3, sizes};
+	return fn(device, &ci, NULL, pool);
+}
+
+typedef struct {
+	shim_handle buffer;
+	uint64_t offset, range;
+} buffer_info;
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	shim_handle dstSet;
+	uint32_t dstBinding;
+	uint32_t dstArrayElement;
+	uint32_t descriptorCount;
+	int32_t descriptorType;
+	const void *pImageInfo;
+	const buffer_info *pBufferInfo;
+	const shim_handle *pTexelBufferView;
+} write_set;
+
+int shim_write_descriptor_set(shim_handle device, shim_handle set, uint32_t n, const int32_t *types,
+                              const shim_handle *buffers, const uint64_t *offsets, const uint64_t *ranges,
+                              const shim_handle *views) {
+	void (*fn)(shim_handle, uint32_t, const write_set *, uint32_t, const void *) =
+	    (void (*)(shim_handle, uint32_t, const write_set *, uint32_t, const void *))getDeviceProcAddr(device, "vkUpdateDescriptorSets");
+	if (!fn || n > 16) return -1;
+	write_set w[16];
+	buffer_info bi[16];
+	memset(w, 0, sizeof w);
+	for (uint32_t i = 0; i < n; i++) {
+		w[i].sType = 35; // WRITE_DESCRIPTOR_SET
+		w[i].dstSet = set;
+		w[i].dstBinding = i;
+		w[i].descriptorCount = 1;
+		w[i].descriptorType = types[i];
+		if (types[i] == 7) {
+			bi[i].buffer = buffers[i];
+			bi[i].offset = offsets[i];
+			bi[i].range = ranges[i];
+			w[i].pBufferInfo = &bi[i];
+		} else {
+			w[i].pTexelBufferView = &views[i];
+		}
+	}
+	fn(device, n, w, 0, NULL);
+	return 0;
+}
+
+typedef struct {
+	int32_t sType;
+	const void *pNext;
+	shim_handle memory;
+	uint64_t offset, size;
+} mapped_range;
+
+int32_t shim_sync_mapped(shim_handle device, shim_handle memory, uint64_t offset, uint64_t size, int flush) {
+	VkResult_ (*fn)(shim_handle, uint32_t, const mapped_range *) =
+	    (VkResult_(*)(shim_handle, uint32_t, const mapped_range *))getDeviceProcAddr(
+	        device, flush ? "vkFlushMappedMemoryRanges" : "vkInvalidateMappedMemoryRanges");
+	if (!fn) return -3;
+	mapped_range r = {6 /* MAPPED_MEMORY_RANGE */, NULL, memory, offset, size};
+	return fn(device, 1, &r);
+}

@@ -167,4 +167,46 @@ int shim_device_extensions(shim_handle instance, shim_handle phys, char *buf, si
 // A static VkValidationFeaturesEXT enabling synchronization validation, to be
 // chained into VkInstanceCreateInfo.pNext.
 void *shim_validation_features(void);
+// Object creation that vulkan-go would route through GC-managed C copies.
+
+// Creates the instance (layers and extensions as NUL-terminated strings);
+// sync_validation chains VkValidationFeaturesEXT. Returns a VkResult.
+int32_t shim_create_instance(uint32_t api, const char *const *layers, uint32_t nlayers,
+                             const char *const *exts, uint32_t nexts, int sync_validation,
+                             shim_handle *instance);
+
+typedef struct {
+	uint32_t n_types, n_heaps;
+	uint32_t type_flags[32], type_heap[32];
+	uint64_t heap_size[16];
+	uint32_t heap_flags[16];
+} shim_memory;
+
+int shim_memory_properties(shim_handle phys, shim_memory *out);
+
+// Fills flags and timestamp bits of up to max queue families; returns the count.
+int shim_queue_families(shim_handle phys, uint32_t *flags, uint32_t *timestamp_bits, int max);
+
+// Creates a descriptor-set layout with n compute bindings of the given
+// VkDescriptorTypes and a pipeline layout with push_bytes of push constants.
+int32_t shim_create_layouts(shim_handle device, const int32_t *types, uint32_t n, uint32_t push_bytes,
+                            shim_handle *set_layout, shim_handle *pipeline_layout);
+
+// Creates a compute pipeline with nspec 32-bit specialization constants (ids 0..n-1).
+int32_t shim_create_compute_pipeline(shim_handle device, shim_handle cache, shim_handle module,
+                                     shim_handle layout, const uint32_t *spec, uint32_t nspec,
+                                     shim_handle *pipeline);
+
+// Creates a descriptor pool (freeable sets) for storage and texel buffers.
+int32_t shim_create_descriptor_pool(shim_handle device, uint32_t max_sets, uint32_t per_type, shim_handle *pool);
+
+// Writes bindings 0..n-1 of a set: storage buffers (type 7) from
+// buffers/offsets/ranges, texel buffers from views.
+int shim_write_descriptor_set(shim_handle device, shim_handle set, uint32_t n, const int32_t *types,
+                              const shim_handle *buffers, const uint64_t *offsets, const uint64_t *ranges,
+                              const shim_handle *views);
+
+// Flushes (flush = 1) or invalidates a mapped memory range.
+int32_t shim_sync_mapped(shim_handle device, shim_handle memory, uint64_t offset, uint64_t size, int flush);
+
 #endif
