@@ -110,7 +110,6 @@ func deviceExtensions(inst vk.Instance, pd vk.PhysicalDevice) []string {
 	return nameList(buf, C.shim_device_extensions(handle(unsafe.Pointer(inst)), handle(unsafe.Pointer(pd)), &buf[0], C.size_t(len(buf))))
 }
 
-
 // extSet says which optional query structures a device understands.
 type extSet struct {
 	api                                                         uint32
