@@ -61,6 +61,10 @@ func (e *Engine) ClearErr() {
 
 func (e *Engine) ok() bool { return e.err == nil }
 
+// Fail records err as the engine's error (the first one wins), for code
+// built on the ops that finds a problem of its own.
+func (e *Engine) Fail(err error) { e.fail(err) }
+
 func (e *Engine) fail(err error) {
 	if e.err == nil && err != nil {
 		e.err = err
