@@ -1,0 +1,305 @@
+package t5
+
+import (
+	"fmt"
+	"math"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+)
+
+// MaskNeg is what masked attention scores get: HF adds finfo(float32).min.
+const MaskNeg = -math.MaxFloat32
+
+// Batch is one batch of inputs on the device.
+type Batch struct {
+	// InputIDs (B, L) int32: encoder token ids, right-padded with 0.
+	InputIDs *ag.Tensor
+	// InputMask (B, L) f32: 0 for real tokens and MaskNeg for padding
+	// (an additive attention mask; see NewBatch).
+	InputMask *ag.Tensor
+	// DecoderInputIDs (B, T) int32: the labels shifted right, starting with
+	// the decoder start id (0), ignored positions as 0.
+	DecoderInputIDs *ag.Tensor
+	// Labels (B, T) int32, -100 where ignored. Nil: no loss.
+	Labels *ag.Tensor
+}
+
+// Release frees the batch's tensors.
+func (b *Batch) Release() {
+	for _, t := range []*ag.Tensor{b.InputIDs, b.InputMask, b.DecoderInputIDs, b.Labels} {
+		t.Release()
+	}
+}
+
+// Options choose what a forward pass computes and returns.
+type Options struct {
+	// Prompt (Lp, d_model) is prepended to every row's token embeddings, and
+	// the encoder mask extended with Lp real positions. Nil: no prompt.
+	Prompt *ag.Tensor
+	// Logits keeps the decoder logits (B, T, vocab) in the output.
+	Logits bool
+	// Hidden keeps the decoder's final hidden states (B, T, d_model) after
+	// the final norm (and dropout when training).
+	Hidden bool
+	// FFNActFirst keeps the last decoder block's feed-forward activation
+	// f(h·Wi) (relu; gelu_new(h·Wi0) when gated) at the first decoder
+	// position, (B, d_ff), before dropout.
+	FFNActFirst bool
+	// EncoderOut keeps the encoder output (B, Lp+L, d_model).
+	EncoderOut bool
+}
+
+// Output holds what a forward pass returns; the caller releases it.
+type Output struct {
+	Loss        *ag.Tensor // (1,): mean token cross-entropy, nil without labels
+	Logits      *ag.Tensor // (B, T, vocab)
+	Hidden      *ag.Tensor // (B, T, d_model)
+	FFNActFirst *ag.Tensor // (B, d_ff)
+	EncoderOut  *ag.Tensor // (B, Lp+L, d_model)
+}
+
+// Release frees every tensor of the output.
+func (o *Output) Release() {
+	for _, t := range []*ag.Tensor{o.Loss, o.Logits, o.Hidden, o.FFNActFirst, o.EncoderOut} {
+		t.Release()
+	}
+}
+
+// Forward runs encoder and teacher-forced decoder on b. With labels it
+// computes the loss, which Backward can differentiate with respect to the
+// prompt and any trainable weight. Errors are reported by the engine
+// (m.Engine().Err()) and by reading or differentiating the outputs.
+func (m *Model) Forward(b *Batch, o Options) *Output {
+	e := m.e
+	if err := m.checkBatch(b); err != nil {
+		e.Fail(err)
+		return &Output{}
+	}
+	m.beginPass()
+	enc, mask := m.Encode(b.InputIDs, b.InputMask, o.Prompt)
+	out := &Output{}
+	dec, act := m.decode(b.DecoderInputIDs, enc, mask, o.FFNActFirst)
+	mask.Release()
+	if o.EncoderOut {
+		out.EncoderOut = enc
+	} else {
+		enc.Release()
+	}
+	out.FFNActFirst = act
+	if o.Hidden {
+		out.Hidden = dec
+	}
+	if b.Labels != nil || o.Logits {
+		logits := m.logits(dec)
+		if b.Labels != nil {
+			out.Loss = ag.CrossEntropy(logits, b.Labels)
+		}
+		if o.Logits {
+			out.Logits = logits
+		} else {
+			logits.Release()
+		}
+	}
+	if !o.Hidden {
+		dec.Release()
+	}
+	if err := e.Err(); err != nil {
+		out.Release()
+		return &Output{}
+	}
+	return out
+}
+
+// beginPass starts a forward pass: dropout sites are numbered from 0 again
+// and, when training, the dropout seed advances on the device.
+func (m *Model) beginPass() {
+	m.site = 0
+	if m.training && m.Config.DropoutRate > 0 {
+		ag.AdvanceSeed(m.seed)
+	}
+}
+
+// dropout applies the model's dropout when training.
+func (m *Model) dropout(x *ag.Tensor) *ag.Tensor {
+	if !m.training || m.Config.DropoutRate == 0 {
+		return x
+	}
+	m.site++
+	y := ag.Dropout(x, float32(m.Config.DropoutRate), m.seed, m.site)
+	x.Release()
+	return y
+}
+
+// Encode runs the encoder on ids (B, L) with additive mask (B, L), after
+// prepending prompt (Lp, d) when given. It returns the encoder output
+// (B, Lp+L, d) and the extended additive mask (B, Lp+L) for cross-attention.
+func (m *Model) Encode(ids, mask, prompt *ag.Tensor) (out, fullMask *ag.Tensor) {
+	e := m.e
+	x := ag.Embedding(m.Shared, ids)
+	fullMask = mask.Reshape(mask.Shape()...)
+	if prompt != nil {
+		px := ag.PrependRows(prompt, x)
+		x.Release()
+		x = px
+		zeros := e.Zeros(ids.Dim(0), prompt.Dim(0))
+		pm := ag.Concat(zeros, fullMask, 1)
+		zeros.Release()
+		fullMask.Release()
+		fullMask = pm
+	}
+	x = m.dropout(x)
+	T := x.Dim(1)
+	c := &m.Config
+	bias := ag.RelPosBias(m.Encoder.RelBias, T, T, 0, true, c.RelativeAttentionNumBuckets, c.RelativeAttentionMaxDistance)
+	for i := range m.Encoder.Blocks {
+		x = m.block(&m.Encoder.Blocks[i], x, bias, fullMask, nil, nil, false, nil)
+	}
+	bias.Release()
+	out = ag.RMSNorm(x, m.Encoder.FinalNorm, float32(c.LayerNormEpsilon))
+	x.Release()
+	return m.dropout(out), fullMask
+}
+
+// decode runs the decoder teacher-forced on ids (B, T) against the encoder
+// output. It returns the final hidden states (B, T, d) and, when wantAct,
+// the last block's activation at the first position.
+func (m *Model) decode(ids, enc, encMask *ag.Tensor, wantAct bool) (*ag.Tensor, *ag.Tensor) {
+	c := &m.Config
+	x := m.dropout(ag.Embedding(m.Shared, ids))
+	T := x.Dim(1)
+	bias := ag.RelPosBias(m.Decoder.RelBias, T, T, 0, false, c.RelativeAttentionNumBuckets, c.RelativeAttentionMaxDistance)
+	var act *ag.Tensor
+	for i := range m.Decoder.Blocks {
+		var want **ag.Tensor
+		if wantAct && i == len(m.Decoder.Blocks)-1 {
+			want = &act
+		}
+		x = m.block(&m.Decoder.Blocks[i], x, bias, nil, enc, encMask, true, want)
+	}
+	bias.Release()
+	h := ag.RMSNorm(x, m.Decoder.FinalNorm, float32(c.LayerNormEpsilon))
+	x.Release()
+	return m.dropout(h), act
+}
+
+// logits maps decoder states (B, T, d) to vocabulary scores (B, T, V),
+// scaled by d^-0.5 first when the head is the tied embedding.
+func (m *Model) logits(h *ag.Tensor) *ag.Tensor {
+	if m.Config.TieWordEmbeddings {
+		s := ag.Scale(h, float32(1/math.Sqrt(float64(m.Config.DModel))))
+		l := ag.Linear(s, m.LMHead)
+		s.Release()
+		return l
+	}
+	return ag.Linear(h, m.LMHead)
+}
+
+// block runs one T5 block on x (B, T, d), consuming x. selfMask (B, T) is
+// the additive key mask of self-attention (nil: none); causal masks future
+// keys. enc and encMask give cross-attention (decoder blocks).
+func (m *Model) block(b *Block, x, bias, selfMask, enc, encMask *ag.Tensor, causal bool, act **ag.Tensor) *ag.Tensor {
+	eps := float32(m.Config.LayerNormEpsilon)
+	n := ag.RMSNorm(x, b.SelfNorm, eps)
+	a := m.attention(&b.Self, n, n, bias, selfMask, causal)
+	n.Release()
+	x = m.residual(x, a)
+	if b.Cross != nil {
+		n = ag.RMSNorm(x, b.CrossNorm, eps)
+		a = m.attention(b.Cross, n, enc, nil, encMask, false)
+		n.Release()
+		x = m.residual(x, a)
+	}
+	n = ag.RMSNorm(x, b.FFNorm, eps)
+	f := m.feedForward(&b.FF, n, act)
+	n.Release()
+	return m.residual(x, f)
+}
+
+// residual returns x + dropout(y), consuming both.
+func (m *Model) residual(x, y *ag.Tensor) *ag.Tensor {
+	y = m.dropout(y)
+	s := ag.Add(x, y)
+	x.Release()
+	y.Release()
+	return s
+}
+
+// attention computes multi-head attention of queries from q (B, Tq, d)
+// over keys and values from kv (B, Tk, d). bias (H, Tq, Tk) is T5's
+// position bias (nil in cross-attention), mask (B, Tk) the additive key
+// mask. T5 does not scale scores by 1/sqrt(d_kv).
+func (m *Model) attention(p *Attention, q, kv, bias, mask *ag.Tensor, causal bool) *ag.Tensor {
+	H := m.Config.NumHeads
+	Q := splitHeads(ag.Linear(q, p.Q), H)
+	K := splitHeads(ag.Linear(kv, p.K), H)
+	V := splitHeads(ag.Linear(kv, p.V), H)
+	scores := ag.MatMul(Q, K, false, true) // (B, H, Tq, Tk)
+	Q.Release()
+	K.Release()
+	probs := ag.Softmax(scores, bias, mask, causal)
+	scores.Release()
+	probs = m.dropout(probs)
+	ctx := ag.MatMul(probs, V, false, false) // (B, H, Tq, D)
+	probs.Release()
+	V.Release()
+	merged := ag.MergeHeads(ctx)
+	ctx.Release()
+	out := ag.Linear(merged, p.O)
+	merged.Release()
+	return out
+}
+
+func splitHeads(x *ag.Tensor, heads int) *ag.Tensor {
+	y := ag.SplitHeads(x, heads)
+	x.Release()
+	return y
+}
+
+// feedForward is T5's DenseReluDense or DenseGatedActDense on n (B, T, d).
+// When act is not nil it receives the activation at the first position.
+func (m *Model) feedForward(f *FeedForward, n *ag.Tensor, act **ag.Tensor) *ag.Tensor {
+	var h *ag.Tensor
+	if m.Config.IsGatedAct {
+		a := ag.Linear(n, f.Wi0)
+		g := ag.Linear(n, f.Wi1)
+		if act != nil {
+			first := ag.Slice(a, 1, 0, 1)
+			g := ag.GeluNew(first)
+			*act = g.Reshape(a.Dim(0), a.Dim(2))
+			release(first, g)
+		}
+		h = ag.GatedGelu(a, g)
+		a.Release()
+		g.Release()
+	} else {
+		pre := ag.Linear(n, f.Wi)
+		h = ag.Relu(pre)
+		pre.Release()
+		if act != nil {
+			first := ag.Slice(h, 1, 0, 1)
+			*act = first.Reshape(h.Dim(0), h.Dim(2))
+			first.Release()
+		}
+	}
+	h = m.dropout(h)
+	out := ag.Linear(h, f.Wo)
+	h.Release()
+	return out
+}
+
+// checkBatch validates a batch's shapes against each other.
+func (m *Model) checkBatch(b *Batch) error {
+	if b.InputIDs == nil || b.InputMask == nil || b.DecoderInputIDs == nil {
+		return fmt.Errorf("t5: batch needs input ids, input mask and decoder input ids")
+	}
+	if b.InputIDs.Rank() != 2 || !sameShape(b.InputIDs.Shape(), b.InputMask.Shape()) {
+		return fmt.Errorf("t5: input ids %v and mask %v must both be (B, L)", b.InputIDs, b.InputMask)
+	}
+	if b.DecoderInputIDs.Rank() != 2 || b.DecoderInputIDs.Dim(0) != b.InputIDs.Dim(0) {
+		return fmt.Errorf("t5: decoder input ids %v must be (B, T) with B = %d", b.DecoderInputIDs, b.InputIDs.Dim(0))
+	}
+	if b.Labels != nil && !sameShape(b.Labels.Shape(), b.DecoderInputIDs.Shape()) {
+		return fmt.Errorf("t5: labels %v must match decoder input ids %v", b.Labels, b.DecoderInputIDs)
+	}
+	return nil
+}

@@ -1,0 +1,301 @@
+package t5
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
+)
+
+// Attention is one attention sublayer's projections (HF layout: [out, in]).
+type Attention struct {
+	Q, K, V *autograd.Tensor // (inner, d_model), inner = heads·d_kv
+	O       *autograd.Tensor // (d_model, inner)
+}
+
+// FeedForward is one feed-forward sublayer: Wi (relu, v1.0) or Wi0 and Wi1
+// (gated, v1.1), then Wo.
+type FeedForward struct {
+	Wi, Wi0, Wi1 *autograd.Tensor // (d_ff, d_model)
+	Wo           *autograd.Tensor // (d_model, d_ff)
+}
+
+// Block is one encoder or decoder block.
+type Block struct {
+	SelfNorm  *autograd.Tensor // (d_model,)
+	Self      Attention
+	CrossNorm *autograd.Tensor // decoder only
+	Cross     *Attention       // decoder only
+	FFNorm    *autograd.Tensor
+	FF        FeedForward
+}
+
+// Stack is the encoder or the decoder.
+type Stack struct {
+	Blocks    []Block
+	FinalNorm *autograd.Tensor // (d_model,)
+	// RelBias is block 0's relative_attention_bias.weight, (buckets, heads),
+	// shared by all blocks of the stack.
+	RelBias *autograd.Tensor
+	decoder bool
+}
+
+// Model is a T5ForConditionalGeneration on the device.
+type Model struct {
+	Config  Config
+	Shared  *autograd.Tensor // (vocab, d_model), the input embedding
+	LMHead  *autograd.Tensor // (vocab, d_model); Shared itself when tied
+	Encoder Stack
+	Decoder Stack
+
+	e      *autograd.Engine
+	params []*autograd.Tensor // every distinct weight, in checkpoint order
+	names  map[string]*autograd.Tensor
+
+	// Dropout: training turns it on; seed is the device-side step counter.
+	training bool
+	seed     *autograd.Tensor
+	site     uint32
+}
+
+// Load reads an HF model folder (config.json and model.safetensors, or a
+// sharded checkpoint with model.safetensors.index.json) onto the engine's
+// device. Tensors in F32, F16 or BF16 are converted to fp32. The weights
+// are frozen; see SetTrainable. Every problem with the checkpoint is
+// reported with the file and tensor it concerns.
+func Load(e *autograd.Engine, dir string) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := safetensors.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	return FromCheckpoint(e, cfg, ck)
+}
+
+// FromCheckpoint uploads the tensors of src for cfg.
+func FromCheckpoint(e *autograd.Engine, cfg Config, src TensorSource) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckWeights(src); err != nil {
+		return nil, err
+	}
+	if cfg.DenseActFn != "relu" && cfg.DenseActFn != "gelu_new" {
+		return nil, fmt.Errorf("%s: activation %q is not supported (relu and gelu_new are)", cfg.Source, cfg.DenseActFn)
+	}
+	// One host buffer, sized for the largest tensor, is reused for every
+	// conversion: the mapped file is read once and nothing is held twice.
+	maxN := 0
+	for _, w := range cfg.Weights() {
+		if n := numel(w.Shape); n > maxN {
+			maxN = n
+		}
+	}
+	host := make([]float32, maxN)
+	m := newModel(e, cfg)
+	err := m.build(func(name string, shape []int) (*autograd.Tensor, error) {
+		t, ok := src.Tensor(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %q is missing", src.Path(), name)
+		}
+		buf := host[:numel(shape)]
+		if err := t.ReadFloat32(buf); err != nil {
+			return nil, err
+		}
+		return m.upload(name, buf, shape)
+	})
+	if err != nil {
+		m.Release()
+		return nil, err
+	}
+	return m, nil
+}
+
+// NewRandom builds a model with random weights (for benchmarks and tests):
+// linear layers ~ N(0, 1/fan_in), embeddings ~ N(0, 1), norms 1, relative
+// attention biases ~ N(0, 0.1).
+func NewRandom(e *autograd.Engine, cfg Config, seed uint64) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x75))
+	m := newModel(e, cfg)
+	err := m.build(func(name string, shape []int) (*autograd.Tensor, error) {
+		v := make([]float32, numel(shape))
+		switch {
+		case len(shape) == 1:
+			for i := range v {
+				v[i] = 1
+			}
+		case name == "shared.weight" || name == "lm_head.weight":
+			for i := range v {
+				v[i] = float32(rng.NormFloat64())
+			}
+		case len(name) > 30 && name[len(name)-30:] == "relative_attention_bias.weight":
+			for i := range v {
+				v[i] = float32(0.1 * rng.NormFloat64())
+			}
+		default:
+			s := 1 / math.Sqrt(float64(shape[1]))
+			for i := range v {
+				v[i] = float32(s * rng.NormFloat64())
+			}
+		}
+		return m.upload(name, v, shape)
+	})
+	if err != nil {
+		m.Release()
+		return nil, err
+	}
+	return m, nil
+}
+
+func newModel(e *autograd.Engine, cfg Config) *Model {
+	return &Model{Config: cfg, e: e, names: map[string]*autograd.Tensor{}}
+}
+
+func (m *Model) upload(name string, v []float32, shape []int) (*autograd.Tensor, error) {
+	t := m.e.FromFloat32(v, shape...).SetName(name)
+	if err := m.e.Err(); err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", name, err)
+	}
+	m.params = append(m.params, t)
+	m.names[name] = t
+	return t, nil
+}
+
+// build creates every weight with get(name, shape) and wires the model.
+func (m *Model) build(get func(name string, shape []int) (*autograd.Tensor, error)) error {
+	c := &m.Config
+	d, inner := c.DModel, c.InnerDim()
+	var err error
+	w := func(name string, shape ...int) *autograd.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *autograd.Tensor
+		t, err = get(name, shape)
+		return t
+	}
+	m.Shared = w("shared.weight", c.VocabSize, d)
+	attention := func(prefix string) Attention {
+		return Attention{
+			Q: w(prefix+".q.weight", inner, d), K: w(prefix+".k.weight", inner, d),
+			V: w(prefix+".v.weight", inner, d), O: w(prefix+".o.weight", d, inner),
+		}
+	}
+	ffn := func(prefix string) FeedForward {
+		f := FeedForward{}
+		if c.IsGatedAct {
+			f.Wi0 = w(prefix+".wi_0.weight", c.DFF, d)
+			f.Wi1 = w(prefix+".wi_1.weight", c.DFF, d)
+		} else {
+			f.Wi = w(prefix+".wi.weight", c.DFF, d)
+		}
+		f.Wo = w(prefix+".wo.weight", d, c.DFF)
+		return f
+	}
+	m.Encoder.Blocks = make([]Block, c.NumLayers)
+	for i := range m.Encoder.Blocks {
+		p := "encoder.block." + strconv.Itoa(i) + ".layer."
+		b := &m.Encoder.Blocks[i]
+		b.Self = attention(p + "0.SelfAttention")
+		if i == 0 {
+			m.Encoder.RelBias = w(p+"0.SelfAttention.relative_attention_bias.weight", c.RelativeAttentionNumBuckets, c.NumHeads)
+		}
+		b.SelfNorm = w(p+"0.layer_norm.weight", d)
+		b.FF = ffn(p + "1.DenseReluDense")
+		b.FFNorm = w(p+"1.layer_norm.weight", d)
+	}
+	m.Encoder.FinalNorm = w("encoder.final_layer_norm.weight", d)
+	m.Decoder.decoder = true
+	m.Decoder.Blocks = make([]Block, c.NumDecoderLayers)
+	for i := range m.Decoder.Blocks {
+		p := "decoder.block." + strconv.Itoa(i) + ".layer."
+		b := &m.Decoder.Blocks[i]
+		b.Self = attention(p + "0.SelfAttention")
+		if i == 0 {
+			m.Decoder.RelBias = w(p+"0.SelfAttention.relative_attention_bias.weight", c.RelativeAttentionNumBuckets, c.NumHeads)
+		}
+		b.SelfNorm = w(p+"0.layer_norm.weight", d)
+		cross := attention(p + "1.EncDecAttention")
+		b.Cross = &cross
+		b.CrossNorm = w(p+"1.layer_norm.weight", d)
+		b.FF = ffn(p + "2.DenseReluDense")
+		b.FFNorm = w(p+"2.layer_norm.weight", d)
+	}
+	m.Decoder.FinalNorm = w("decoder.final_layer_norm.weight", d)
+	if c.TieWordEmbeddings {
+		m.LMHead = m.Shared
+	} else {
+		m.LMHead = w("lm_head.weight", c.VocabSize, d)
+	}
+	if err != nil {
+		return err
+	}
+	m.seed = m.e.FromInt32([]int32{int32(0)}, 1)
+	return m.e.Err()
+}
+
+// Parameters returns every distinct weight (the tied LM head once).
+func (m *Model) Parameters() []*autograd.Tensor { return append([]*autograd.Tensor(nil), m.params...) }
+
+// Parameter returns the weight with an HF name, or nil.
+func (m *Model) Parameter(name string) *autograd.Tensor {
+	if name == "lm_head.weight" && m.Config.TieWordEmbeddings {
+		return m.Shared
+	}
+	if name == "encoder.embed_tokens.weight" || name == "decoder.embed_tokens.weight" {
+		return m.Shared
+	}
+	return m.names[name]
+}
+
+// SetTrainable marks every weight as trainable (full fine-tuning) or frozen
+// (prompt tuning: no weight gradients are computed at all).
+func (m *Model) SetTrainable(on bool) {
+	for _, p := range m.params {
+		p.SetRequiresGrad(on)
+	}
+}
+
+// SetTraining turns dropout on (training) or off (evaluation).
+func (m *Model) SetTraining(on bool) { m.training = on }
+
+// Training reports whether dropout is on.
+func (m *Model) Training() bool { return m.training }
+
+// SetDropoutSeed sets the dropout stream; each training forward pass
+// advances it on the device.
+func (m *Model) SetDropoutSeed(seed uint32) error {
+	return m.seed.WriteInt32([]int32{int32(seed)})
+}
+
+// Engine is the autograd engine the model lives on.
+func (m *Model) Engine() *autograd.Engine { return m.e }
+
+// Release frees the weights.
+func (m *Model) Release() {
+	for _, p := range m.params {
+		p.Release()
+	}
+	m.params = nil
+	if m.seed != nil {
+		m.seed.Release()
+	}
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
