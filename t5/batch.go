@@ -115,7 +115,6 @@ func AdditiveMask(mask []int64) []float32 {
 	return out
 }
 
-
 // release frees tensors, skipping nils.
 func release(ts ...*ag.Tensor) {
 	for _, t := range ts {
