@@ -62,6 +62,9 @@ type Tensor struct {
 	node         *node // op that produced this tensor, nil for leaves
 }
 
+// Engine is the engine the tensor belongs to.
+func (t *Tensor) Engine() *Engine { return t.e }
+
 // Shape returns a copy of the dimensions.
 func (t *Tensor) Shape() []int { return append([]int(nil), t.shape...) }
 

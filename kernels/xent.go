@@ -341,3 +341,8 @@ func init() {
 			}})
 	}
 }
+
+// CrossEntropyRowLosses is the part of a scratch array filled by
+// CrossEntropy that holds each row's loss, logsumexp(row) − row[label]
+// (0 for ignored rows): n elements.
+func CrossEntropyRowLosses(scratch Mem, n int64) Mem { return scratch.At(n) }

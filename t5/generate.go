@@ -221,3 +221,23 @@ func (st *decodeState) crossAttention(layer int, b *Block, n *ag.Tensor) *ag.Ten
 	flat.Release()
 	return out
 }
+
+// reorder makes row i of the self-attention cache the former row order[i]
+// (beams that continue another beam's sequence take over its cache).
+func (st *decodeState) reorder(order []int32) error {
+	identity := true
+	for i, o := range order {
+		identity = identity && int(o) == i
+	}
+	if identity {
+		return nil
+	}
+	for l := range st.selfK {
+		for _, c := range []*[]*ag.Tensor{&st.selfK, &st.selfV} {
+			old := (*c)[l]
+			(*c)[l] = repeatRows(old, order)
+			old.Release()
+		}
+	}
+	return st.m.e.Err()
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/gpu"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+)
+
+func init() {
+	register(command{name: "t5check", summary: "check a T5 checkpoint against a reference case file", run: runT5Check})
+}
+
+func runT5Check(args []string, stdout io.Writer) error {
+	fs := newFlags("t5check", "t5check --model DIR --case FILE")
+	model := fs.String("model", "", "HF model folder (config.json and model.safetensors or a sharded index)")
+	caseFile := fs.String("case", "", "case file (safetensors with inputs and expected.* tensors)")
+	opts := deviceFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *caseFile == "" {
+		fs.Usage()
+		return errUsage
+	}
+	d, err := gpu.Open(opts())
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	e := ag.New(d)
+	m, err := t5.Load(e, *model)
+	if err != nil {
+		return err
+	}
+	defer m.Release()
+	res, err := t5.CheckCase(m, *caseFile)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range res {
+		fmt.Fprintln(stdout, r)
+		if !r.OK {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d tensors beyond tolerance", failed, len(res))
+	}
+	fmt.Fprintf(stdout, "all %d tensors within tolerance (%g of each tensor's largest magnitude, %g for gradients; ids exactly)\n",
+		len(res), t5.CaseTol, t5.CaseGradTol)
+	return d.ValidationError()
+}

@@ -1,0 +1,23 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestT5CheckCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"t5check", "--model", "../../testdata/t5-tiny-relu", "--case", "../../testdata/t5-tiny-relu/case.safetensors"}, &out, &errb)
+	if strings.Contains(errb.String(), "no Vulkan device") {
+		t.Skip("no Vulkan device")
+	}
+	if code != 0 || !strings.Contains(out.String(), "within tolerance") {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"t5check", "--model", "../../testdata/t5-tiny-relu", "--case", "missing.safetensors"}, &out, &errb); code == 0 {
+		t.Errorf("missing case file: exit 0")
+	}
+}
