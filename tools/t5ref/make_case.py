@@ -221,18 +221,16 @@ class Dropout:
         return F.dropout(x, self.rate, True) if self.rate > 0 else x
 
 
-def attention(w, prefix, x, kv, bias, mask, cfg, drop):
+def attention(w, prefix, x, kv, bias, cfg, drop):
+    """bias: the position bias plus the additive mask, broadcast to
+    (B, H, tq, tk), computed once per stack as HF does."""
     B, tq, _ = x.shape
     tk = kv.shape[1]
     H, dk = cfg.num_heads, cfg.d_kv
     q = (x @ w[prefix + ".q.weight"].t()).view(B, tq, H, dk).transpose(1, 2)
     k = (kv @ w[prefix + ".k.weight"].t()).view(B, tk, H, dk).transpose(1, 2)
     v = (kv @ w[prefix + ".v.weight"].t()).view(B, tk, H, dk).transpose(1, 2)
-    s = q @ k.transpose(-1, -2)  # no 1/sqrt(d_kv)
-    if bias is not None:
-        s = s + bias
-    if mask is not None:
-        s = s + mask
+    s = q @ k.transpose(-1, -2) + bias  # no 1/sqrt(d_kv)
     p = drop(torch.softmax(s, dim=-1))
     ctx = (p @ v).transpose(1, 2).reshape(B, tq, H * dk)
     return ctx @ w[prefix + ".o.weight"].t()
@@ -264,10 +262,11 @@ def encode(w, cfg, input_ids, attention_mask, prompt=None, drop=None):
     x = drop(x)
     T = x.shape[1]
     bias = position_bias(w["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], T, T, True, cfg)
+    bias = bias[None] + add_mask
     for i in range(cfg.num_layers):
         p = f"encoder.block.{i}.layer."
         n = rms_norm(x, w[p + "0.layer_norm.weight"], cfg.eps)
-        x = x + drop(attention(w, p + "0.SelfAttention", n, n, bias, add_mask, cfg, drop))
+        x = x + drop(attention(w, p + "0.SelfAttention", n, n, bias, cfg, drop))
         n = rms_norm(x, w[p + "1.layer_norm.weight"], cfg.eps)
         x = x + drop(feed_forward(w, p + "1.DenseReluDense", n, cfg, drop)[0])
     return drop(rms_norm(x, w["encoder.final_layer_norm.weight"], cfg.eps)), add_mask
@@ -281,14 +280,14 @@ def decode(w, cfg, dec_ids, enc, enc_mask, drop=None):
     T = y.shape[1]
     bias = position_bias(w["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], T, T, False, cfg)
     causal = torch.tril(torch.ones(T, T, dtype=y.dtype))
-    causal_mask = ((1.0 - causal) * MASK_NEG)[None, None]
+    bias = bias[None] + ((1.0 - causal) * MASK_NEG)[None, None]
     act = None
     for i in range(cfg.num_decoder_layers):
         p = f"decoder.block.{i}.layer."
         n = rms_norm(y, w[p + "0.layer_norm.weight"], cfg.eps)
-        y = y + drop(attention(w, p + "0.SelfAttention", n, n, bias, causal_mask, cfg, drop))
+        y = y + drop(attention(w, p + "0.SelfAttention", n, n, bias, cfg, drop))
         n = rms_norm(y, w[p + "1.layer_norm.weight"], cfg.eps)
-        y = y + drop(attention(w, p + "1.EncDecAttention", n, enc, None, enc_mask, cfg, drop))
+        y = y + drop(attention(w, p + "1.EncDecAttention", n, enc, enc_mask, cfg, drop))  # no position bias
         n = rms_norm(y, w[p + "2.layer_norm.weight"], cfg.eps)
         f, act = feed_forward(w, p + "2.DenseReluDense", n, cfg, drop)
         y = y + drop(f)
@@ -339,8 +338,6 @@ def greedy(w, cfg, inp, prompt, steps):
 def compute_expected(w, cfg, inp, prompt, grad_names, steps):
     """Every expected tensor of a case, in float64."""
     out = {}
-    with torch.no_grad():
-        pass
     # Pass 1: frozen weights, gradient with respect to the prompt.
     pr = prompt.clone().requires_grad_(True)
     r = forward(w, cfg, inp, pr)
