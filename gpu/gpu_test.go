@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { gputest.Main(m) }
 var (
 	fillK = &gpu.Kernel{Name: "fill", SPIRV: shaders.SPIRV("fill"), Bindings: []gpu.BindingKind{gpu.ReadWrite}, PushWords: 3}
 	axpyK = &gpu.Kernel{Name: "axpy", SPIRV: shaders.SPIRV("axpy"),
-		Bindings: []gpu.BindingKind{gpu.ReadOnly, gpu.ReadWrite}, PushWords: 4}
+		Bindings: []gpu.BindingKind{gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 5}
 )
 
 func groups(n int) [3]uint32 { return [3]uint32{uint32((n + 255) / 256), 1, 1} }
@@ -42,8 +42,8 @@ func axpy(t *testing.T, r *gpu.Recorder, d *gpu.Device, y, x *gpu.Buffer, n int,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Dispatch(p, groups(n), []uint32{uint32(n), math.Float32bits(a)},
-		x.Range(0, int64(4*n)), y.Range(0, int64(4*n))); err != nil {
+	if err := r.Dispatch(p, groups(n), []uint32{uint32(n), math.Float32bits(a), 0, 0, 0},
+		x.Range(0, int64(4*n)), y.Range(0, int64(4*n)), y.Range(0, int64(4*n))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -435,5 +435,28 @@ func TestNoDeviceMessage(t *testing.T) {
 		if !strings.Contains(msg, "mesa-vulkan-drivers") || !strings.Contains(msg, "apt-get install") {
 			t.Errorf("%s: message does not say what to install: %q", name, msg)
 		}
+	}
+}
+
+// A kernel whose declared bindings or push constants do not match its
+// shader is refused with a message, instead of reaching the driver (lavapipe
+// crashes on such a pipeline).
+func TestKernelDeclarationMustMatchShader(t *testing.T) {
+	d := gputest.Device(t)
+	spv := shaders.SPIRV("axpy") // texel, texel, storage; 5 push words
+	for name, k := range map[string]*gpu.Kernel{
+		"wrong kind":    {Name: "bad1", SPIRV: spv, Bindings: []gpu.BindingKind{gpu.ReadOnly, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 5},
+		"too few":       {Name: "bad2", SPIRV: spv, Bindings: []gpu.BindingKind{gpu.TexelR32F, gpu.TexelR32F}, PushWords: 5},
+		"short push":    {Name: "bad3", SPIRV: spv, Bindings: []gpu.BindingKind{gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 2},
+		"not read-only": {Name: "bad4", SPIRV: shaders.SPIRV("fill"), Bindings: []gpu.BindingKind{gpu.ReadOnly}, PushWords: 3},
+		"not SPIR-V":    {Name: "bad5", SPIRV: []byte("not a shader at all!"), Bindings: nil, PushWords: 0},
+	} {
+		if _, err := d.Pipeline(k); err == nil || !strings.Contains(err.Error(), k.Name) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	good := &gpu.Kernel{Name: "good", SPIRV: spv, Bindings: []gpu.BindingKind{gpu.TexelRGBA32F, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 5}
+	if _, err := d.Pipeline(good); err != nil {
+		t.Errorf("matching declaration refused: %v", err)
 	}
 }

@@ -287,6 +287,9 @@ func (pc *pipelineCache) create(k *Kernel, spec []uint32) (*Pipeline, error) {
 	}
 	mod, ok := pc.modules[k]
 	if !ok {
+		if err := checkShader(k); err != nil {
+			return nil, err
+		}
 		words := make([]uint32, len(k.SPIRV)/4)
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(k.SPIRV)), k.SPIRV)
 		ci := vk.ShaderModuleCreateInfo{SType: vk.StructureTypeShaderModuleCreateInfo,

@@ -10,7 +10,7 @@ var (
 	fillKernel  = kernel("fill", 3, gpu.ReadWrite)
 	copyKernel4 = kernel("copy", 3, gpu.TexelRGBA32F, gpu.ReadWrite) // spec VEC4 = 1
 	copyKernel1 = kernel("copy", 3, gpu.TexelR32F, gpu.ReadWrite)    // spec VEC4 = 0
-	axpyKernel  = kernel("axpy", 4, gpu.ReadOnly, gpu.ReadWrite)
+	axpyKernel  = kernel("axpy", 5, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)
 )
 
 // Fill sets y[i] = value for i < n. y is (n,).
@@ -26,7 +26,7 @@ func Fill(r *gpu.Recorder, y Mem, n int64, value float32) error {
 	}
 	return chunks(n, maxElems(d), func(lo, hi int64) error {
 		yb, yo := span(d, y.At(lo), hi-lo)
-		return r.Dispatch(p, grid1D(d, hi-lo), []uint32{uint32(hi - lo), f32(value), yo}, yb)
+		return r.Dispatch(p, grid1D(d, (hi-lo+3)/4), []uint32{uint32(hi - lo), f32(value), yo}, yb)
 	})
 }
 
@@ -81,9 +81,10 @@ func Axpy(r *gpu.Recorder, y Mem, alpha float32, x Mem, n int64) error {
 		return err
 	}
 	return chunks(n, maxElems(d), func(lo, hi int64) error {
-		xb, xo := span(d, x.At(lo), hi-lo)
+		xb, xo := texelSpan(d, x.At(lo), hi-lo, 1)
+		yib, yio := texelSpan(d, y.At(lo), hi-lo, 1)
 		yb, yo := span(d, y.At(lo), hi-lo)
-		return r.Dispatch(p, grid1D(d, hi-lo), []uint32{uint32(hi - lo), f32(alpha), xo, yo}, xb, yb)
+		return r.Dispatch(p, grid1D(d, (hi-lo+3)/4), []uint32{uint32(hi - lo), f32(alpha), xo, yo, yio}, xb, yib, yb)
 	})
 }
 
