@@ -7,7 +7,8 @@ import (
 )
 
 var (
-	dropoutKernel     = kernel("dropout", 6, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadOnly)
+	dropoutKernel4    = kernel("dropout", 7, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite, gpu.ReadOnly) // VEC4
+	dropoutKernel1    = kernel("dropout", 7, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadOnly)
 	dropoutTickKernel = kernel("dropout_tick", 1, gpu.ReadWrite)
 )
 
@@ -38,21 +39,25 @@ func Dropout(r *gpu.Recorder, y, x Mem, n int64, p float32, seed Mem, site uint3
 	if accumulate {
 		acc = 1
 	}
-	pl, err := pipeline(d, op, dropoutKernel, acc)
+	vec4 := x.Off%4 == 0 && y.Off%4 == 0
+	k, texel, v := dropoutKernel1, int64(1), uint32(0)
+	if vec4 {
+		k, texel, v = dropoutKernel4, 4, 1
+	}
+	pl, err := pipeline(d, op, k, acc, v)
 	if err != nil {
 		return err
 	}
+	if n > maxElems(d) {
+		// Chunks would restart the element index; the mask must be a
+		// function of the global index.
+		return fmt.Errorf("%s: %d elements exceed one binding (%d)", op, n, maxElems(d))
+	}
 	sb, so := span(d, seed, 1)
-	return chunks(n, maxElems(d), func(lo, hi int64) error {
-		if lo > 0 {
-			// Chunks would restart the element index; the mask must be a
-			// function of the global index.
-			return fmt.Errorf("%s: %d elements exceed one binding (%d)", op, n, maxElems(d))
-		}
-		xb, xo := texelSpan(d, x.At(lo), hi-lo, 1)
-		yb, yo := span(d, y.At(lo), hi-lo)
-		return r.Dispatch(pl, grid1D(d, hi-lo), []uint32{uint32(hi - lo), f32(p), site, xo, yo, so}, xb, yb, sb)
-	})
+	xb, xo := texelSpan(d, x, n, texel)
+	yib, yio := texelSpan(d, y, n, texel)
+	yb, yo := span(d, y, n)
+	return r.Dispatch(pl, grid1D(d, (n+3)/4), []uint32{uint32(n), f32(p), site, xo, yo, so, yio}, xb, yib, yb, sb)
 }
 
 // DropoutTick advances the dropout seed (a one-element uint32 array) by one.

@@ -14,54 +14,56 @@ func TestDropout(t *testing.T) {
 	rng := newRNG(7)
 	for _, n := range append(awkward, 100000) {
 		for _, p := range []float32{0, 0.1, 0.5} {
-			t.Run(fmt.Sprintf("n=%d/p=%v", n, p), func(t *testing.T) {
-				x := randn(rng, n, 1)
-				xm := upload(t, d, x, 1)
-				ym := upload(t, d, randn(rng, n, 1), 2)
-				seed, err := d.Alloc(8)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer seed.Free()
-				if err := gpu.WriteSlice(seed, 0, []uint32{41, 0}); err != nil {
-					t.Fatal(err)
-				}
-				sm := Mem{Buf: seed}
-				r := d.NewRecorder(false)
-				if err := DropoutTick(r, sm); err != nil {
-					t.Fatal(err)
-				}
-				if err := Dropout(r, ym, xm, int64(n), p, sm, 3, false); err != nil {
-					t.Fatal(err)
-				}
-				run(t, r)
-				want := make([]float64, n)
-				DropoutRef(want, download(t, xm, n), p, 42, 3)
-				got := download(t, ym, n)
-				checkNMSE(t, "dropout", got, want, tolFP32)
-				if n >= 100000 {
-					zeros := 0
-					for _, v := range got {
-						if v == 0 {
-							zeros++
+			for _, pads := range [][2]int64{{1, 2}, {0, 4}} { // float texels; RGBA32F texels
+				t.Run(fmt.Sprintf("n=%d/p=%v/pads=%v", n, p, pads), func(t *testing.T) {
+					x := randn(rng, n, 1)
+					xm := upload(t, d, x, pads[0])
+					ym := upload(t, d, randn(rng, n, 1), pads[1])
+					seed, err := d.Alloc(8)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer seed.Free()
+					if err := gpu.WriteSlice(seed, 0, []uint32{41, 0}); err != nil {
+						t.Fatal(err)
+					}
+					sm := Mem{Buf: seed}
+					r := d.NewRecorder(false)
+					if err := DropoutTick(r, sm); err != nil {
+						t.Fatal(err)
+					}
+					if err := Dropout(r, ym, xm, int64(n), p, sm, 3, false); err != nil {
+						t.Fatal(err)
+					}
+					run(t, r)
+					want := make([]float64, n)
+					DropoutRef(want, download(t, xm, n), p, 42, 3)
+					got := download(t, ym, n)
+					checkNMSE(t, "dropout", got, want, tolFP32)
+					if n >= 100000 {
+						zeros := 0
+						for _, v := range got {
+							if v == 0 {
+								zeros++
+							}
+						}
+						if frac := float64(zeros) / float64(n); math.Abs(frac-float64(p)) > 0.01 {
+							t.Errorf("dropped fraction %.4f, want %.2f", frac, p)
 						}
 					}
-					if frac := float64(zeros) / float64(n); math.Abs(frac-float64(p)) > 0.01 {
-						t.Errorf("dropped fraction %.4f, want %.2f", frac, p)
+					// Accumulate adds the same masked values (the backward pass of
+					// a dropout whose output gradient is x).
+					r = d.NewRecorder(false)
+					if err := Dropout(r, ym, xm, int64(n), p, sm, 3, true); err != nil {
+						t.Fatal(err)
 					}
-				}
-				// Accumulate adds the same masked values (the backward pass of
-				// a dropout whose output gradient is x).
-				r = d.NewRecorder(false)
-				if err := Dropout(r, ym, xm, int64(n), p, sm, 3, true); err != nil {
-					t.Fatal(err)
-				}
-				run(t, r)
-				for i := range want {
-					want[i] *= 2
-				}
-				checkNMSE(t, "dropout accumulate", download(t, ym, n), want, tolFP32)
-			})
+					run(t, r)
+					for i := range want {
+						want[i] *= 2
+					}
+					checkNMSE(t, "dropout accumulate", download(t, ym, n), want, tolFP32)
+				})
+			}
 		}
 	}
 }
