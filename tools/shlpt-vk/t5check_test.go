@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
 )
 
 func TestT5CheckCommand(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"t5check", "--model", "../../testdata/t5-tiny-relu", "--case", "../../testdata/t5-tiny-relu/case.safetensors"}, &out, &errb)
 	if strings.Contains(errb.String(), "no Vulkan device") {
-		t.Skip("no Vulkan device")
+		testenv.Missing(t, errb.String())
 	}
 	if code != 0 || !strings.Contains(out.String(), "within tolerance") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
