@@ -434,44 +434,52 @@ func (pr *mmProblem) texelVec(rowsA int) (vecA, vecB, vecC bool) {
 
 func (cfg mmTexelCfg) limits(d *gpu.Device, _ *mmProblem) func(*mmProblem) (string, error) {
 	info := d.Info()
-	return func(q *mmProblem) (string, error) {
-		p := &q.p
-		vecA, vecB, _ := q.texelVec(cfg.rowsA())
-		texMax := func(vec bool) int64 {
-			n := int64(info.MaxTexelBufferElements)
-			if vec {
-				n *= 4
-			}
-			return n - 8 // room for the alignment shift and rounding
+	texMax := func(vec bool) int64 {
+		n := int64(info.MaxTexelBufferElements)
+		if vec {
+			n *= 4
 		}
-		ea, eb, ec := q.extents()
-		if p.Batch > int(info.MaxWorkgroupCount[2]) {
-			return "batch", nil
-		}
-		aAlong, bAlong := "m", "k"
-		if p.TransA {
-			aAlong = "k"
-		}
-		if p.TransB {
-			bAlong = "n"
-		}
-		if s := mmSplitDim(p, ea, texMax(vecA), aAlong); s != "" {
-			return s, nil
-		}
-		if s := mmSplitDim(p, eb, texMax(vecB), bAlong); s != "" {
-			return s, nil
-		}
-		if s := mmSplitDim(p, ec, maxElems(d), "m"); s != "" {
-			return s, nil
-		}
-		if (p.N+cfg.cols()-1)/cfg.cols() > int(info.MaxWorkgroupCount[0]) {
-			return "n", nil
-		}
-		if (p.M+cfg.tm-1)/cfg.tm > int(info.MaxWorkgroupCount[1]) {
-			return "m", nil
-		}
-		return "", nil
+		return n - 8 // room for the alignment shift and rounding
 	}
+	return func(q *mmProblem) (string, error) {
+		vecA, vecB, _ := q.texelVec(cfg.rowsA())
+		return q.splitFor(info, texMax(vecA), texMax(vecB), maxElems(d), cfg.tm, cfg.cols()), nil
+	}
+}
+
+// splitFor names the dimension along which q must be split to fit the
+// device: the batch within the grid's z count, the elements A, B and C span
+// within maxA, maxB and maxC, and the grid of tileM×tileN tiles of C within
+// its x and y counts. It returns "" when q fits.
+func (q *mmProblem) splitFor(info gpu.DeviceInfo, maxA, maxB, maxC int64, tileM, tileN int) string {
+	p := &q.p
+	if p.Batch > int(info.MaxWorkgroupCount[2]) {
+		return "batch"
+	}
+	aAlong, bAlong := "m", "k"
+	if p.TransA {
+		aAlong = "k"
+	}
+	if p.TransB {
+		bAlong = "n"
+	}
+	ea, eb, ec := q.extents()
+	if s := mmSplitDim(p, ea, maxA, aAlong); s != "" {
+		return s
+	}
+	if s := mmSplitDim(p, eb, maxB, bAlong); s != "" {
+		return s
+	}
+	if s := mmSplitDim(p, ec, maxC, "m"); s != "" {
+		return s
+	}
+	if (p.N+tileN-1)/tileN > int(info.MaxWorkgroupCount[0]) {
+		return "n"
+	}
+	if (p.M+tileM-1)/tileM > int(info.MaxWorkgroupCount[1]) {
+		return "m"
+	}
+	return ""
 }
 
 // bindTexel binds n elements of m as a texel view (RGBA32F when vec), or the
@@ -670,22 +678,7 @@ func (g mmGradPlan) run(batch int, accumulate bool, mm func(q MatMulParams, z in
 // b is B as in the forward product. With accumulate, the gradient is added
 // to da; otherwise da is overwritten.
 func MatMulGradA(r *gpu.Recorder, da, dc, b Mem, p MatMulParams, accumulate bool) error {
-	p, err := matmulNormalize(p)
-	if err != nil {
-		return err
-	}
-	ar, ac := p.aDims()
-	if err := mmGradCheck("a", p.Batch, p.StrideA, mmExtent(1, ar, ac, p.LDA, 0)); err != nil {
-		return err
-	}
-	g := mmGradA(p)
-	return g.run(p.Batch, accumulate, func(q MatMulParams, z int64) error {
-		x, y := dc.At(z*g.dcStride), b.At(z*g.otherStride)
-		if g.swap {
-			x, y = y, x
-		}
-		return MatMul(r, da, x, y, q, Mem{})
-	})
+	return matmulGrad(r, "a", da, dc, b, p, accumulate)
 }
 
 // MatMulGradB records the gradient of B for the product described by p: db
@@ -693,21 +686,32 @@ func MatMulGradA(r *gpu.Recorder, da, dc, b Mem, p MatMulParams, accumulate bool
 // shared B gets the sum over the batches). a is A as in the forward product;
 // dc and accumulate are as for MatMulGradA.
 func MatMulGradB(r *gpu.Recorder, db, a, dc Mem, p MatMulParams, accumulate bool) error {
+	return matmulGrad(r, "b", db, dc, a, p, accumulate)
+}
+
+// matmulGrad records the gradient of operand which ("a" or "b") into dst,
+// from dc and the other operand of the forward product.
+func matmulGrad(r *gpu.Recorder, which string, dst, dc, other Mem, p MatMulParams, accumulate bool) error {
 	p, err := matmulNormalize(p)
 	if err != nil {
 		return err
 	}
-	br, bc := p.bDims()
-	if err := mmGradCheck("b", p.Batch, p.StrideB, mmExtent(1, br, bc, p.LDB, 0)); err != nil {
+	rows, cols := p.aDims()
+	ld, stride, plan := p.LDA, p.StrideA, mmGradA
+	if which == "b" {
+		rows, cols = p.bDims()
+		ld, stride, plan = p.LDB, p.StrideB, mmGradB
+	}
+	if err := mmGradCheck(which, p.Batch, stride, mmExtent(1, rows, cols, ld, 0)); err != nil {
 		return err
 	}
-	g := mmGradB(p)
+	g := plan(p)
 	return g.run(p.Batch, accumulate, func(q MatMulParams, z int64) error {
-		x, y := dc.At(z*g.dcStride), a.At(z*g.otherStride)
+		x, y := dc.At(z*g.dcStride), other.At(z*g.otherStride)
 		if g.swap {
 			x, y = y, x
 		}
-		return MatMul(r, db, x, y, q, Mem{})
+		return MatMul(r, dst, x, y, q, Mem{})
 	})
 }
 

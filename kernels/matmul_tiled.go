@@ -68,37 +68,9 @@ func mmTiledConfig(d *gpu.Device, p *MatMulParams) mmTiledCfg {
 }
 
 func (cfg mmTiledCfg) limits(d *gpu.Device, _ *mmProblem) func(*mmProblem) (string, error) {
-	info := d.Info()
+	info, max := d.Info(), maxElems(d)
 	return func(q *mmProblem) (string, error) {
-		p := &q.p
-		ea, eb, ec := q.extents()
-		if p.Batch > int(info.MaxWorkgroupCount[2]) {
-			return "batch", nil
-		}
-		aAlong, bAlong := "m", "k"
-		if p.TransA {
-			aAlong = "k"
-		}
-		if p.TransB {
-			bAlong = "n"
-		}
-		max := maxElems(d)
-		if s := mmSplitDim(p, ea, max, aAlong); s != "" {
-			return s, nil
-		}
-		if s := mmSplitDim(p, eb, max, bAlong); s != "" {
-			return s, nil
-		}
-		if s := mmSplitDim(p, ec, max, "m"); s != "" {
-			return s, nil
-		}
-		if (p.N+cfg.bn()-1)/cfg.bn() > int(info.MaxWorkgroupCount[0]) {
-			return "n", nil
-		}
-		if (p.M+cfg.bm()-1)/cfg.bm() > int(info.MaxWorkgroupCount[1]) {
-			return "m", nil
-		}
-		return "", nil
+		return q.splitFor(info, max, max, max, cfg.bm(), cfg.bn()), nil
 	}
 }
 
