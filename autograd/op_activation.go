@@ -3,16 +3,18 @@ package autograd
 import "github.com/shlpt-vk/shlpt-vk/kernels"
 
 // Relu returns max(x, 0).
-func Relu(x *Tensor) *Tensor { return activate("relu", x, kernels.ReLU) }
+func Relu(x *Tensor) *Tensor { return Activate(x, kernels.ReLU) }
 
 // GeluNew returns the tanh approximation of GELU that T5 v1.1 uses.
-func GeluNew(x *Tensor) *Tensor { return activate("gelu_new", x, kernels.GELUNew) }
+func GeluNew(x *Tensor) *Tensor { return Activate(x, kernels.GELUNew) }
 
 // SiLU returns x·sigmoid(x).
-func SiLU(x *Tensor) *Tensor { return activate("silu", x, kernels.SiLU) }
+func SiLU(x *Tensor) *Tensor { return Activate(x, kernels.SiLU) }
 
-func activate(op string, x *Tensor, act kernels.Activation) *Tensor {
+// Activate returns act(x) elementwise.
+func Activate(x *Tensor, act kernels.Activation) *Tensor {
 	e := x.e
+	op := act.String()
 	if !e.inputsOK(op, x) {
 		return e.poisoned(x.shape, F32)
 	}
@@ -33,17 +35,17 @@ func activate(op string, x *Tensor, act kernels.Activation) *Tensor {
 	return out
 }
 
-// GatedGelu returns gelu_new(a) ⊙ b, T5 v1.1's gated feed-forward
-// activation (a = x·Wi0ᵀ, b = x·Wi1ᵀ), in one kernel.
-func GatedGelu(a, b *Tensor) *Tensor {
+// Gated returns act(a) ⊙ b, in one kernel: T5's gated feed-forward
+// activation (a = x·Wi0ᵀ, b = x·Wi1ᵀ, the same shape; gelu_new in v1.1).
+func Gated(a, b *Tensor, act kernels.Activation) *Tensor {
 	e := a.e
-	const op = "gated_gelu"
+	op := "gated_" + act.String()
 	out, ok := e.binarySameShape(op, a, b)
 	if !ok {
 		return out
 	}
 	n := int64(a.Len())
-	e.fail(kernels.GatedActivation(e.rec, out.Mem(), a.Mem(), b.Mem(), n, kernels.GELUNew))
+	e.fail(kernels.GatedActivation(e.rec, out.Mem(), a.Mem(), b.Mem(), n, act))
 	e.afterDispatch()
 	if e.needsGrad(a, b) {
 		e.record(op, out, []*Tensor{a, b}, []*Tensor{a, b}, func(g *Tensor) {
@@ -51,7 +53,7 @@ func GatedGelu(a, b *Tensor) *Tensor {
 				da, acc := e.gradDst(a)
 				db, _ := e.gradDst(b)
 				if e.ok() {
-					e.fail(kernels.GatedActivationBackward(e.rec, da, db, g.Mem(), a.Mem(), b.Mem(), n, kernels.GELUNew, acc))
+					e.fail(kernels.GatedActivationBackward(e.rec, da, db, g.Mem(), a.Mem(), b.Mem(), n, act, acc))
 				}
 				return
 			}
@@ -60,7 +62,7 @@ func GatedGelu(a, b *Tensor) *Tensor {
 			ta := e.newTensor(op, F32, a.shape...)
 			tb := e.newTensor(op, F32, b.shape...)
 			if e.ok() {
-				e.fail(kernels.GatedActivationBackward(e.rec, ta.Mem(), tb.Mem(), g.Mem(), a.Mem(), b.Mem(), n, kernels.GELUNew, false))
+				e.fail(kernels.GatedActivationBackward(e.rec, ta.Mem(), tb.Mem(), g.Mem(), a.Mem(), b.Mem(), n, act, false))
 			}
 			if a.requiresGrad {
 				e.accumulateGrad(a, ta.Mem())

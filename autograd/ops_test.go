@@ -90,16 +90,18 @@ func TestActivations(t *testing.T) {
 				})
 		})
 	}
-	for _, g := range [][2]bool{{true, true}, {true, false}, {false, true}} {
-		checkOp(t, 9, 1e-10, []opInput{{shape: []int{3, 11}, grad: g[0]}, {shape: []int{3, 11}, grad: g[1]}},
-			func(e *Engine, x []*Tensor) *Tensor { return GatedGelu(x[0], x[1]) },
-			func(x [][]float64) []float64 {
-				y := make([]float64, len(x[0]))
-				for i := range y {
-					y[i] = kernels.ActivationValue(kernels.GELUNew, x[0][i]) * x[1][i]
-				}
-				return y
-			})
+	for _, act := range []kernels.Activation{kernels.GELUNew, kernels.ReLU, kernels.SiLU} {
+		for _, g := range [][2]bool{{true, true}, {true, false}, {false, true}} {
+			checkOp(t, 9, 1e-10, []opInput{{shape: []int{3, 11}, grad: g[0]}, {shape: []int{3, 11}, grad: g[1]}},
+				func(e *Engine, x []*Tensor) *Tensor { return Gated(x[0], x[1], act) },
+				func(x [][]float64) []float64 {
+					y := make([]float64, len(x[0]))
+					for i := range y {
+						y[i] = kernels.ActivationValue(act, x[0][i]) * x[1][i]
+					}
+					return y
+				})
+		}
 	}
 }
 

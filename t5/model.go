@@ -255,32 +255,33 @@ func splitHeads(x *ag.Tensor, heads int) *ag.Tensor {
 	return y
 }
 
-// feedForward is T5's DenseReluDense or DenseGatedActDense on n (B, T, d).
-// When act is not nil it receives the activation at the first position.
-func (m *Model) feedForward(f *FeedForward, n *ag.Tensor, act **ag.Tensor) *ag.Tensor {
-	var h *ag.Tensor
+// feedForward is T5's DenseReluDense or DenseGatedActDense on n (B, T, d):
+// act(n·Wiᵀ), or act(n·Wi0ᵀ) ⊙ n·Wi1ᵀ when gated, then ·Woᵀ. When first is
+// not nil it receives act(n·Wiᵀ) (act(n·Wi0ᵀ) when gated) at the first
+// position, (B, d_ff).
+func (m *Model) feedForward(f *FeedForward, n *ag.Tensor, first **ag.Tensor) *ag.Tensor {
+	var h, pre *ag.Tensor
 	if m.Config.IsGatedAct {
-		a := ag.Linear(n, f.Wi0)
-		g := ag.Linear(n, f.Wi1)
-		if act != nil {
-			first := ag.Slice(a, 1, 0, 1)
-			g := ag.GeluNew(first)
-			*act = g.Reshape(a.Dim(0), a.Dim(2))
-			release(first, g)
+		pre = ag.Linear(n, f.Wi0)
+		lin := ag.Linear(n, f.Wi1)
+		h = ag.Gated(pre, lin, m.act)
+		lin.Release()
+		if first != nil {
+			p0 := ag.Slice(pre, 1, 0, 1)
+			a0 := ag.Activate(p0, m.act)
+			*first = a0.Reshape(pre.Dim(0), pre.Dim(2))
+			release(p0, a0)
 		}
-		h = ag.GatedGelu(a, g)
-		a.Release()
-		g.Release()
 	} else {
-		pre := ag.Linear(n, f.Wi)
-		h = ag.Relu(pre)
-		pre.Release()
-		if act != nil {
-			first := ag.Slice(h, 1, 0, 1)
-			*act = first.Reshape(h.Dim(0), h.Dim(2))
-			first.Release()
+		pre = ag.Linear(n, f.Wi)
+		h = ag.Activate(pre, m.act)
+		if first != nil {
+			a0 := ag.Slice(h, 1, 0, 1)
+			*first = a0.Reshape(h.Dim(0), h.Dim(2))
+			a0.Release()
 		}
 	}
+	pre.Release()
 	h = m.dropout(h)
 	out := ag.Linear(h, f.Wo)
 	h.Release()

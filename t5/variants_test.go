@@ -2,10 +2,12 @@ package t5
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
 // Other configurations against reference cases made by
@@ -24,6 +26,11 @@ func TestReferenceCaseVariants(t *testing.T) {
 		// decoder block, 20 buckets, maximum distance 48, layer_norm_epsilon
 		// 0.01.
 		{"t5-tiny-relu-untied", "relu, untied, non-default buckets and epsilon"},
+		// gated relu (relu(h·wi_0) ⊙ h·wi_1), tied head.
+		{"t5-tiny-gated-relu", "gated-relu, tied"},
+		// gelu_new without gating, untied head without the tied copies, 1
+		// encoder and 2 decoder blocks.
+		{"t5-tiny-gelu-new", "gelu_new, not gated, untied"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := filepath.Join("../testdata", tc.dir)
@@ -52,5 +59,34 @@ func TestReferenceCaseVariants(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// HF's exact "gelu" (erf) has no kernel: building a model with it is an
+// error naming the activation, whether from a checkpoint or random weights.
+func TestUnsupportedActivation(t *testing.T) {
+	dir := filepath.Join("../testdata", "t5-tiny-gelu-new")
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.FeedForwardProj, cfg.DenseActFn = "gelu", "gelu"
+	e := ag.New(gputest.Device(t))
+	if m, err := NewRandom(e, cfg, 1); err == nil || !strings.Contains(err.Error(), `activation "gelu" is not supported`) {
+		if m != nil {
+			m.Release()
+		}
+		t.Errorf("NewRandom: err = %v", err)
+	}
+	src, err := safetensors.OpenCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if m, err := FromCheckpoint(e, cfg, src); err == nil || !strings.Contains(err.Error(), `activation "gelu" is not supported`) {
+		if m != nil {
+			m.Release()
+		}
+		t.Errorf("FromCheckpoint: err = %v", err)
 	}
 }

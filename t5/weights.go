@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/kernels"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
@@ -51,6 +52,7 @@ type Model struct {
 	Encoder Stack
 	Decoder Stack
 
+	act    kernels.Activation // of the feed-forward blocks
 	e      *autograd.Engine
 	params []*autograd.Tensor // every distinct weight, in checkpoint order
 	names  map[string]*autograd.Tensor
@@ -87,8 +89,9 @@ func FromCheckpoint(e *autograd.Engine, cfg Config, src TensorSource) (*Model, e
 	if err := cfg.CheckWeights(src); err != nil {
 		return nil, err
 	}
-	if cfg.DenseActFn != "relu" && cfg.DenseActFn != "gelu_new" {
-		return nil, fmt.Errorf("%s: activation %q is not supported (relu and gelu_new are)", cfg.Source, cfg.DenseActFn)
+	m, err := newModel(e, cfg)
+	if err != nil {
+		return nil, err
 	}
 	// One host buffer, sized for the largest tensor, is reused for every
 	// conversion: the mapped file is read once and nothing is held twice.
@@ -99,8 +102,7 @@ func FromCheckpoint(e *autograd.Engine, cfg Config, src TensorSource) (*Model, e
 		}
 	}
 	host := make([]float32, maxN)
-	m := newModel(e, cfg)
-	err := m.build(func(name string, shape []int) (*autograd.Tensor, error) {
+	err = m.build(func(name string, shape []int) (*autograd.Tensor, error) {
 		t, ok := src.Tensor(name)
 		if !ok {
 			return nil, fmt.Errorf("%s: tensor %q is missing", src.Path(), name)
@@ -126,8 +128,11 @@ func NewRandom(e *autograd.Engine, cfg Config, seed uint64) (*Model, error) {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x75))
-	m := newModel(e, cfg)
-	err := m.build(func(name string, shape []int) (*autograd.Tensor, error) {
+	m, err := newModel(e, cfg)
+	if err != nil {
+		return nil, err
+	}
+	err = m.build(func(name string, shape []int) (*autograd.Tensor, error) {
 		v := make([]float32, numel(shape))
 		switch {
 		case len(shape) == 1:
@@ -157,8 +162,17 @@ func NewRandom(e *autograd.Engine, cfg Config, seed uint64) (*Model, error) {
 	return m, nil
 }
 
-func newModel(e *autograd.Engine, cfg Config) *Model {
-	return &Model{Config: cfg, e: e, names: map[string]*autograd.Tensor{}}
+// ffnActivations maps the activations a configuration may name
+// (Config.DenseActFn) to the kernels that compute them. HF's "gelu" (exact,
+// with erf) has no kernel.
+var ffnActivations = map[string]kernels.Activation{"relu": kernels.ReLU, "gelu_new": kernels.GELUNew}
+
+func newModel(e *autograd.Engine, cfg Config) (*Model, error) {
+	act, ok := ffnActivations[cfg.DenseActFn]
+	if !ok {
+		return nil, fmt.Errorf("%s: activation %q is not supported (relu and gelu_new are)", cfg.Source, cfg.DenseActFn)
+	}
+	return &Model{Config: cfg, act: act, e: e, names: map[string]*autograd.Tensor{}}, nil
 }
 
 func (m *Model) upload(name string, v []float32, shape []int) (*autograd.Tensor, error) {

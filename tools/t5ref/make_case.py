@@ -422,6 +422,19 @@ VARIANTS = {
                     tie_word_embeddings=False, relative_attention_num_buckets=20,
                     relative_attention_max_distance=48, layer_norm_epsilon=0.01),
         dtype="float32", tied_copies=True, prompt_len=4, lengths=[74, 60, 67], targets=[3, 5, 4]),
+    # The activation and the gating chosen separately: gated relu
+    # (relu(h·wi_0) * h·wi_1) with a tied head...
+    "gated-relu": dict(
+        config=dict(d_model=32, d_kv=8, num_heads=4, d_ff=36, num_layers=2, num_decoder_layers=2,
+                    vocab_size=80, feed_forward_proj="gated-relu", dense_act_fn="relu", is_gated_act=True,
+                    tie_word_embeddings=True),
+        dtype="float32", tied_copies=True, prompt_len=3, lengths=[40, 33, 29], targets=[4, 2, 5]),
+    # ... and gelu_new without gating, untied head, 1 encoder / 2 decoder blocks.
+    "gelu-new": dict(
+        config=dict(d_model=24, d_kv=6, num_heads=4, d_ff=56, num_layers=1, num_decoder_layers=2,
+                    vocab_size=64, feed_forward_proj="gelu_new", dense_act_fn="gelu_new", is_gated_act=False,
+                    tie_word_embeddings=False),
+        dtype="float32", tied_copies=False, prompt_len=5, lengths=[37, 41, 30], targets=[5, 4, 3]),
 }
 
 
