@@ -274,6 +274,64 @@ func TestReduceOps(t *testing.T) {
 		})
 }
 
+// SoftmaxDropout against dropout(softmax) in float64 with the same mask,
+// forward and backward (scores and bias).
+func TestSoftmaxDropoutOp(t *testing.T) {
+	B, H, Tq, Tk := 2, 3, 4, 7
+	mask := make([]float64, B*Tk)
+	mask[2*Tk-1] = -math.MaxFloat32 // batch 1 has one padded key
+	const p, seed, site = 0.25, 9, 4
+	for _, causal := range []bool{false, true} {
+		checkOp(t, 8, 1e-10, []opInput{{shape: []int{B, H, Tq, Tk}, grad: true}, {shape: []int{H, Tq, Tk}, grad: true},
+			{shape: []int{B, Tk}, data: mask}},
+			func(e *Engine, x []*Tensor) *Tensor {
+				return SoftmaxDropout(x[0], x[1], x[2], causal, p, e.NewSeed(seed), site)
+			},
+			func(x [][]float64) []float64 {
+				y := make([]float64, B*H*Tq*Tk)
+				kernels.SoftmaxRef(y, x[0], B, H, Tq, Tk, x[1], x[2], causal, 0)
+				kernels.DropoutRef(y, y, p, seed, site)
+				return y
+			})
+	}
+}
+
+// The fused op draws Dropout's mask: outputs and gradients equal those of
+// Dropout(Softmax(x)), also when the seed advances before backward.
+func TestSoftmaxDropoutMatchesUnfused(t *testing.T) {
+	e := newEngine(t)
+	const B, H, T = 2, 2, 33
+	xv := f32s(randn(newRNG(3), B*H*T*T, 2))
+	var ys, gs [2][]float32
+	for k := 0; k < 2; k++ {
+		seed := e.NewSeed(11)
+		x := e.Param("x", xv, B, H, T, T)
+		var y *Tensor
+		if k == 0 {
+			s := Softmax(x, nil, nil, true)
+			y = Dropout(s, 0.4, seed, 2)
+			s.Release()
+		} else {
+			y = SoftmaxDropout(x, nil, nil, true, 0.4, seed, 2)
+		}
+		AdvanceSeed(seed)
+		w := e.FromFloat32(f32s(randn(newRNG(4), B*H*T*T, 1)), B, H, T, T)
+		if err := e.BackwardFrom(y, w); err != nil {
+			t.Fatal(err)
+		}
+		ys[k], _ = y.Float32s()
+		gs[k], _ = x.Grad().Float32s()
+		for _, v := range []*Tensor{seed, x, y, w} {
+			v.Release()
+		}
+	}
+	for i := range ys[0] {
+		if math.Abs(float64(ys[0][i]-ys[1][i])) > 1e-6 || math.Abs(float64(gs[0][i]-gs[1][i])) > 1e-6 {
+			t.Fatalf("element %d: y %v vs %v, grad %v vs %v", i, ys[0][i], ys[1][i], gs[0][i], gs[1][i])
+		}
+	}
+}
+
 // Dropout's backward uses the mask of its forward even when the seed has
 // moved on in between.
 func TestDropoutOp(t *testing.T) {

@@ -96,3 +96,24 @@ func DropoutRef(y, x []float64, p float32, seed, site uint32) {
 		}
 	}
 }
+
+func init() {
+	// T5-large hidden states (8 × 406 tokens × 1024) and attention
+	// probabilities (8 × 16 heads × 406 × 406, what the fused
+	// softmax-dropout saves a pass over).
+	registerBench(BenchOp{Name: "dropout", Shapes: []string{"3248x1024", "52864x406"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			rows, C, err := rowsCols(shape)
+			if err != nil {
+				return nil, err
+			}
+			n := rows * C
+			bufs, free, err := benchBuffers(d, n, n, 1)
+			if err != nil {
+				return nil, err
+			}
+			y, x, seed := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+			return &BenchCase{Op: "dropout", Shape: shape, Bytes: 8 * float64(n), Free: free,
+				Record: func(r *gpu.Recorder) error { return Dropout(r, y, x, n, 0.1, seed, 1, false) }}, nil
+		}})
+}

@@ -12,8 +12,8 @@ import (
 // and the bias gradient (the sum of the score gradients over the batch).
 
 var (
-	softmaxKernel        = kernel("softmax", 10, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite)
-	softmaxBwdKernel     = kernel("softmax_bwd", 6, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite)
+	softmaxKernel        = kernel("softmax", 14, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite, gpu.ReadWrite, gpu.ReadOnly)
+	softmaxBwdKernel     = kernel("softmax_bwd", 10, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite, gpu.ReadOnly)
 	softmaxBiasBwdKernel = kernel("softmax_bias_bwd", 6, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite)
 )
 
@@ -35,6 +35,34 @@ type SoftmaxOpts struct {
 	// QueryOffset is the position of query 0 among the keys, for causal
 	// masking when decoding with a cache (Tq = 1, QueryOffset = Tk − 1).
 	QueryOffset int
+	// Dropout, when its Seed is set, also writes dropout(y) to DropoutOut
+	// (B, H, Tq, Tk) in the same pass, the mask as Dropout's over the whole
+	// (B, H, Tq, Tk) tensor: attention dropout without another pass over
+	// the probabilities.
+	Dropout    DropoutMask
+	DropoutOut Mem
+}
+
+// DropoutMask is the mask of Dropout over a whole tensor: element e is kept,
+// and scaled by 1/(1 − P), when the hash of (Seed[0], Site, e) says so.
+// Seed is a one-element uint32 array on the device.
+type DropoutMask struct {
+	P    float32
+	Seed Mem
+	Site uint32
+}
+
+func (m DropoutMask) on() bool { return m.Seed.Buf != nil }
+
+// check validates m for op; n is the size of the masked tensor.
+func (m DropoutMask) check(op string, n int64) error {
+	if m.P < 0 || m.P >= 1 {
+		return fmt.Errorf("%s: dropout probability %v outside [0, 1)", op, m.P)
+	}
+	if n >= 1<<32 {
+		return fmt.Errorf("%s: dropout over %d elements (the mask index is 32 bits)", op, n)
+	}
+	return m.Seed.check(op, "seed", 1)
 }
 
 // Softmax computes, for each row (b, h, i) of the scores,
@@ -66,6 +94,13 @@ func Softmax(r *gpu.Recorder, y, x Mem, B, H, Tq, Tk int, o SoftmaxOpts) error {
 	if hasMask {
 		ops = append(ops, tlOperand{"mask", o.Mask, nm})
 	}
+	drop := o.Dropout.on()
+	if drop {
+		if err := o.Dropout.check(op, n); err != nil {
+			return err
+		}
+		ops = append(ops, tlOperand{"dropout output", o.DropoutOut, n})
+	}
 	d, err := tlCheck(op, shape, ops...)
 	if err != nil {
 		return err
@@ -80,7 +115,7 @@ func Softmax(r *gpu.Recorder, y, x Mem, B, H, Tq, Tk int, o SoftmaxOpts) error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline(d, op, softmaxKernel, wg, tlBit(hasBias), tlBit(hasMask), tlBit(o.Causal))
+	p, err := pipeline(d, op, softmaxKernel, wg, tlBit(hasBias), tlBit(hasMask), tlBit(o.Causal), tlBit(drop))
 	if err != nil {
 		return err
 	}
@@ -88,6 +123,11 @@ func Softmax(r *gpu.Recorder, y, x Mem, B, H, Tq, Tk int, o SoftmaxOpts) error {
 		m := (hi - lo) * int64(Tk)
 		xb, xs := tlView(d, x.At(lo*int64(Tk)), m)
 		yb, ys := tlOut(d, y.At(lo*int64(Tk)), m)
+		db, ds, sb, ss := yb, ys, yb, uint32(0) // unused without dropout
+		if drop {
+			db, ds = tlOut(d, o.DropoutOut.At(lo*int64(Tk)), m)
+			sb, ss = span(d, o.Dropout.Seed, 1)
+		}
 		bb, bs, mb, ms := xb, uint32(0), xb, uint32(0) // unused: x in their place
 		if hasBias {
 			bb, bs = tlView(d, o.Bias, nb)
@@ -98,8 +138,9 @@ func Softmax(r *gpu.Recorder, y, x Mem, B, H, Tq, Tk int, o SoftmaxOpts) error {
 			mb, ms = tlView(d, o.Mask, b1*int64(Tk))
 		}
 		return r.Dispatch(p, tlRowGrid(d, hi-lo, per),
-			[]uint32{uint32(hi - lo), uint32(lo), uint32(Tk), uint32(H * Tq), uint32(Tq), uint32(int32(o.QueryOffset)), xs, bs, ms, ys},
-			xb, bb, mb, yb)
+			[]uint32{uint32(hi - lo), uint32(lo), uint32(Tk), uint32(H * Tq), uint32(Tq), uint32(int32(o.QueryOffset)), xs, bs, ms, ys,
+				f32(o.Dropout.P), o.Dropout.Site, ss, ds},
+			xb, bb, mb, yb, db, sb)
 	})
 }
 
@@ -113,7 +154,24 @@ func Softmax(r *gpu.Recorder, y, x Mem, B, H, Tq, Tk int, o SoftmaxOpts) error {
 // the same gradient as x (the mask is constant; see SoftmaxBiasBackward for
 // the bias). dx may alias dy when not accumulating.
 func SoftmaxBackward(r *gpu.Recorder, dx, dy, y Mem, rows, T int, accumulate bool) error {
-	const op = "softmax backward"
+	return softmaxBackward(r, "softmax backward", dx, dy, y, rows, T, DropoutMask{}, accumulate)
+}
+
+// SoftmaxDropoutBackward is SoftmaxBackward when dy is the gradient of
+// dropout(y) with mask (Softmax with Dropout): dy is multiplied by the mask
+// first, in the same pass.
+func SoftmaxDropoutBackward(r *gpu.Recorder, dx, dy, y Mem, rows, T int, mask DropoutMask, accumulate bool) error {
+	const op = "softmax dropout backward"
+	if !mask.on() {
+		return fmt.Errorf("%s: no dropout seed", op)
+	}
+	if err := mask.check(op, int64(rows)*int64(T)); err != nil {
+		return err
+	}
+	return softmaxBackward(r, op, dx, dy, y, rows, T, mask, accumulate)
+}
+
+func softmaxBackward(r *gpu.Recorder, op string, dx, dy, y Mem, rows, T int, mask DropoutMask, accumulate bool) error {
 	if err := tlPositive(op, "rows and T", rows, T); err != nil {
 		return err
 	}
@@ -126,7 +184,8 @@ func SoftmaxBackward(r *gpu.Recorder, dx, dy, y Mem, rows, T int, accumulate boo
 	if err != nil {
 		return err
 	}
-	p, err := pipeline(d, op, softmaxBwdKernel, wg, tlBit(accumulate))
+	drop := mask.on()
+	p, err := pipeline(d, op, softmaxBwdKernel, wg, tlBit(accumulate), tlBit(drop))
 	if err != nil {
 		return err
 	}
@@ -136,7 +195,13 @@ func SoftmaxBackward(r *gpu.Recorder, dx, dy, y Mem, rows, T int, accumulate boo
 		dyb, dys := tlView(d, dy.At(lo*int64(T)), m)
 		ob, os := tlView(d, dx.At(lo*int64(T)), m)
 		dxb, dxs := tlOut(d, dx.At(lo*int64(T)), m)
-		return r.Dispatch(p, tlRowGrid(d, hi-lo, per), []uint32{uint32(hi - lo), uint32(T), ys, dys, os, dxs}, yb, dyb, ob, dxb)
+		sb, ss := dxb, uint32(0) // unused without dropout
+		if drop {
+			sb, ss = span(d, mask.Seed, 1)
+		}
+		return r.Dispatch(p, tlRowGrid(d, hi-lo, per),
+			[]uint32{uint32(hi - lo), uint32(T), ys, dys, os, dxs, uint32(lo), f32(mask.P), mask.Site, ss},
+			yb, dyb, ob, dxb, sb)
 	})
 }
 
@@ -284,6 +349,43 @@ func init() {
 			o := SoftmaxOpts{Bias: bias, Mask: mask}
 			return &BenchCase{Op: "softmax", Shape: shape, Bytes: 4 * float64(2*n+nb+int64(B)*int64(Tk)), Free: free,
 				Record: func(r *gpu.Recorder) error { return Softmax(r, y, x, B, H, Tq, Tk, o) }}, nil
+		}})
+	// Attention dropout fused into the softmax: the same pass also writes
+	// dropout(y).
+	registerBench(BenchOp{Name: "softmax-dropout", Shapes: []string{"8x16x406x406"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			B, H, Tq, Tk, err := tlShape4(shape)
+			if err != nil {
+				return nil, err
+			}
+			n := int64(B) * int64(H) * int64(Tq) * int64(Tk)
+			nb := int64(H) * int64(Tq) * int64(Tk)
+			bufs, free, err := benchBuffers(d, n, n, n, nb, int64(B)*int64(Tk), 1)
+			if err != nil {
+				return nil, err
+			}
+			x, y, yd := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+			o := SoftmaxOpts{Bias: Whole(bufs[3]), Mask: Whole(bufs[4]),
+				Dropout: DropoutMask{P: 0.1, Seed: Whole(bufs[5])}, DropoutOut: yd}
+			return &BenchCase{Op: "softmax-dropout", Shape: shape, Bytes: 4 * float64(3*n+nb+int64(B)*int64(Tk)), Free: free,
+				Record: func(r *gpu.Recorder) error { return Softmax(r, y, x, B, H, Tq, Tk, o) }}, nil
+		}})
+	registerBench(BenchOp{Name: "softmax-dropout-bwd", Shapes: []string{"8x16x406x406"},
+		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+			B, H, Tq, Tk, err := tlShape4(shape)
+			if err != nil {
+				return nil, err
+			}
+			rows := int64(B) * int64(H) * int64(Tq)
+			n := rows * int64(Tk)
+			bufs, free, err := benchBuffers(d, n, n, n, 1)
+			if err != nil {
+				return nil, err
+			}
+			y, dy, dx := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+			m := DropoutMask{P: 0.1, Seed: Whole(bufs[3])}
+			return &BenchCase{Op: "softmax-dropout-bwd", Shape: shape, Bytes: 12 * float64(n), Free: free,
+				Record: func(r *gpu.Recorder) error { return SoftmaxDropoutBackward(r, dx, dy, y, int(rows), Tk, m, false) }}, nil
 		}})
 	registerBench(BenchOp{Name: "softmax-bwd", Shapes: []string{"8x16x406x406"},
 		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {

@@ -131,8 +131,25 @@ func TestSoftmax(t *testing.T) {
 			}
 			dym, dxm, dxa := upload(t, d, dy, c.pad+1), zeros(t, d, n, c.pad), upload(t, d, dx0, c.pad+3)
 			dbm, dba := zeros(t, d, N, c.pad+2), upload(t, d, db0, c.pad)
+			// Attention dropout fused into the same passes: forward into
+			// y2 and yd, backward from dy into dxd and (accumulating) dxda.
+			seed, err := d.Alloc(8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seed.Free()
+			if err := gpu.WriteSlice(seed, 0, []uint32{0, 17}); err != nil {
+				t.Fatal(err)
+			}
+			dm := DropoutMask{P: 0.3, Seed: Mem{Buf: seed, Off: 1}, Site: 5}
+			od := o
+			od.Dropout, od.DropoutOut = dm, zeros(t, d, n, c.pad+2)
+			y2, dxd, dxda := zeros(t, d, n, c.pad), zeros(t, d, n, c.pad+1), upload(t, d, dx0, c.pad+2)
 			r := d.NewRecorder(false)
 			for _, err := range []error{
+				Softmax(r, y2, xm, c.B, c.H, c.Tq, c.Tk, od),
+				SoftmaxDropoutBackward(r, dxd, dym, y2, rows, c.Tk, dm, false),
+				SoftmaxDropoutBackward(r, dxda, dym, y2, rows, c.Tk, dm, true),
 				Softmax(r, ym, xm, c.B, c.H, c.Tq, c.Tk, o),
 				Softmax(r, xi, xi, c.B, c.H, c.Tq, c.Tk, o), // in place
 				SoftmaxBackward(r, dxm, dym, ym, rows, c.Tk, false),
@@ -169,6 +186,17 @@ func TestSoftmax(t *testing.T) {
 			SoftmaxBackwardRef(dx, dy, gotY, rows, c.Tk)
 			checkNMSE(t, "dx", download(t, dxm, n), dx, tolFP32)
 			checkNMSE(t, "dx accumulated", download(t, dxa, n), tlAdd(dx0, dx), tolFP32)
+			// Fused dropout: y unchanged, yd = dropout(y) with Dropout's
+			// mask over the whole tensor, and dx from the masked dy.
+			gotY2 := download(t, y2, n)
+			checkNMSE(t, "y with dropout", gotY2, y, tolFP32)
+			yd, dyd, dxdWant := make([]float64, n), make([]float64, n), make([]float64, n)
+			DropoutRef(yd, gotY2, dm.P, 17, dm.Site)
+			checkNMSE(t, "dropout(y)", download(t, od.DropoutOut, n), yd, tolFP32)
+			DropoutRef(dyd, dy, dm.P, 17, dm.Site)
+			SoftmaxBackwardRef(dxdWant, dyd, gotY2, rows, c.Tk)
+			checkNMSE(t, "dx through dropout", download(t, dxd, n), dxdWant, tolFP32)
+			checkNMSE(t, "dx through dropout accumulated", download(t, dxda, n), tlAdd(dx0, dxdWant), tolFP32)
 			SoftmaxBiasBackwardRef(db, download(t, dxm, n), c.B, N)
 			checkNMSE(t, "dbias", download(t, dbm, N), db, tolFP32)
 			checkNMSE(t, "dbias accumulated", download(t, dba, N), tlAdd(db0, db), tolFP32)
@@ -218,6 +246,16 @@ func TestSoftmaxErrors(t *testing.T) {
 	}
 	if err := SoftmaxBiasBackward(r, bias, x, 2, 16, 10, 10, false); err == nil || !strings.Contains(err.Error(), "dbias") {
 		t.Errorf("short dbias: got %v", err)
+	}
+	seed := zeros(t, d, 1, 0)
+	if err := Softmax(r, x, x, 2, 16, 10, 10, SoftmaxOpts{Dropout: DropoutMask{P: 1, Seed: seed}, DropoutOut: bias}); err == nil || !strings.Contains(err.Error(), "dropout probability 1") {
+		t.Errorf("dropout probability 1: got %v", err)
+	}
+	if err := Softmax(r, x, x, 2, 16, 10, 10, SoftmaxOpts{Dropout: DropoutMask{P: 0.1, Seed: seed}, DropoutOut: bias}); err == nil || !strings.Contains(err.Error(), "dropout output needs 3200") {
+		t.Errorf("short dropout output: got %v", err)
+	}
+	if err := SoftmaxDropoutBackward(r, x, x, x, 20, 160, DropoutMask{P: 0.1}, false); err == nil || !strings.Contains(err.Error(), "no dropout seed") {
+		t.Errorf("no seed: got %v", err)
 	}
 }
 

@@ -10,13 +10,18 @@
 // HuggingFace's finfo.min masks give. Max and sum are found in one online
 // pass; y may alias x (each element is read before it is written, by the
 // same invocation).
+// With DROPOUT, yd also gets dropout(y): element e of the whole (B, H, Tq, Tk)
+// tensor is kept, scaled by 1/(1 − drop), when dropKeep(seed, site, e, drop),
+// the mask of dropout.comp over the same tensor.
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #include "norm_rows.glsl"
+#include "dropout.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool HAS_BIAS = false;
 layout(constant_id = 2) const bool HAS_MASK = false;
 layout(constant_id = 3) const bool CAUSAL = false;
+layout(constant_id = 4) const bool DROPOUT = false;
 
 const float MASKED = -1e30;
 const float NONE = -3e38; // below any unmasked score
@@ -32,6 +37,10 @@ layout(push_constant) uniform Push {
 	int bs;
 	int ms;
 	int ys;
+	float drop; // DROPOUT: probability of dropping an element
+	uint site;
+	uint seedoff;
+	int yds;
 } p;
 
 layout(binding = 0) uniform samplerBuffer x;
@@ -39,6 +48,9 @@ layout(binding = 1) uniform samplerBuffer bias;
 layout(binding = 2) uniform samplerBuffer mask;
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };
 layout(std430, binding = 3) writeonly buffer Y4 { vec4 y4[]; };
+layout(std430, binding = 4) writeonly buffer YD { float yd[]; };
+layout(std430, binding = 4) writeonly buffer YD4 { vec4 yd4[]; };
+layout(std430, binding = 5) readonly buffer Seed { uint seed[]; };
 
 int xl, bl, ml;
 
@@ -63,6 +75,8 @@ void main() {
 	ml = textureSize(mask) - 1;
 	int lane = int(gl_SubgroupInvocationID);
 	int sg = int(gl_SubgroupSize);
+	uint sd = DROPOUT ? seed[p.seedoff] : 0u;
+	float scale = 1.0 / (1.0 - p.drop);
 	for (uint row = rowBegin(); row < p.rows; row += rowStep()) {
 		uint gr = p.row0 + row;
 		int b = int(gr / p.HTq);
@@ -99,6 +113,13 @@ void main() {
 			vec4 v = scores(xr, br, mr, c, lim, keep);
 			vec4 e = none ? vec4(inv) : mix(vec4(0.0), exp(mix(vec4(NONE), v, keep) - M) * inv, keep);
 			STORE4(y, y4, yr + c, e, valid4(c, Tk));
+			if (DROPOUT) {
+				// Columns c < 0 wrap around in uint; they are not stored.
+				uint g = gr * uint(Tk) + uint(c);
+				vec4 keep = vec4(dropKeep(sd, p.site, g, p.drop), dropKeep(sd, p.site, g + 1u, p.drop),
+				                 dropKeep(sd, p.site, g + 2u, p.drop), dropKeep(sd, p.site, g + 3u, p.drop));
+				STORE4(yd, yd4, p.yds + int(row) * Tk + c, e * keep * scale, valid4(c, Tk));
+			}
 		}
 	}
 }

@@ -114,14 +114,14 @@ func (m *Model) Forward(b *Batch, o Options) *Output {
 // and, when training, the dropout seed advances on the device.
 func (m *Model) beginPass() {
 	m.site = 0
-	if m.training && m.Config.DropoutRate > 0 {
+	if m.dropping() {
 		ag.AdvanceSeed(m.seed)
 	}
 }
 
 // dropout applies the model's dropout when training.
 func (m *Model) dropout(x *ag.Tensor) *ag.Tensor {
-	if !m.training || m.Config.DropoutRate == 0 {
+	if !m.dropping() {
 		return x
 	}
 	m.site++
@@ -129,6 +129,10 @@ func (m *Model) dropout(x *ag.Tensor) *ag.Tensor {
 	x.Release()
 	return y
 }
+
+// dropping reports whether dropout layers are active: in training, with a
+// non-zero rate.
+func (m *Model) dropping() bool { return m.training && m.Config.DropoutRate > 0 }
 
 // Encode runs the encoder on ids (B, L) with additive mask (B, L), after
 // prepending prompt (Lp, d) when given. It returns the encoder output
@@ -236,9 +240,16 @@ func (m *Model) attention(p *Attention, q, kv, bias, mask *ag.Tensor, causal boo
 	scores := ag.MatMul(Q, K, false, true) // (B, H, Tq, Tk)
 	Q.Release()
 	K.Release()
-	probs := ag.Softmax(scores, bias, mask, causal)
+	var probs *ag.Tensor
+	if m.dropping() {
+		// Attention dropout fused into the softmax (the same mask as
+		// m.dropout would draw).
+		m.site++
+		probs = ag.SoftmaxDropout(scores, bias, mask, causal, float32(m.Config.DropoutRate), m.seed, m.site)
+	} else {
+		probs = ag.Softmax(scores, bias, mask, causal)
+	}
 	scores.Release()
-	probs = m.dropout(probs)
 	ctx := ag.MatMul(probs, V, false, false) // (B, H, Tq, D)
 	probs.Release()
 	V.Release()
