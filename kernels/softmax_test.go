@@ -261,6 +261,11 @@ func TestSoftmaxErrors(t *testing.T) {
 
 func BenchmarkSoftmax(b *testing.B)         { tlBench(b, "softmax", "8x16x406x406") }
 func BenchmarkSoftmaxBackward(b *testing.B) { tlBench(b, "softmax-bwd", "8x16x406x406") }
+func BenchmarkSoftmaxDropout(b *testing.B)  { tlBench(b, "softmax-dropout", "8x16x406x406") }
+func BenchmarkSoftmaxDropoutBackward(b *testing.B) {
+	tlBench(b, "softmax-dropout-bwd", "8x16x406x406")
+}
+func BenchmarkDropout(b *testing.B) { tlBench(b, "dropout", "52864x406") }
 
 // Scores larger than one binding may hold are processed in row chunks (the
 // batch element of a row, and so its mask row, found across chunks); the
