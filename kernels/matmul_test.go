@@ -324,24 +324,15 @@ func TestMatMulBackward(t *testing.T) {
 						t.Fatal(err)
 					}
 					run(t, r)
-					wantA, wantB := mmRounded(da0), mmRounded(db0)
-					MatMulGradARef(wantA, mmRounded(g), mmRounded(b), p, accumulate)
-					MatMulGradBRef(wantB, mmRounded(a), mmRounded(g), p, accumulate)
+					wantA, wantB := tlF32(da0), tlF32(db0)
+					MatMulGradARef(wantA, tlF32(g), tlF32(b), p, accumulate)
+					MatMulGradBRef(wantB, tlF32(a), tlF32(g), p, accumulate)
 					checkNMSE(t, "dA", download(t, dam, len(wantA)), wantA, tolFP32)
 					checkNMSE(t, "dB", download(t, dbm, len(wantB)), wantB, tolFP32)
 				})
 			}
 		}
 	}
-}
-
-// mmRounded returns v rounded to float32, as upload stores it.
-func mmRounded(v []float64) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(float32(x))
-	}
-	return out
 }
 
 // Operands larger than one storage binding: B (N×K, as the tied LM head)

@@ -27,7 +27,7 @@ func tlAdd(a, b []float64) []float64 {
 	return out
 }
 
-// f32s rounds v to float32, as the device sees it.
+// tlF32 rounds v to float32, as upload stores it.
 func tlF32(v []float64) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {

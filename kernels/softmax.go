@@ -332,75 +332,62 @@ func tlShape4(shape string) (B, H, Tq, Tk int, err error) {
 
 func init() {
 	// T5-large encoder self-attention: 8 × 16 heads × 406 × 406 scores with
-	// the relative position bias and a padding mask.
-	registerBench(BenchOp{Name: "softmax", Shapes: []string{"8x16x406x406"},
-		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
-			B, H, Tq, Tk, err := tlShape4(shape)
-			if err != nil {
-				return nil, err
-			}
-			n := int64(B) * int64(H) * int64(Tq) * int64(Tk)
-			nb := int64(H) * int64(Tq) * int64(Tk)
-			bufs, free, err := benchBuffers(d, n, n, nb, int64(B)*int64(Tk))
-			if err != nil {
-				return nil, err
-			}
-			x, y, bias, mask := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2]), Whole(bufs[3])
-			o := SoftmaxOpts{Bias: bias, Mask: mask}
-			return &BenchCase{Op: "softmax", Shape: shape, Bytes: 4 * float64(2*n+nb+int64(B)*int64(Tk)), Free: free,
-				Record: func(r *gpu.Recorder) error { return Softmax(r, y, x, B, H, Tq, Tk, o) }}, nil
-		}})
-	// Attention dropout fused into the softmax: the same pass also writes
-	// dropout(y).
-	registerBench(BenchOp{Name: "softmax-dropout", Shapes: []string{"8x16x406x406"},
-		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
-			B, H, Tq, Tk, err := tlShape4(shape)
-			if err != nil {
-				return nil, err
-			}
-			n := int64(B) * int64(H) * int64(Tq) * int64(Tk)
-			nb := int64(H) * int64(Tq) * int64(Tk)
-			bufs, free, err := benchBuffers(d, n, n, n, nb, int64(B)*int64(Tk), 1)
-			if err != nil {
-				return nil, err
-			}
-			x, y, yd := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
-			o := SoftmaxOpts{Bias: Whole(bufs[3]), Mask: Whole(bufs[4]),
-				Dropout: DropoutMask{P: 0.1, Seed: Whole(bufs[5])}, DropoutOut: yd}
-			return &BenchCase{Op: "softmax-dropout", Shape: shape, Bytes: 4 * float64(3*n+nb+int64(B)*int64(Tk)), Free: free,
-				Record: func(r *gpu.Recorder) error { return Softmax(r, y, x, B, H, Tq, Tk, o) }}, nil
-		}})
-	registerBench(BenchOp{Name: "softmax-dropout-bwd", Shapes: []string{"8x16x406x406"},
-		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
-			B, H, Tq, Tk, err := tlShape4(shape)
-			if err != nil {
-				return nil, err
-			}
-			rows := int64(B) * int64(H) * int64(Tq)
-			n := rows * int64(Tk)
-			bufs, free, err := benchBuffers(d, n, n, n, 1)
-			if err != nil {
-				return nil, err
-			}
-			y, dy, dx := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
-			m := DropoutMask{P: 0.1, Seed: Whole(bufs[3])}
-			return &BenchCase{Op: "softmax-dropout-bwd", Shape: shape, Bytes: 12 * float64(n), Free: free,
-				Record: func(r *gpu.Recorder) error { return SoftmaxDropoutBackward(r, dx, dy, y, int(rows), Tk, m, false) }}, nil
-		}})
-	registerBench(BenchOp{Name: "softmax-bwd", Shapes: []string{"8x16x406x406"},
-		Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
-			B, H, Tq, Tk, err := tlShape4(shape)
-			if err != nil {
-				return nil, err
-			}
-			rows := int64(B) * int64(H) * int64(Tq)
-			n := rows * int64(Tk)
-			bufs, free, err := benchBuffers(d, n, n, n)
-			if err != nil {
-				return nil, err
-			}
-			y, dy, dx := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
-			return &BenchCase{Op: "softmax-bwd", Shape: shape, Bytes: 12 * float64(n), Free: free,
-				Record: func(r *gpu.Recorder) error { return SoftmaxBackward(r, dx, dy, y, int(rows), Tk, false) }}, nil
-		}})
+	// the relative position bias and a padding mask; with drop, attention
+	// dropout fused in (the same pass also writes dropout(y)).
+	forward := func(name string, drop bool) {
+		registerBench(BenchOp{Name: name, Shapes: []string{"8x16x406x406"},
+			Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+				B, H, Tq, Tk, err := tlShape4(shape)
+				if err != nil {
+					return nil, err
+				}
+				n := int64(B) * int64(H) * int64(Tq) * int64(Tk)
+				nb, nm := int64(H)*int64(Tq)*int64(Tk), int64(B)*int64(Tk)
+				sizes := []int64{n, n, nb, nm}
+				if drop {
+					sizes = append(sizes, n, 1) // dropout(y), seed
+				}
+				bufs, free, err := benchBuffers(d, sizes...)
+				if err != nil {
+					return nil, err
+				}
+				x, y := Whole(bufs[0]), Whole(bufs[1])
+				o := SoftmaxOpts{Bias: Whole(bufs[2]), Mask: Whole(bufs[3])}
+				bytes := 4 * float64(2*n+nb+nm)
+				if drop {
+					o.Dropout, o.DropoutOut = DropoutMask{P: 0.1, Seed: Whole(bufs[5])}, Whole(bufs[4])
+					bytes += 4 * float64(n)
+				}
+				return &BenchCase{Op: name, Shape: shape, Bytes: bytes, Free: free,
+					Record: func(r *gpu.Recorder) error { return Softmax(r, y, x, B, H, Tq, Tk, o) }}, nil
+			}})
+	}
+	forward("softmax", false)
+	forward("softmax-dropout", true)
+	backward := func(name string, drop bool) {
+		registerBench(BenchOp{Name: name, Shapes: []string{"8x16x406x406"},
+			Make: func(d *gpu.Device, shape string) (*BenchCase, error) {
+				B, H, Tq, Tk, err := tlShape4(shape)
+				if err != nil {
+					return nil, err
+				}
+				rows := int64(B) * int64(H) * int64(Tq)
+				n := rows * int64(Tk)
+				bufs, free, err := benchBuffers(d, n, n, n, 1)
+				if err != nil {
+					return nil, err
+				}
+				y, dy, dx := Whole(bufs[0]), Whole(bufs[1]), Whole(bufs[2])
+				m := DropoutMask{P: 0.1, Seed: Whole(bufs[3])}
+				return &BenchCase{Op: name, Shape: shape, Bytes: 12 * float64(n), Free: free,
+					Record: func(r *gpu.Recorder) error {
+						if drop {
+							return SoftmaxDropoutBackward(r, dx, dy, y, int(rows), Tk, m, false)
+						}
+						return SoftmaxBackward(r, dx, dy, y, int(rows), Tk, false)
+					}}, nil
+			}})
+	}
+	backward("softmax-bwd", false)
+	backward("softmax-dropout-bwd", true)
 }
