@@ -31,8 +31,7 @@ func Dropout(x *Tensor, p float32, seed *Tensor, site uint32) *Tensor {
 	if !e.inputsOK(op, x) {
 		return e.poisoned(x.shape, F32)
 	}
-	if err := seed.usable(op); err != nil || seed.dtype != I32 || seed.Len() != 1 {
-		e.failf("%s: seed %v must be one int32 (%v)", op, seed, err)
+	if !e.seedOK(op, seed) {
 		return e.poisoned(x.shape, F32)
 	}
 	n := int64(x.Len())
@@ -42,10 +41,7 @@ func Dropout(x *Tensor, p float32, seed *Tensor, site uint32) *Tensor {
 		e.afterDispatch()
 	}
 	if e.needsGrad(x) {
-		kept := e.newTensor(op, I32, 1)
-		if e.ok() {
-			e.fail(kernels.Copy(e.rec, kept.Mem(), seed.Mem(), 1))
-		}
+		kept := e.keepSeed(op, seed)
 		e.record(op, out, []*Tensor{x}, []*Tensor{kept}, func(g *Tensor) {
 			dst, acc := e.gradDst(x)
 			if e.ok() {
@@ -55,4 +51,24 @@ func Dropout(x *Tensor, p float32, seed *Tensor, site uint32) *Tensor {
 		kept.Release()
 	}
 	return out
+}
+
+// seedOK reports whether seed is a usable dropout seed (one int32), failing
+// the engine with op's name otherwise.
+func (e *Engine) seedOK(op string, seed *Tensor) bool {
+	if err := seed.usable(op); err != nil || seed.dtype != I32 || seed.Len() != 1 {
+		e.failf("%s: seed %v must be one int32 (%v)", op, seed, err)
+		return false
+	}
+	return true
+}
+
+// keepSeed returns a copy of seed's current value, from which a backward
+// pass redraws its forward mask after the seed itself has moved on.
+func (e *Engine) keepSeed(op string, seed *Tensor) *Tensor {
+	kept := e.newTensor(op, I32, 1)
+	if e.ok() {
+		e.fail(kernels.Copy(e.rec, kept.Mem(), seed.Mem(), 1))
+	}
+	return kept
 }

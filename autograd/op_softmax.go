@@ -19,11 +19,7 @@ func Softmax(x, bias, mask *Tensor, causal bool) *Tensor {
 func SoftmaxDropout(x, bias, mask *Tensor, causal bool, p float32, seed *Tensor, site uint32) *Tensor {
 	e := x.e
 	const op = "softmax_dropout"
-	if !e.inputsOK(op, x) {
-		return e.poisoned(x.shape, F32)
-	}
-	if err := seed.usable(op); err != nil || seed.dtype != I32 || seed.Len() != 1 {
-		e.failf("%s: seed %v must be one int32 (%v)", op, seed, err)
+	if !e.seedOK(op, seed) {
 		return e.poisoned(x.shape, F32)
 	}
 	y, yd := softmax(op, x, bias, mask, causal, &softmaxDrop{p: p, seed: seed, site: site})
@@ -97,12 +93,8 @@ func softmax(op string, x, bias, mask *Tensor, causal bool, drop *softmaxDrop) (
 	}
 	saved := []*Tensor{y}
 	if drop != nil {
-		// The mask comes from a copy of the seed taken now, so the seed
-		// may advance before backward runs (as for Dropout).
-		kept := e.newTensor(op, I32, 1)
-		if e.ok() {
-			e.fail(kernels.Copy(e.rec, kept.Mem(), drop.seed.Mem(), 1))
-		}
+		// The seed may advance before backward runs (as for Dropout).
+		kept := e.keepSeed(op, drop.seed)
 		saved = append(saved, kept)
 		m := kernels.DropoutMask{P: drop.p, Seed: kept.Mem(), Site: drop.site}
 		backward = func(dst kernels.Mem, g *Tensor, acc bool) error {

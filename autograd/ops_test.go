@@ -3,6 +3,7 @@ package autograd
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/kernels"
@@ -361,5 +362,24 @@ func TestDropoutOp(t *testing.T) {
 	}
 	for _, v := range []*Tensor{seed, x, y, w} {
 		v.Release()
+	}
+}
+
+// A dropout seed must be one int32: otherwise an error naming the op.
+func TestDropoutBadSeed(t *testing.T) {
+	for name, f := range map[string]func(x, seed *Tensor) *Tensor{
+		"dropout":         func(x, seed *Tensor) *Tensor { return Dropout(x, 0.1, seed, 1) },
+		"softmax_dropout": func(x, seed *Tensor) *Tensor { return SoftmaxDropout(x, nil, nil, false, 0.1, seed, 1) },
+	} {
+		e := newEngine(t)
+		x := e.Zeros(1, 1, 2, 3)
+		bad := e.Zeros(2)
+		f(x, bad)
+		if err := e.Err(); err == nil || !strings.Contains(err.Error(), name+": seed") || !strings.Contains(err.Error(), "one int32") {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		e.ClearErr()
+		x.Release()
+		bad.Release()
 	}
 }
