@@ -129,6 +129,56 @@ func (o *AdamW) ZeroGrad() {
 	}
 }
 
+// AdamWState is the optimizer's state on the host, for checkpoints: the
+// hyperparameter slots (learning rate, betas, step count and bias
+// corrections, as the device holds them) and each parameter's moments.
+type AdamWState struct {
+	Hyper []float32   // kernels.AdamWHyperLen slots
+	M, V  [][]float32 // per parameter, in the order given to NewAdamW
+}
+
+// State reads the optimizer's state (waits for recorded work).
+func (o *AdamW) State() (AdamWState, error) {
+	s := AdamWState{M: make([][]float32, len(o.m)), V: make([][]float32, len(o.v))}
+	var err error
+	if s.Hyper, err = o.hyper.Float32s(); err != nil {
+		return AdamWState{}, err
+	}
+	for i := range o.m {
+		if s.M[i], err = o.m[i].Float32s(); err != nil {
+			return AdamWState{}, err
+		}
+		if s.V[i], err = o.v[i].Float32s(); err != nil {
+			return AdamWState{}, err
+		}
+	}
+	return s, nil
+}
+
+// SetState restores a state read by State from an optimizer over
+// parameters of the same shapes. The values are written exactly, so that a
+// restored optimizer continues bit for bit.
+func (o *AdamW) SetState(s AdamWState) error {
+	if len(s.Hyper) != kernels.AdamWHyperLen || len(s.M) != len(o.m) || len(s.V) != len(o.v) {
+		return fmt.Errorf("adamw: state has %d hyper slots and %d/%d moments, the optimizer %d and %d parameters",
+			len(s.Hyper), len(s.M), len(s.V), kernels.AdamWHyperLen, len(o.m))
+	}
+	for i := range o.m {
+		if len(s.M[i]) != o.m[i].Len() || len(s.V[i]) != o.v[i].Len() {
+			return fmt.Errorf("adamw: state of parameter %d (%v) has %d and %d moment values", i, o.params[i], len(s.M[i]), len(s.V[i]))
+		}
+	}
+	for i := range o.m {
+		if err := o.m[i].WriteFloat32(s.M[i]); err != nil {
+			return err
+		}
+		if err := o.v[i].WriteFloat32(s.V[i]); err != nil {
+			return err
+		}
+	}
+	return o.hyper.WriteFloat32(s.Hyper)
+}
+
 // Release frees the optimizer's state.
 func (o *AdamW) Release() {
 	for _, t := range append(append([]*Tensor{o.hyper, o.coef, o.norm, o.sumsq}, o.m...), o.v...) {

@@ -292,6 +292,16 @@ func (m *Model) SetDropoutSeed(seed uint32) error {
 	return m.seed.WriteInt32([]int32{int32(seed)})
 }
 
+// DropoutSeed reads the dropout stream's current value (waits for recorded
+// work), so that a checkpoint can restore it with SetDropoutSeed.
+func (m *Model) DropoutSeed() (uint32, error) {
+	v, err := m.seed.Int32s()
+	if err != nil {
+		return 0, err
+	}
+	return uint32(v[0]), nil
+}
+
 // Engine is the autograd engine the model lives on.
 func (m *Model) Engine() *autograd.Engine { return m.e }
 
