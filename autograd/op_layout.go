@@ -109,25 +109,32 @@ func Slice(x *Tensor, axis, start, n int) *Tensor {
 	return out
 }
 
-// PrependRows returns [p; x[b]] for every batch row: p is (Lp, C), x is
-// (B, L, C), the result (B, Lp+L, C). This is how a soft prompt enters the
-// encoder; p's gradient is the sum over the batch.
+// PrependRows returns [p; x[b]] for every batch row b, or [p[b]; x[b]] with
+// one prompt per row: p is (Lp, C) or (B, Lp, C), x is (B, L, C), the result
+// (B, Lp+L, C). This is how a soft prompt enters the encoder. A shared
+// prompt's gradient is the sum over the batch; a per-row prompt's gradient
+// is each row's own.
 func PrependRows(p, x *Tensor) *Tensor {
 	e := p.e
 	const op = "prepend_rows"
 	if !e.inputsOK(op, p, x) {
 		return e.poisoned(x.shape, F32)
 	}
-	if p.Rank() != 2 || x.Rank() != 3 || p.Dim(1) != x.Dim(2) {
-		e.failf("%s: prompt %v must be (Lp, C) for x %v (B, L, C)", op, p, x)
+	perRow := p.Rank() == 3
+	if (p.Rank() != 2 && !perRow) || x.Rank() != 3 || p.Dim(-1) != x.Dim(2) || (perRow && p.Dim(0) != x.Dim(0)) {
+		e.failf("%s: prompt %v must be (Lp, C) or (B, Lp, C) for x %v (B, L, C)", op, p, x)
 		return e.poisoned(x.shape, F32)
 	}
-	B, Lp, L, C := int64(x.Dim(0)), int64(p.Dim(0)), int64(x.Dim(1)), int64(x.Dim(2))
+	B, Lp, L, C := int64(x.Dim(0)), int64(p.Dim(-2)), int64(x.Dim(1)), int64(x.Dim(2))
 	T := Lp + L
 	out := e.newTensor(op, F32, int(B), int(T), int(C))
 	if e.ok() {
-		// The prompt is read with a batch stride of 0.
-		e.fail(kernels.StridedCopy(e.rec, out.Mem(), [4]int64{0, T * C, C, 1}, p.Mem(), [4]int64{0, 0, C, 1},
+		// A shared prompt is read with a batch stride of 0.
+		ps := [4]int64{0, 0, C, 1}
+		if perRow {
+			ps[1] = Lp * C
+		}
+		e.fail(kernels.StridedCopy(e.rec, out.Mem(), [4]int64{0, T * C, C, 1}, p.Mem(), ps,
 			[4]int64{1, B, Lp, C}, false))
 		e.fail(kernels.StridedCopy(e.rec, out.Mem().At(Lp*C), [4]int64{0, T * C, C, 1}, x.Mem(), [4]int64{0, L * C, C, 1},
 			[4]int64{1, B, L, C}, false))
@@ -141,7 +148,12 @@ func PrependRows(p, x *Tensor) *Tensor {
 					e.takeRows(dst, acc, g.Mem(), B, T, C, Lp, T)
 				}
 			}
-			if p.requiresGrad {
+			if p.requiresGrad && perRow {
+				dst, acc := e.gradDst(p)
+				if e.ok() {
+					e.takeRows(dst, acc, g.Mem(), B, T, C, 0, Lp)
+				}
+			} else if p.requiresGrad {
 				rows := e.newTensor(op, F32, int(B), int(Lp), int(C))
 				if !e.ok() {
 					return

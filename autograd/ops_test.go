@@ -177,6 +177,19 @@ func TestLayoutOps(t *testing.T) {
 			}
 			return y
 		})
+	// One prompt per row, on awkward shapes, with either input frozen.
+	for _, c := range [][4]int{{2, 3, 4, 5}, {1, 1, 1, 1}, {7, 5, 3, 33}, {3, 7, 1, 4}} {
+		B, Lp, L, C := c[0], c[1], c[2], c[3]
+		for _, g := range [][2]bool{{true, true}, {true, false}, {false, true}} {
+			t.Run(fmt.Sprintf("prepend_rows_per_row/%v/%v", c, g), func(t *testing.T) {
+				checkOp(t, 22, 1e-12, []opInput{{shape: []int{B, Lp, C}, grad: g[0]}, {shape: []int{B, L, C}, grad: g[1]}},
+					func(e *Engine, x []*Tensor) *Tensor { return PrependRows(x[0], x[1]) },
+					func(x [][]float64) []float64 {
+						return kernels.ConcatRef(x[0], x[1], B, Lp, L, C)
+					})
+			})
+		}
+	}
 	H, D := 2, 3
 	checkOp(t, 17, 1e-12, []opInput{{shape: []int{B, Tb, H * D}, grad: true}},
 		func(e *Engine, x []*Tensor) *Tensor {

@@ -393,6 +393,8 @@ func TestReduceWorkgroupShapes(t *testing.T) {
 	t.Run("cosine", TestCosine)
 	t.Run("sum_squares", TestSumSquares)
 	t.Run("arith_row", TestArithRow)
+	t.Run("partition", TestPartition)
+	t.Run("contrastive", TestContrastive)
 	rng := newRNG(46)
 	for _, c := range []xentCase{{7, 1000, 3, 1}, {33, 129, 2, 0}, {3, 4000, 0, 0}} {
 		t.Run(fmt.Sprintf("cross_entropy/%dx%d", c.n, c.V), func(t *testing.T) {

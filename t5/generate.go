@@ -8,8 +8,9 @@ import (
 )
 
 // EncodeBatch runs the encoder without gradients on a batch (with prompt
-// when not nil), for decoding. It returns the encoder output and the
-// additive key mask of the encoder positions.
+// when not nil: (Lp, d) shared by every row or (B, Lp, d) one per row), for
+// decoding. It returns the encoder output and the additive key mask of the
+// encoder positions.
 func (m *Model) EncodeBatch(b *Batch, prompt *ag.Tensor) (enc, mask *ag.Tensor) {
 	defer m.e.NoGrad()()
 	m.beginPass()

@@ -33,8 +33,9 @@ func (b *Batch) Release() {
 
 // Options choose what a forward pass computes and returns.
 type Options struct {
-	// Prompt (Lp, d_model) is prepended to every row's token embeddings, and
-	// the encoder mask extended with Lp real positions. Nil: no prompt.
+	// Prompt (Lp, d_model) is prepended to every row's token embeddings, or
+	// Prompt (B, Lp, d_model) gives each row its own prompt; the encoder
+	// mask is extended with Lp real positions. Nil: no prompt.
 	Prompt *ag.Tensor
 	// Logits keeps the decoder logits (B, T, vocab) in the output.
 	Logits bool
@@ -135,8 +136,9 @@ func (m *Model) dropout(x *ag.Tensor) *ag.Tensor {
 func (m *Model) dropping() bool { return m.training && m.Config.DropoutRate > 0 }
 
 // Encode runs the encoder on ids (B, L) with additive mask (B, L), after
-// prepending prompt (Lp, d) when given. It returns the encoder output
-// (B, Lp+L, d) and the extended additive mask (B, Lp+L) for cross-attention.
+// prepending prompt when given: (Lp, d) shared by every row, or (B, Lp, d)
+// one per row. It returns the encoder output (B, Lp+L, d) and the extended
+// additive mask (B, Lp+L) for cross-attention.
 func (m *Model) Encode(ids, mask, prompt *ag.Tensor) (out, fullMask *ag.Tensor) {
 	e := m.e
 	x := ag.Embedding(m.Shared, ids)
@@ -145,7 +147,11 @@ func (m *Model) Encode(ids, mask, prompt *ag.Tensor) (out, fullMask *ag.Tensor) 
 		px := ag.PrependRows(prompt, x)
 		x.Release()
 		x = px
-		zeros := e.Zeros(ids.Dim(0), prompt.Dim(0))
+		Lp := prompt.Dim(0)
+		if prompt.Rank() == 3 {
+			Lp = prompt.Dim(1) // one prompt per row
+		}
+		zeros := e.Zeros(ids.Dim(0), Lp)
 		pm := ag.Concat(zeros, fullMask, 1)
 		zeros.Release()
 		fullMask.Release()
