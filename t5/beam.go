@@ -120,11 +120,6 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 		hyps[b].o = o
 	}
 	done := make([]bool, B)
-	type cand struct {
-		score float64
-		token int
-		beam  int
-	}
 	for curLen := 1; curLen < o.MaxLength; curLen++ {
 		last := make([]int, B*K)
 		for i, s := range seqs {
@@ -146,7 +141,9 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 				}
 				continue
 			}
-			cands := make([]cand, 0, K*V)
+			// The 2K best continuations, highest first; ties go to the lower
+			// beam, then the lower token (the order of a stable sort).
+			top := topK{n: 2 * K}
 			for j := 0; j < K; j++ {
 				i := b*K + j
 				lp := logSoftmax(logits[i*V : (i+1)*V])
@@ -165,12 +162,10 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 					}
 				}
 				for v, s := range lp {
-					cands = append(cands, cand{score: s + scores[i], token: v, beam: j})
+					top.offer(cand{score: s + scores[i], token: v, beam: j})
 				}
 			}
-			// The 2K best, highest first (stable on ties: lower beam, lower token).
-			sort.SliceStable(cands, func(x, y int) bool { return cands[x].score > cands[y].score })
-			cands = cands[:2*K]
+			cands := top.c
 			next := 0
 			for rank, c := range cands {
 				src := b*K + c.beam
@@ -220,6 +215,44 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 		out[b] = toks
 	}
 	return out, nil
+}
+
+// cand is a continuation of a beam by one token.
+type cand struct {
+	score float64
+	token int
+	beam  int
+}
+
+// before orders candidates: higher score first, then lower beam, then lower
+// token.
+func (c cand) before(d cand) bool {
+	if c.score != d.score {
+		return c.score > d.score
+	}
+	if c.beam != d.beam {
+		return c.beam < d.beam
+	}
+	return c.token < d.token
+}
+
+// topK keeps the n first candidates in before's order, sorted: selecting
+// 2K of K·V (K·32128) continuations without sorting them all.
+type topK struct {
+	n int
+	c []cand
+}
+
+func (t *topK) offer(x cand) {
+	if len(t.c) == t.n && !x.before(t.c[t.n-1]) {
+		return
+	}
+	i := sort.Search(len(t.c), func(k int) bool { return x.before(t.c[k]) })
+	if len(t.c) < t.n {
+		t.c = append(t.c, cand{})
+	}
+	copy(t.c[i+1:], t.c[i:len(t.c)-1])
+	t.c[i] = x
 }
 
 func logSoftmax(x []float32) []float64 {
