@@ -15,7 +15,7 @@ import (
 // runCLI runs shlpt-vk with args and returns the exit code and outputs.
 func runCLI(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := dispatch(args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 

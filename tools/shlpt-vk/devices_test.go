@@ -14,7 +14,7 @@ import (
 func runDeviceCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := dispatch(args, &out, &errb)
 	if strings.Contains(errb.String(), "no Vulkan device") {
 		testenv.Missing(t, errb.String())
 	}

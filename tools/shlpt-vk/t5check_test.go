@@ -10,7 +10,7 @@ import (
 
 func TestT5CheckCommand(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"t5check", "--model", "../../testdata/t5-tiny-relu", "--case", "../../testdata/t5-tiny-relu/case.safetensors"}, &out, &errb)
+	code := dispatch([]string{"t5check", "--model", "../../testdata/t5-tiny-relu", "--case", "../../testdata/t5-tiny-relu/case.safetensors"}, &out, &errb)
 	if strings.Contains(errb.String(), "no Vulkan device") {
 		testenv.Missing(t, errb.String())
 	}
@@ -19,7 +19,7 @@ func TestT5CheckCommand(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if code := run([]string{"t5check", "--model", "../../testdata/t5-tiny-relu", "--case", "missing.safetensors"}, &out, &errb); code == 0 {
+	if code := dispatch([]string{"t5check", "--model", "../../testdata/t5-tiny-relu", "--case", "missing.safetensors"}, &out, &errb); code == 0 {
 		t.Errorf("missing case file: exit 0")
 	}
 }

@@ -76,7 +76,7 @@ func TestTokenizeCommand(t *testing.T) {
 	os.Stdin = f
 	defer func() { os.Stdin = saved }()
 	var out, errb bytes.Buffer
-	if code := run([]string{"tokenize", "--tokenizer", dir}, &out, &errb); code != 0 || out.String() != "8774 6 296 55 1\n" {
+	if code := dispatch([]string{"tokenize", "--tokenizer", dir}, &out, &errb); code != 0 || out.String() != "8774 6 296 55 1\n" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
@@ -84,16 +84,16 @@ func TestTokenizeCommand(t *testing.T) {
 func TestTokenizeFlags(t *testing.T) {
 	t.Setenv(testenv.TokenizerEnv, "")
 	var out, errb bytes.Buffer
-	if code := run([]string{"tokenize"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--tokenizer") {
+	if code := dispatch([]string{"tokenize"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--tokenizer") {
 		t.Errorf("no --tokenizer: exit %d, stderr %q", code, errb.String())
 	}
-	if code := run([]string{"tokenize", "--tokenizer", t.TempDir()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "tokenizer.json") {
+	if code := dispatch([]string{"tokenize", "--tokenizer", t.TempDir()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "tokenizer.json") {
 		t.Errorf("empty folder: exit %d, stderr %q", code, errb.String())
 	}
-	if code := run([]string{"tokenize", "--bogus"}, &out, &errb); code != 2 {
+	if code := dispatch([]string{"tokenize", "--bogus"}, &out, &errb); code != 2 {
 		t.Errorf("unknown flag: exit %d", code)
 	}
-	if code := run([]string{"tokenize", "stray"}, &out, &errb); code != 2 {
+	if code := dispatch([]string{"tokenize", "stray"}, &out, &errb); code != 2 {
 		t.Errorf("stray argument: exit %d", code)
 	}
 }

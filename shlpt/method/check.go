@@ -1,0 +1,414 @@
+package method
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
+)
+
+// An SHLPT case file (testdata/t5-tiny-relu/shlpt-step*.safetensors) holds
+// one training step's inputs, settings (in the metadata) and every
+// intermediate an independent float64 implementation computed: see the
+// fixture README and docs/shlpt.md.
+
+// caseSettings reads the step's settings from the case metadata.
+func caseSettings(path string, meta map[string]string) (SHLPTConfig, error) {
+	c := DefaultSHLPT()
+	num := func(key string, dst *float64) error {
+		v, ok := meta[key]
+		if !ok {
+			return fmt.Errorf("%s: metadata %q is missing", path, key)
+		}
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%s: metadata %q = %q: %v", path, key, v, err)
+		}
+		*dst = x
+		return nil
+	}
+	var allDis, quirks, rank, lp, eps float64
+	for _, f := range []struct {
+		key string
+		dst *float64
+	}{
+		{"tau_sim", &c.TauSim}, {"delta", &c.Delta}, {"all_dissimilar", &allDis}, {"quirks", &quirks},
+		{"lambda_hsc", &c.LambdaHSC}, {"lambda_asc", &c.LambdaASC}, {"tau_hsc", &c.TauHSC}, {"tau_asc", &c.TauASC},
+		{"estimator_rank", &rank}, {"prompt_len", &lp}, {"estimator_norm_eps", &eps},
+	} {
+		if err := num(f.key, f.dst); err != nil {
+			return c, err
+		}
+	}
+	if eps != EstimatorNormEps {
+		return c, fmt.Errorf("%s: estimator_norm_eps %v, but the estimator's LayerNorm uses %v", path, eps, EstimatorNormEps)
+	}
+	c.AllDissimilar, c.Quirks = allDis != 0, quirks != 0
+	c.EstimatorRank, c.PromptLen = int(rank), int(lp)
+	return c, c.Validate()
+}
+
+// caseReader reads and checks the tensors of a case file.
+type caseReader struct {
+	f    *safetensors.File
+	path string
+}
+
+func (c caseReader) floats(name string, shape ...int) ([]float32, error) {
+	t, ok := c.f.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("%s: tensor %q is missing", c.path, name)
+	}
+	if shape != nil && !sameInts(t.Shape, shape) {
+		return nil, fmt.Errorf("%s: tensor %q is %v, expected %v", c.path, name, t.Shape, shape)
+	}
+	return t.Float32()
+}
+
+func (c caseReader) ints(name string) ([]int64, []int, error) {
+	t, ok := c.f.Tensor(name)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: tensor %q is missing", c.path, name)
+	}
+	v, err := t.Int64()
+	return v, t.Shape, err
+}
+
+// compare checks got against expected tensor name (which must exist, with
+// the shape given) within the case tolerance of its largest magnitude.
+func (c caseReader) compare(name string, got []float32, shape []int, grad bool) (t5.CaseResult, error) {
+	want, err := c.floats(name, shape...)
+	if err != nil {
+		return t5.CaseResult{}, err
+	}
+	if len(got) != len(want) {
+		return t5.CaseResult{}, fmt.Errorf("%s: %s has %d values, the engine gave %d", c.path, name, len(want), len(got))
+	}
+	r := t5.CaseResult{Name: name}
+	for i := range want {
+		r.Scale = math.Max(r.Scale, math.Abs(float64(want[i])))
+		d := math.Abs(float64(got[i] - want[i]))
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		r.MaxErr = math.Max(r.MaxErr, d)
+	}
+	tol := t5.CaseTol
+	if grad {
+		tol = t5.CaseGradTol
+	}
+	r.Tol = tol * r.Scale
+	if r.Scale == 0 {
+		r.Tol = tol
+	}
+	r.OK = r.MaxErr <= r.Tol
+	return r, nil
+}
+
+// CheckSHLPTCase runs the SHLPT step of the case file at path on model m
+// (dropout off) and compares every expected tensor: the estimator's x̂ and
+// α, the partition, the mixed prompts, the negatives' hidden states and
+// activations, the three losses and their sum, the gradients of the prompt
+// and the estimator, and the stored prompt.
+func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c := caseReader{f: f, path: path}
+	cfg, err := caseSettings(path, f.Metadata())
+	if err != nil {
+		return nil, err
+	}
+	e := m.Engine()
+	wasTraining := m.Training()
+	m.SetTraining(false)
+	defer m.SetTraining(wasTraining)
+	D, F := m.Config.DModel, m.Config.DFF
+
+	ids, idShape, err := c.ints("input_ids")
+	if err != nil {
+		return nil, err
+	}
+	am, amShape, err := c.ints("attention_mask")
+	if err != nil {
+		return nil, err
+	}
+	labels, lShape, err := c.ints("labels")
+	if err != nil {
+		return nil, err
+	}
+	dec, dShape, err := c.ints("decoder_input_ids")
+	if err != nil {
+		return nil, err
+	}
+	if len(idShape) != 2 || !sameInts(idShape, amShape) || len(lShape) != 2 || !sameInts(lShape, dShape) || lShape[0] != idShape[0] {
+		return nil, fmt.Errorf("%s: shapes do not fit: input_ids %v, attention_mask %v, labels %v, decoder_input_ids %v",
+			path, idShape, amShape, lShape, dShape)
+	}
+	B, L, T := idShape[0], idShape[1], lShape[1]
+	V := int64(m.Config.VocabSize)
+	for _, x := range append(append([]int64(nil), ids...), dec...) {
+		if x < 0 || x >= V {
+			return nil, fmt.Errorf("%s: token id %d outside the vocabulary of %d", path, x, V)
+		}
+	}
+	for _, x := range labels {
+		if x != t5.IgnoreIndex && (x < 0 || x >= V) {
+			return nil, fmt.Errorf("%s: label %d outside the vocabulary of %d", path, x, V)
+		}
+	}
+	poolT, ok := f.Tensor("pool")
+	if !ok || len(poolT.Shape) != 3 || poolT.Shape[1] != cfg.PromptLen || poolT.Shape[2] != D {
+		return nil, fmt.Errorf("%s: tensor \"pool\" must be (P, %d, %d)", path, cfg.PromptLen, D)
+	}
+	P, Lp := poolT.Shape[0], cfg.PromptLen
+	pool, err := poolT.Float32()
+	if err != nil {
+		return nil, err
+	}
+	prompt, err := c.floats("prompt", Lp, D)
+	if err != nil {
+		return nil, err
+	}
+	r := cfg.EstimatorRank
+	var est []HostTensor
+	for i, shape := range [][]int{{r, D}, {D, r}, {D}, {D}} {
+		v, err := c.floats(estimatorNames[i], shape...)
+		if err != nil {
+			return nil, err
+		}
+		est = append(est, HostTensor{Name: estimatorNames[i], Shape: shape, Data: v})
+	}
+
+	env := &Env{Model: m}
+	s, err := NewSHLPT(env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Release()
+	for j := 0; j < P; j++ {
+		s.pool = append(s.pool, pool[j*Lp*D:(j+1)*Lp*D])
+	}
+	task := &Task{Name: "case", TargetLen: T, InputLen: L, BatchSize: B, EvalBatch: B}
+	if err := s.BeginTask(task); err != nil {
+		return nil, err
+	}
+	// The case's prompt replaces BeginTask's fresh one.
+	if err := s.Restore(append([]HostTensor{{Name: "prompt", Shape: []int{Lp, D}, Data: prompt}}, est...)); err != nil {
+		return nil, err
+	}
+
+	toI32 := func(v []int64) []int32 {
+		out := make([]int32, len(v))
+		for i, x := range v {
+			out[i] = int32(x)
+		}
+		return out
+	}
+	batch := &t5.Batch{
+		InputIDs:        e.FromInt32(toI32(ids), B, L),
+		InputMask:       e.FromFloat32(t5.AdditiveMask(am), B, L),
+		DecoderInputIDs: e.FromInt32(toI32(dec), B, T),
+		Labels:          e.FromInt32(toI32(labels), B, T),
+	}
+	defer batch.Release()
+
+	var results []t5.CaseResult
+	check := func(name string, got []float32, shape []int, grad bool) error {
+		res, err := c.compare(name, got, shape, grad)
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+		return nil
+	}
+	read := func(t *ag.Tensor) ([]float32, error) {
+		if t == nil {
+			if err := e.Err(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s: the step did not compute a tensor it should have", path)
+		}
+		return t.Float32s()
+	}
+
+	// The negatives, without gradients, as the runner precomputes them.
+	var in stepInputs
+	defer in.release()
+	if P > 0 {
+		hid, act, s0, err := s.negativePasses(batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, ck := range []struct {
+			name  string
+			v     []float32
+			shape []int
+		}{
+			{"expected.hidden_negatives", hid, []int{B, P, T, D}},
+			{"expected.act_negatives", act, []int{B, P, F}},
+			{"expected.act_noprompt", s0, []int{B, F}},
+		} {
+			if err := check(ck.name, ck.v, ck.shape, false); err != nil {
+				return nil, err
+			}
+		}
+		if !cfg.Quirks {
+			real := make([]float32, len(am))
+			for i, v := range am {
+				if v != 0 {
+					real[i] = 1
+				}
+			}
+			in.real = e.FromFloat32(real, B, L)
+		}
+		valid := make([][]bool, B)
+		for b := range valid {
+			valid[b] = make([]bool, T)
+			for t := range valid[b] {
+				valid[b][t] = labels[b*T+t] != t5.IgnoreIndex
+			}
+		}
+		in.hscW = e.FromFloat32(hscWeights(valid, cfg.Quirks), B, T)
+		in.hidNeg = e.FromFloat32(hid, B, P, T, D)
+		mask := ascMask(s0, cfg.Quirks)
+		masked := make([]float32, len(act))
+		for b := 0; b < B; b++ {
+			for j := 0; j < P; j++ {
+				for k := 0; k < F; k++ {
+					masked[(b*P+j)*F+k] = act[(b*P+j)*F+k] * mask[b*F+k]
+				}
+			}
+		}
+		in.ascM = e.FromFloat32(mask, B, F)
+		in.actNeg = e.FromFloat32(masked, B, P, F)
+	}
+
+	res := s.compute(batch, &in, true)
+	defer res.release()
+	if err := e.Err(); err != nil {
+		return nil, err
+	}
+	type want struct {
+		name  string
+		t     *ag.Tensor
+		shape []int
+	}
+	wants := []want{{"expected.loss_down", res.LossDown, []int{1}}, {"expected.loss", res.Loss, []int{1}}}
+	if P > 0 {
+		wants = append(wants,
+			want{"expected.xhat", res.XHat, []int{B, D}},
+			want{"expected.alpha", res.Alpha, []int{B, P}},
+			want{"expected.alpha_mixed", res.Mixed, []int{B, P}})
+		if cfg.mixes() {
+			wants = append(wants, want{"expected.prompt_mixed", res.Prompt, []int{B, Lp, D}})
+		}
+		if res.LossHSC != nil {
+			wants = append(wants, want{"expected.loss_hsc", res.LossHSC, []int{1}})
+		}
+		if res.LossASC != nil {
+			wants = append(wants, want{"expected.loss_asc", res.LossASC, []int{1}})
+		}
+	}
+	for _, w := range wants {
+		v, err := read(w.t)
+		if err != nil {
+			return nil, fmt.Errorf("computing %s: %w", w.name, err)
+		}
+		if err := check(w.name, v, w.shape, false); err != nil {
+			return nil, err
+		}
+	}
+	if P > 0 && !cfg.mixes() {
+		// Nothing is mixed: every row's prompt is P^t.
+		mixed := make([]float32, 0, B*Lp*D)
+		for b := 0; b < B; b++ {
+			mixed = append(mixed, prompt...)
+		}
+		if err := check("expected.prompt_mixed", mixed, []int{B, Lp, D}, false); err != nil {
+			return nil, err
+		}
+	}
+	if P > 0 {
+		if err := checkNegatives(c, res.Negatives, B, P, &results); err != nil {
+			return nil, err
+		}
+	}
+
+	// Gradients of the whole loss.
+	if err := e.Backward(res.Loss); err != nil {
+		return nil, err
+	}
+	grads := append([]HostTensor{{Name: "prompt", Shape: s.prompt.Shape()}}, est...)
+	for i, p := range s.Params() {
+		name := "expected.grad." + grads[i].Name
+		v := make([]float32, p.Len()) // no gradient: zero
+		if g := p.Grad(); g != nil {
+			if v, err = g.Float32s(); err != nil {
+				return nil, err
+			}
+		}
+		if err := check(name, v, p.Shape(), true); err != nil {
+			return nil, err
+		}
+		p.ZeroGrad()
+	}
+
+	// End of task: this batch stands for the whole training set.
+	if P > 0 {
+		mixed, err := read(res.Mixed)
+		if err != nil {
+			return nil, err
+		}
+		w := make([]float64, P)
+		for j := range w {
+			for b := 0; b < B; b++ {
+				w[j] += float64(mixed[b*P+j]) / float64(B)
+			}
+		}
+		var stored []float32
+		func() {
+			defer e.NoGrad()()
+			p := s.storedPrompt(w)
+			stored, err = p.Float32s()
+			p.Release()
+		}()
+		if err != nil {
+			return nil, err
+		}
+		if err := check("expected.stored_prompt", stored, []int{Lp, D}, false); err != nil {
+			return nil, err
+		}
+	}
+	return results, e.Err()
+}
+
+// checkNegatives compares the partition's negatives with the case's
+// integer tensor, exactly.
+func checkNegatives(c caseReader, negs *ag.Tensor, B, P int, results *[]t5.CaseResult) error {
+	want, shape, err := c.ints("expected.negatives")
+	if err != nil {
+		return err
+	}
+	if !sameInts(shape, []int{B, P}) {
+		return fmt.Errorf("%s: expected.negatives is %v, expected %v", c.path, shape, []int{B, P})
+	}
+	got, err := negs.Float32s()
+	if err != nil {
+		return err
+	}
+	r := t5.CaseResult{Name: "expected.negatives"}
+	for i := range want {
+		if int64(got[i]) != want[i] {
+			r.Mismatches++
+		}
+	}
+	r.OK = r.Mismatches == 0
+	*results = append(*results, r)
+	return nil
+}

@@ -1,0 +1,445 @@
+package method
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/go-gl/mathgl/mgl64"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/kernels"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+)
+
+func TestMain(m *testing.M) { gputest.Main(m) }
+
+// Float64 references of SHLPT's math (Eq. 3–11), written with mgl64's
+// matrices independently of the engine's ops, and the device method
+// compared with them on shapes unlike the fixture's, forward and (by
+// central differences of the reference) backward.
+
+// mat returns an m×n mgl64 matrix of row-major values.
+func mat(v []float64, m, n int) *mgl64.MatMxN {
+	out := mgl64.NewMatrix(m, n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			out.Set(i, j, v[i*n+j])
+		}
+	}
+	return out
+}
+
+// rows returns the row-major values of a matrix.
+func rows(a *mgl64.MatMxN) []float64 {
+	m, n := a.NumRowCols()
+	out := make([]float64, 0, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			out = append(out, a.At(i, j))
+		}
+	}
+	return out
+}
+
+// estimatorRef is Eq. 3–4: α = softmax_j(LayerNorm(SiLU(x̂·W_downᵀ)·W_upᵀ)·p̂_j / τ).
+func estimatorRef(xhat, phat, down, up, lnw, lnb []float64, B, P, d, r int, tau float64) []float64 {
+	X := mat(xhat, B, d)
+	Wd := mat(down, r, d)
+	Wu := mat(up, d, r)
+	h := X.MulMxN(nil, Wd.Transpose(nil)) // (B, r)
+	for i := 0; i < B; i++ {
+		for j := 0; j < r; j++ {
+			v := h.At(i, j)
+			h.Set(i, j, v/(1+math.Exp(-v)))
+		}
+	}
+	u := h.MulMxN(nil, Wu.Transpose(nil)) // (B, d)
+	for i := 0; i < B; i++ {
+		row := mgl64.NewVecN(d)
+		for j := 0; j < d; j++ {
+			row.Set(j, u.At(i, j))
+		}
+		mean := 0.0
+		for j := 0; j < d; j++ {
+			mean += row.Get(j) / float64(d)
+		}
+		vr := 0.0
+		for j := 0; j < d; j++ {
+			vr += (row.Get(j) - mean) * (row.Get(j) - mean) / float64(d)
+		}
+		for j := 0; j < d; j++ {
+			u.Set(i, j, (row.Get(j)-mean)/math.Sqrt(vr+EstimatorNormEps)*lnw[j]+lnb[j])
+		}
+	}
+	s := u.MulMxN(nil, mat(phat, P, d).Transpose(nil)) // (B, P)
+	out := rows(s)
+	for b := 0; b < B; b++ {
+		row := out[b*P : (b+1)*P]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = math.Max(mx, v/tau)
+		}
+		sum := 0.0
+		for j := range row {
+			row[j] = math.Exp(row[j]/tau - mx)
+			sum += row[j]
+		}
+		for j := range row {
+			row[j] /= sum
+		}
+	}
+	return out
+}
+
+// mixtureRef is Eq. 6: P(X)[b] = Σ_j mixed[b, j]·pool[j] + prompt.
+func mixtureRef(mixed, pool, prompt []float64, B, P, n int) []float64 {
+	out := rows(mat(mixed, B, P).MulMxN(nil, mat(pool, P, n)))
+	for b := 0; b < B; b++ {
+		for k := 0; k < n; k++ {
+			out[b*n+k] += prompt[k]
+		}
+	}
+	return out
+}
+
+func cosRef(a, b []float64) float64 {
+	va, vb := mgl64.NewVecNFromData(a), mgl64.NewVecNFromData(b)
+	return va.Dot(vb) / math.Max(va.Len()*vb.Len(), kernels.CosineEps)
+}
+
+// infoNCERef is the per-row contrastive loss with a fixed positive,
+// averaged over all rows (0 for a row without negatives).
+func infoNCERef(pos []float64, neg, negs []float64, B, P int, tau float64) float64 {
+	total := 0.0
+	for b := 0; b < B; b++ {
+		sum := math.Exp(pos[b] / tau)
+		any := false
+		for j := 0; j < P; j++ {
+			if negs[b*P+j] != 0 {
+				sum += math.Exp(neg[b*P+j] / tau)
+				any = true
+			}
+		}
+		if any {
+			total += math.Log(sum) - pos[b]/tau
+		}
+	}
+	return total / float64(B)
+}
+
+// hscRef is Eq. 8 with weights w (B, T) over target positions.
+func hscRef(h, hneg, w, negs []float64, B, P, T, d int, tau float64) float64 {
+	pos := make([]float64, B)
+	neg := make([]float64, B*P)
+	for b := 0; b < B; b++ {
+		for t := 0; t < T; t++ {
+			hb := h[(b*T+t)*d : (b*T+t+1)*d]
+			pos[b] += w[b*T+t] * cosRef(hb, hb)
+			for j := 0; j < P; j++ {
+				o := ((b*P+j)*T + t) * d
+				neg[b*P+j] += w[b*T+t] * cosRef(hb, hneg[o:o+d])
+			}
+		}
+	}
+	return infoNCERef(pos, neg, negs, B, P, tau)
+}
+
+// ascRef is Eqs. 10–11: cos(a, a) against cos(a ⊙ m, aneg) (aneg masked).
+func ascRef(a, m, aneg, negs []float64, B, P, F int, tau float64) float64 {
+	pos := make([]float64, B)
+	neg := make([]float64, B*P)
+	for b := 0; b < B; b++ {
+		ab := a[b*F : (b+1)*F]
+		am := make([]float64, F)
+		for k := range am {
+			am[k] = ab[k] * m[b*F+k]
+		}
+		pos[b] = cosRef(ab, ab)
+		for j := 0; j < P; j++ {
+			neg[b*P+j] = cosRef(am, aneg[(b*P+j)*F:(b*P+j+1)*F])
+		}
+	}
+	return infoNCERef(pos, neg, negs, B, P, tau)
+}
+
+// numGrad is the central difference of f at x along every coordinate.
+func numGrad(f func([]float64) float64, x []float64, h float64) []float64 {
+	g := make([]float64, len(x))
+	for i := range x {
+		old := x[i]
+		x[i] = old + h
+		fp := f(x)
+		x[i] = old - h
+		fm := f(x)
+		x[i] = old
+		g[i] = (fp - fm) / (2 * h)
+	}
+	return g
+}
+
+func randv(rng *rand.Rand, n int, s float64) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = rng.NormFloat64() * s
+	}
+	return v
+}
+
+func f32(v []float64) []float32 { return toF32(v) }
+
+// closeTo fails unless got is within tol of want, relative to want's
+// largest magnitude.
+func closeTo(t *testing.T, name string, got []float32, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", name, len(got), len(want))
+	}
+	scale := 1e-12
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(w))
+	}
+	for i := range want {
+		if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*scale) {
+			t.Fatalf("%s[%d] = %v, want %v (error %.3g of scale %.3g)", name, i, got[i], want[i], d, scale)
+		}
+	}
+}
+
+// newTestSHLPT returns the method on the tiny fixture model with a pool of
+// P random stored prompts.
+func newTestSHLPT(t *testing.T, cfg SHLPTConfig, P int, rng *rand.Rand) (*SHLPT, *t5.Model) {
+	t.Helper()
+	e := ag.New(gputest.Device(t))
+	m, err := t5.Load(e, "../../testdata/t5-tiny-relu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSHLPT(&Env{Model: m, Seed: 5}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Release()
+		m.Release()
+		if err := e.Err(); err != nil {
+			t.Errorf("engine: %v", err)
+		}
+	})
+	d := m.Config.DModel
+	for j := 0; j < P; j++ {
+		s.pool = append(s.pool, f32(randv(rng, cfg.PromptLen*d, 1)))
+	}
+	if err := s.BeginTask(&Task{Name: "t", InputLen: 4, TargetLen: 2, BatchSize: 2, EvalBatch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	return s, m
+}
+
+// The estimator, the partition and the mixture against the float64
+// reference, with gradients of a random projection of the mixed prompts
+// with respect to the estimator's weights and the prompt.
+func TestEstimatorMixtureMatchesReference(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		P    int
+		cfg  func(*SHLPTConfig)
+	}{
+		{"per-row", 5, func(c *SHLPTConfig) {}},
+		{"batch negatives", 4, func(c *SHLPTConfig) { c.Quirks = true }},
+		{"one stored prompt", 1, func(c *SHLPTConfig) {}},
+		{"-ASE", 3, func(c *SHLPTConfig) { c.NoASE = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, uint64(tc.P)))
+			cfg := DefaultSHLPT()
+			cfg.PromptLen, cfg.EstimatorRank, cfg.TauSim, cfg.Delta = 3, 7, 0.5, 0.12
+			tc.cfg(&cfg)
+			s, m := newTestSHLPT(t, cfg, tc.P, rng)
+			e := m.Engine()
+			const B = 7
+			d, r, P, Lp := m.Config.DModel, cfg.EstimatorRank, tc.P, cfg.PromptLen
+			xhat := randv(rng, B*d, 1)
+			down, up := randv(rng, r*d, 0.3), randv(rng, d*r, 0.3)
+			lnw, lnb := randv(rng, d, 1), randv(rng, d, 0.2)
+			prompt := randv(rng, Lp*d, 1)
+			est := []HostTensor{{estimatorNames[0], []int{r, d}, f32(down)}, {estimatorNames[1], []int{d, r}, f32(up)},
+				{estimatorNames[2], []int{d}, f32(lnw)}, {estimatorNames[3], []int{d}, f32(lnb)}}
+			if err := s.Restore(append([]HostTensor{{"prompt", []int{Lp, d}, f32(prompt)}}, est...)); err != nil {
+				t.Fatal(err)
+			}
+			var pool, phat []float64
+			for j := 0; j < P; j++ {
+				pj := toF64(s.pool[j])
+				pool = append(pool, pj...)
+				for c := 0; c < d; c++ {
+					mx := math.Inf(-1)
+					for l := 0; l < Lp; l++ {
+						mx = math.Max(mx, pj[l*d+c])
+					}
+					phat = append(phat, mx)
+				}
+			}
+			proj := randv(rng, B*Lp*d, 1)
+			// ref computes the mixed prompts and the projection for given
+			// estimator weights and prompt.
+			ref := func(down, up, lnw, lnb, prompt []float64) (alpha, mixed, out []float64, L float64) {
+				if P == 1 || cfg.NoASE {
+					alpha = make([]float64, B*P)
+					for i := range alpha {
+						alpha[i] = 1 / float64(P)
+					}
+				} else {
+					alpha = estimatorRef(xhat, phat, down, up, lnw, lnb, B, P, d, r, cfg.TauSim)
+				}
+				mixed, _ = kernels.PartitionRef(alpha, B, P, cfg.partition())
+				out = mixtureRef(mixed, pool, prompt, B, P, Lp*d)
+				for i, v := range out {
+					L += v * proj[i]
+				}
+				return alpha, mixed, out, L
+			}
+			wantAlpha, wantMixed, wantOut, _ := ref(down, up, lnw, lnb, prompt)
+
+			x := e.FromFloat32(f32(xhat), B, d)
+			alpha := s.alphaFor(x, B)
+			mixed, negs := ag.Partition(alpha, cfg.partition())
+			out := s.mixPrompts(mixed)
+			pt := e.FromFloat32(f32(proj), B, Lp, d)
+			prod := ag.Mul(out, pt)
+			loss := ag.Sum(prod)
+			for _, c := range []struct {
+				name string
+				t    *ag.Tensor
+				want []float64
+			}{{"alpha", alpha, wantAlpha}, {"mixed", mixed, wantMixed}, {"prompt_mixed", out, wantOut}} {
+				got, err := c.t.Float32s()
+				if err != nil {
+					t.Fatal(err)
+				}
+				closeTo(t, c.name, got, c.want, 1e-5)
+			}
+			if err := e.Backward(loss); err != nil {
+				t.Fatal(err)
+			}
+			args := [][]float64{down, up, lnw, lnb, prompt}
+			params := append(s.est.Params(), s.prompt)
+			for k, p := range params {
+				k := k
+				want := numGrad(func(v []float64) float64 {
+					a := append([][]float64(nil), args...)
+					a[k] = v
+					_, _, _, L := ref(a[0], a[1], a[2], a[3], a[4])
+					return L
+				}, append([]float64(nil), args[k]...), 1e-6)
+				got := make([]float32, p.Len())
+				if g := p.Grad(); g != nil {
+					var err error
+					if got, err = g.Float32s(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				closeTo(t, "grad "+p.Name(), got, want, 2e-3)
+				p.ZeroGrad()
+			}
+			for _, tt := range []*ag.Tensor{x, alpha, mixed, negs, out, pt, prod, loss} {
+				tt.Release()
+			}
+		})
+	}
+}
+
+// HSC and ASC against the float64 reference, with their gradients with
+// respect to the decoder states and the activation.
+func TestContrastiveLossesMatchReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 13))
+	cfg := DefaultSHLPT()
+	cfg.PromptLen, cfg.TauHSC, cfg.TauASC = 2, 0.7, 1.3
+	const P = 3
+	s, m := newTestSHLPT(t, cfg, P, rng)
+	e := m.Engine()
+	const B, T, d, F = 4, 3, 5, 9
+	h := randv(rng, B*T*d, 1)
+	hneg := randv(rng, B*P*T*d, 1)
+	valid := [][]bool{{true, true, true}, {true, false, false}, {true, true, false}, {true, true, true}}
+	w := toF64(hscWeights(valid, false))
+	a := randv(rng, B*F, 1)
+	mask := make([]float64, B*F)
+	for i := range mask {
+		mask[i] = float64(rng.IntN(2))
+	}
+	aneg := randv(rng, B*P*F, 1)
+	for b := 0; b < B; b++ {
+		for j := 0; j < P; j++ {
+			for k := 0; k < F; k++ {
+				aneg[(b*P+j)*F+k] *= mask[b*F+k]
+			}
+		}
+	}
+	// Row 2 has no negatives.
+	negs := []float64{1, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1}
+
+	in := &stepInputs{hscW: e.FromFloat32(f32(w), B, T), hidNeg: e.FromFloat32(f32(hneg), B, P, T, d),
+		ascM: e.FromFloat32(f32(mask), B, F), actNeg: e.FromFloat32(f32(aneg), B, P, F)}
+	defer in.release()
+	nt := e.FromFloat32(f32(negs), B, P)
+	defer nt.Release()
+	ht := e.Param("h", f32(h), B, T, d)
+	at := e.Param("a", f32(a), B, F)
+	defer ht.Release()
+	defer at.Release()
+
+	lh := s.hsc(ht, in, nt)
+	la := s.asc(at, in, nt)
+	gotH, err1 := lh.Item()
+	gotA, err2 := la.Item()
+	if err := firstErr(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	wantH := hscRef(h, hneg, w, negs, B, P, T, d, cfg.TauHSC)
+	wantA := ascRef(a, mask, aneg, negs, B, P, F, cfg.TauASC)
+	closeTo(t, "hsc", []float32{gotH}, []float64{wantH}, 1e-5)
+	closeTo(t, "asc", []float32{gotA}, []float64{wantA}, 1e-5)
+
+	sum := ag.Add(lh, la)
+	if err := e.Backward(sum); err != nil {
+		t.Fatal(err)
+	}
+	gh, _ := ht.Grad().Float32s()
+	ga, _ := at.Grad().Float32s()
+	closeTo(t, "grad h", gh, numGrad(func(v []float64) float64 {
+		return hscRef(v, hneg, w, negs, B, P, T, d, cfg.TauHSC)
+	}, append([]float64(nil), h...), 1e-6), 2e-3)
+	closeTo(t, "grad a", ga, numGrad(func(v []float64) float64 {
+		return ascRef(v, mask, aneg, negs, B, P, F, cfg.TauASC)
+	}, append([]float64(nil), a...), 1e-6), 2e-3)
+	for _, tt := range []*ag.Tensor{lh, la, sum} {
+		tt.Release()
+	}
+}
+
+// HSC's weights: 1/n over the counted positions, or 1/T over all with the
+// reference's quirk.
+func TestHSCWeights(t *testing.T) {
+	valid := [][]bool{{true, true, false, false}, {true, false, false, false}}
+	got := hscWeights(valid, false)
+	want := []float32{0.5, 0.5, 0, 0, 1, 0, 0, 0}
+	quirk := hscWeights(valid, true)
+	for i := range want {
+		if got[i] != want[i] || quirk[i] != 0.25 {
+			t.Fatalf("weights %v and %v, want %v and all 0.25", got, quirk, want)
+		}
+	}
+}
+
+// ASC's mask: neurons inactive without a prompt; the reference's 1 − sign.
+func TestASCMask(t *testing.T) {
+	s0 := []float32{-1, 0, 2}
+	if m := ascMask(s0, false); m[0] != 1 || m[1] != 1 || m[2] != 0 {
+		t.Errorf("mask %v, want [1 1 0]", m)
+	}
+	if m := ascMask(s0, true); m[0] != 2 || m[1] != 1 || m[2] != 0 {
+		t.Errorf("quirks mask %v, want [2 1 0]", m)
+	}
+}

@@ -1,0 +1,545 @@
+package method
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/kernels"
+)
+
+// SHLPTConfig holds SHLPT's settings (paper Eq. 3–12; reference §3).
+type SHLPTConfig struct {
+	PromptLen int     `json:"prompt_len"`
+	Delta     float64 `json:"delta"`   // threshold δ of the partition
+	TauSim    float64 `json:"tau_sim"` // softmax temperature of the estimator
+	// AllDissimilar treats every earlier task as dissimilar and mixes
+	// nothing (the Negative Transfer benchmark's setting).
+	AllDissimilar bool    `json:"all_dissimilar"`
+	LambdaHSC     float64 `json:"lambda_hsc"`
+	LambdaASC     float64 `json:"lambda_asc"`
+	TauHSC        float64 `json:"tau_hsc"`
+	TauASC        float64 `json:"tau_asc"`
+	EstimatorRank int     `json:"estimator_rank"`
+	// Ablations of the paper: NoASE uses a uniform similarity over the
+	// earlier tasks instead of the estimator; NoASC and NoHSC drop a
+	// contrastive loss; NoSTT mixes no similar prompts into the new one.
+	NoASE bool `json:"no_ase"`
+	NoASC bool `json:"no_asc"`
+	NoHSC bool `json:"no_hsc"`
+	NoSTT bool `json:"no_stt"`
+	// Quirks reproduces the authors' code where shlpt-vk's default differs
+	// (docs/shlpt.md): a batch-level dissimilar set, padding in the
+	// max-pool and the HSC mean, m = 1 − sign(s0), validation with live
+	// per-instance mixing, and one optimizer state across tasks.
+	Quirks bool `json:"quirks"`
+}
+
+// DefaultSHLPT is the reference's configuration (reference §0, §3).
+func DefaultSHLPT() SHLPTConfig {
+	return SHLPTConfig{PromptLen: 150, Delta: 0.06, TauSim: 2e4, LambdaHSC: 0.1, LambdaASC: 0.5,
+		TauHSC: 1, TauASC: 1, EstimatorRank: 100}
+}
+
+// Validate checks the settings.
+func (c SHLPTConfig) Validate() error {
+	switch {
+	case c.PromptLen < 1:
+		return fmt.Errorf("shlpt: prompt length %d must be at least 1", c.PromptLen)
+	case !(c.TauSim > 0) || !(c.TauHSC > 0) || !(c.TauASC > 0):
+		return fmt.Errorf("shlpt: temperatures must be positive (tau-sim %v, tau-hsc %v, tau-asc %v)", c.TauSim, c.TauHSC, c.TauASC)
+	case !(c.LambdaHSC >= 0) || !(c.LambdaASC >= 0):
+		return fmt.Errorf("shlpt: loss weights must not be negative (lambda-hsc %v, lambda-asc %v)", c.LambdaHSC, c.LambdaASC)
+	case c.EstimatorRank < 1:
+		return fmt.Errorf("shlpt: estimator rank %d must be at least 1", c.EstimatorRank)
+	case c.Delta != c.Delta:
+		return errors.New("shlpt: delta is NaN")
+	}
+	return nil
+}
+
+// useHSC and useASC say whether a contrastive loss is computed.
+func (c SHLPTConfig) useHSC() bool { return !c.NoHSC && c.LambdaHSC > 0 }
+func (c SHLPTConfig) useASC() bool { return !c.NoASC && c.LambdaASC > 0 }
+
+// mixes says whether earlier prompts are mixed into the new one.
+func (c SHLPTConfig) mixes() bool { return !c.AllDissimilar && !c.NoSTT }
+
+func (c SHLPTConfig) partition() kernels.PartitionOpts {
+	return kernels.PartitionOpts{Delta: float32(c.Delta), AllDissimilar: c.AllDissimilar, BatchNegatives: c.Quirks}
+}
+
+// SHLPT is the method of the paper: a pool of frozen stored prompts, the
+// estimator that weighs them per input, the new task's prompt mixed with
+// the similar ones, and the HSC and ASC losses against the dissimilar ones.
+type SHLPT struct {
+	env *Env
+	cfg SHLPTConfig
+
+	prompt *ag.Tensor // (Lp, d): P^t, trainable, re-initialized per task
+	est    *Estimator // trainable, kept across tasks
+
+	pool     [][]float32 // stored prompts (Lp·d each), one per finished task
+	alphaBar [][]float64 // per finished task t ≥ 1: the task-averaged weights ᾱ over pool[0..t)
+
+	task *Task
+	// Device copies of the pool for the current task, made by BeginTask.
+	poolT *ag.Tensor // (P, Lp, d)
+	phat  *ag.Tensor // (P, d)
+	negs  *negativeCache
+}
+
+// NewSHLPT returns the method with an empty pool.
+func NewSHLPT(env *Env, cfg SHLPTConfig) (*SHLPT, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := env.Model
+	e := m.Engine()
+	d := m.Config.DModel
+	est, err := NewEstimator(e, d, cfg.EstimatorRank, env.Seed)
+	if err != nil {
+		return nil, err
+	}
+	s := &SHLPT{env: env, cfg: cfg, est: est}
+	s.prompt = e.Param("prompt", make([]float32, cfg.PromptLen*d), cfg.PromptLen, d)
+	if err := e.Err(); err != nil {
+		s.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Name is "shlpt".
+func (s *SHLPT) Name() string { return "shlpt" }
+
+// Config returns the settings.
+func (s *SHLPT) Config() SHLPTConfig { return s.cfg }
+
+// PoolSize is the number of stored prompts.
+func (s *SHLPT) PoolSize() int { return len(s.pool) }
+
+// Params are the prompt and the estimator's weights.
+func (s *SHLPT) Params() []*ag.Tensor { return append([]*ag.Tensor{s.prompt}, s.est.Params()...) }
+
+// FreshOptimizer: a new optimizer per task, except with Quirks, where the
+// reference's single AdamW carries its moments across tasks.
+func (s *SHLPT) FreshOptimizer() bool { return !s.cfg.Quirks }
+
+// BeginTask re-initializes the prompt from embedding rows at random
+// vocabulary ids, uploads the pool and precomputes the negatives.
+func (s *SHLPT) BeginTask(t *Task) error {
+	s.endTaskState()
+	s.task = t
+	m := s.env.Model
+	if err := InitPromptFromVocab(m, s.prompt, Stream(s.env.Seed, "prompt-init", t.Index)); err != nil {
+		return err
+	}
+	P := len(s.pool)
+	if P == 0 {
+		return nil
+	}
+	e := m.Engine()
+	Lp, d := s.cfg.PromptLen, m.Config.DModel
+	flat := make([]float32, 0, P*Lp*d)
+	for _, p := range s.pool {
+		flat = append(flat, p...)
+	}
+	s.poolT = e.FromFloat32(flat, P, Lp, d)
+	func() {
+		defer e.NoGrad()()
+		s.phat = ag.MaxPool(s.poolT, nil)
+	}()
+	if err := e.Err(); err != nil {
+		return err
+	}
+	if !s.cfg.useHSC() && !s.cfg.useASC() {
+		return nil
+	}
+	negs, err := s.precomputeNegatives(t)
+	if err != nil {
+		return err
+	}
+	s.negs = negs
+	return nil
+}
+
+// endTaskState frees what BeginTask made.
+func (s *SHLPT) endTaskState() {
+	for _, t := range []*ag.Tensor{s.poolT, s.phat} {
+		t.Release()
+	}
+	s.poolT, s.phat = nil, nil
+	if s.negs != nil {
+		s.negs.Close()
+		s.negs = nil
+	}
+}
+
+// poolPrompt returns a view of pool prompt j (Lp, d) of the device pool.
+func (s *SHLPT) poolPrompt(j int) *ag.Tensor {
+	Lp, d := s.poolT.Dim(1), s.poolT.Dim(2)
+	return s.poolT.View(j*Lp*d, Lp, d)
+}
+
+// alphaFor records the similarity weights α (B, P) of a batch: the
+// estimator's (B, P), or a constant — 1 with one stored prompt (the
+// reference uses no estimator then), 1/P under the -ASE ablation.
+// xhat is the batch's max-pooled embeddings (B, d), nil when α is
+// constant.
+func (s *SHLPT) alphaFor(xhat *ag.Tensor, B int) *ag.Tensor {
+	e := s.env.Model.Engine()
+	P := len(s.pool)
+	if P == 1 || s.cfg.NoASE {
+		return e.Full(float32(1/float64(P)), B, P)
+	}
+	return s.est.Alpha(xhat, s.phat, s.cfg.TauSim)
+}
+
+// xhat records the max-pool of a batch's token embeddings (B, d) over its
+// real tokens (realMask (B, L) 1/0), or over every position when realMask
+// is nil (Quirks: padding included, as the reference).
+func (s *SHLPT) xhat(ids, realMask *ag.Tensor) *ag.Tensor {
+	emb := ag.Embedding(s.env.Model.Shared, ids)
+	x := ag.MaxPool(emb, realMask)
+	emb.Release()
+	return x
+}
+
+// mixPrompts returns Σ_j w[b, j]·pool[j] + P^t for every row of w (B, P):
+// (B, Lp, d).
+func (s *SHLPT) mixPrompts(w *ag.Tensor) *ag.Tensor {
+	P, Lp, d := s.poolT.Dim(0), s.poolT.Dim(1), s.poolT.Dim(2)
+	flat := s.poolT.Reshape(P, Lp*d)
+	mix := ag.MatMul(w, flat, false, false) // (B, Lp·d)
+	pt := s.prompt.Reshape(Lp * d)
+	sum := ag.AddRow(mix, pt)
+	out := sum.Reshape(w.Dim(0), Lp, d)
+	for _, t := range []*ag.Tensor{flat, mix, pt, sum} {
+		t.Release()
+	}
+	return out
+}
+
+// taskAlpha returns ᾱ, the mean over the task's training batches of the
+// batch means of the kept, renormalized weights (reference §3.2), for the
+// current estimator: what the stored prompt mixes. Zero when nothing is
+// mixed.
+func (s *SHLPT) taskAlpha() ([]float64, error) {
+	P := len(s.pool)
+	out := make([]float64, P)
+	if P == 0 || !s.cfg.mixes() {
+		return out, nil
+	}
+	m := s.env.Model
+	e := m.Engine()
+	defer e.NoGrad()()
+	t := s.task
+	batches := 0
+	for lo := 0; lo < len(t.Train); lo += t.BatchSize {
+		hi := min(lo+t.BatchSize, len(t.Train))
+		rows := t.Train[lo:hi]
+		inputs := make([][]int, len(rows))
+		for i, r := range rows {
+			inputs[i] = r.Input
+		}
+		b, err := m.NewBatch(inputs, nil, t.InputLen, 1)
+		if err != nil {
+			return nil, err
+		}
+		real := s.realMask(inputs, b.InputIDs.Dim(1))
+		x := s.xhat(b.InputIDs, real)
+		alpha := s.alphaFor(x, len(rows))
+		mixed, negs := ag.Partition(alpha, s.cfg.partition())
+		v, err := mixed.Float32s()
+		for _, t := range []*ag.Tensor{real, x, alpha, mixed, negs} {
+			t.Release()
+		}
+		b.Release()
+		if err != nil {
+			return nil, err
+		}
+		B := len(rows)
+		for j := 0; j < P; j++ {
+			sum := 0.0
+			for r := 0; r < B; r++ {
+				sum += float64(v[r*P+j])
+			}
+			out[j] += sum / float64(B)
+		}
+		batches++
+	}
+	for j := range out {
+		// Rounded to float32, the precision it is applied and saved with,
+		// so that a resumed run holds exactly the same weights.
+		out[j] = float64(float32(out[j] / float64(batches)))
+	}
+	return out, nil
+}
+
+// realMask uploads the (B, L) mask of real tokens (1) and padding (0) of
+// inputs padded to L, or returns nil under Quirks (the max-pool then runs
+// over padding too).
+func (s *SHLPT) realMask(inputs [][]int, L int) *ag.Tensor {
+	if s.cfg.Quirks {
+		return nil
+	}
+	v := make([]float32, len(inputs)*L)
+	for b, r := range inputs {
+		for j := 0; j < len(r) && j < L; j++ {
+			v[b*L+j] = 1
+		}
+	}
+	return s.env.Model.Engine().FromFloat32(v, len(inputs), L)
+}
+
+// storedPrompt returns P^t + Σ_j w_j·pool[j] (Lp, d) for weights w (the
+// prompt a task is stored and validated with).
+func (s *SHLPT) storedPrompt(w []float64) *ag.Tensor {
+	e := s.env.Model.Engine()
+	if len(w) == 0 || !s.cfg.mixes() {
+		return s.prompt.Reshape(s.prompt.Shape()...)
+	}
+	wt := e.FromFloat32(toF32(w), 1, len(w))
+	mixed := s.mixPrompts(wt)
+	wt.Release()
+	out := mixed.Reshape(s.prompt.Shape()...)
+	mixed.Release()
+	return out
+}
+
+// EvalPrompts: a test pass uses stored prompt i alone; validation of the
+// current task uses the prompt it would be stored with now (ᾱ from the
+// current estimator), or under Quirks the live per-instance mixture.
+func (s *SHLPT) EvalPrompts(p Purpose, i int) (Prompter, error) {
+	e := s.env.Model.Engine()
+	defer e.NoGrad()()
+	if p == Test {
+		if i < 0 || i >= len(s.pool) {
+			return nil, fmt.Errorf("shlpt: no stored prompt for task %d (%d stored)", i, len(s.pool))
+		}
+		d := s.env.Model.Config.DModel
+		return FixedPrompt{e.FromFloat32(s.pool[i], s.cfg.PromptLen, d)}, e.Err()
+	}
+	if s.task == nil || i != s.task.Index {
+		return nil, fmt.Errorf("shlpt: validation of task %d, which is not being learned", i)
+	}
+	if len(s.pool) > 0 && s.cfg.mixes() && s.cfg.Quirks {
+		return liveMixture{s}, nil
+	}
+	w, err := s.taskAlpha()
+	if err != nil {
+		return nil, err
+	}
+	if !s.cfg.mixes() {
+		w = nil
+	}
+	return FixedPrompt{s.storedPrompt(w)}, e.Err()
+}
+
+// liveMixture mixes the prompt per instance with the estimator's current
+// weights, as the reference validates (Quirks).
+type liveMixture struct{ s *SHLPT }
+
+func (l liveMixture) Prompt(b *Batch) (*ag.Tensor, error) {
+	s := l.s
+	e := s.env.Model.Engine()
+	defer e.NoGrad()()
+	inputs := make([][]int, len(b.Examples))
+	for r, ex := range b.Examples {
+		inputs[r] = ex.Input
+	}
+	real := s.realMask(inputs, b.Device.InputIDs.Dim(1))
+	x := s.xhat(b.Device.InputIDs, real)
+	alpha := s.alphaFor(x, len(inputs))
+	mixed, negs := ag.Partition(alpha, s.cfg.partition())
+	out := s.mixPrompts(mixed)
+	for _, t := range []*ag.Tensor{real, x, alpha, mixed, negs} {
+		t.Release()
+	}
+	return out, e.Err()
+}
+
+func (l liveMixture) Release() {}
+
+// Snapshot reads the trainable state: the prompt and the estimator.
+func (s *SHLPT) Snapshot() ([]HostTensor, error) {
+	p, err := s.prompt.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	est, err := s.est.HostTensors()
+	if err != nil {
+		return nil, err
+	}
+	return append([]HostTensor{{Name: "prompt", Shape: s.prompt.Shape(), Data: p}}, est...), nil
+}
+
+// Restore writes a snapshot back.
+func (s *SHLPT) Restore(ts []HostTensor) error {
+	p, err := find(ts, "prompt", s.prompt.Shape()...)
+	if err != nil {
+		return err
+	}
+	if err := s.prompt.WriteFloat32(p); err != nil {
+		return err
+	}
+	return s.est.Load(ts)
+}
+
+// EndTask stores the task's prompt, mixed with the task-averaged weights
+// (reference §3.2: t = 0 stores P^0, t = 1 stores pool[0] + P^1, later
+// tasks Σ_j ᾱ_j·pool[j] + P^t), and writes it, the estimator and the
+// mixture weights into the run directory.
+func (s *SHLPT) EndTask() (map[string]any, error) {
+	t := s.task
+	if t == nil {
+		return nil, errors.New("shlpt: EndTask without BeginTask")
+	}
+	e := s.env.Model.Engine()
+	w, err := s.taskAlpha()
+	if err != nil {
+		return nil, err
+	}
+	var stored []float32
+	func() {
+		defer e.NoGrad()()
+		p := s.storedPrompt(w)
+		stored, err = p.Float32s()
+		p.Release()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	s.pool = append(s.pool, stored)
+	if len(w) > 0 {
+		s.alphaBar = append(s.alphaBar, w)
+	}
+	s.endTaskState()
+	s.task = nil
+	if err := s.writeArtifacts(t); err != nil {
+		return nil, err
+	}
+	details := map[string]any{"pool_size": len(s.pool) - 1}
+	if len(w) > 0 {
+		details["alpha"] = w
+	}
+	return details, nil
+}
+
+// writeArtifacts writes prompts/<task>.safetensors, estimator.safetensors
+// and alpha.json.
+func (s *SHLPT) writeArtifacts(t *Task) error {
+	if s.env.Store == nil {
+		return nil
+	}
+	i := len(s.pool) - 1
+	d := s.env.Model.Config.DModel
+	meta := map[string]string{"task": t.Name, "index": fmt.Sprint(t.Index), "method": s.Name()}
+	if i > 0 {
+		meta["alpha"] = fmt.Sprint(s.alphaBar[i-1])
+	}
+	if err := s.env.Store.WriteTensors("prompts/"+t.Name+".safetensors",
+		[]HostTensor{{Name: "prompt", Shape: []int{s.cfg.PromptLen, d}, Data: s.pool[i]}}, meta); err != nil {
+		return err
+	}
+	est, err := s.est.HostTensors()
+	if err != nil {
+		return err
+	}
+	if err := s.env.Store.WriteTensors("estimator.safetensors", est, map[string]string{"after_task": t.Name}); err != nil {
+		return err
+	}
+	rows := make([][]float64, len(s.pool))
+	rows[0] = []float64{}
+	for k, a := range s.alphaBar {
+		rows[k+1] = a
+	}
+	return s.env.Store.WriteJSON("alpha.json", map[string]any{
+		"doc":   "alpha[t][j]: the task-averaged mixture weight of stored prompt j in task t's stored prompt",
+		"alpha": rows,
+	})
+}
+
+// State is the pool, the mixture weights and the estimator.
+func (s *SHLPT) State() ([]HostTensor, error) {
+	d := s.env.Model.Config.DModel
+	var out []HostTensor
+	for i, p := range s.pool {
+		out = append(out, HostTensor{Name: fmt.Sprintf("pool.%d", i), Shape: []int{s.cfg.PromptLen, d}, Data: p})
+	}
+	for k, a := range s.alphaBar {
+		out = append(out, HostTensor{Name: fmt.Sprintf("alpha.%d", k+1), Shape: []int{len(a)}, Data: toF32(a)})
+	}
+	est, err := s.est.HostTensors()
+	if err != nil {
+		return nil, err
+	}
+	return append(out, est...), nil
+}
+
+// SetState restores State's tensors.
+func (s *SHLPT) SetState(ts []HostTensor) error {
+	d := s.env.Model.Config.DModel
+	s.pool, s.alphaBar = nil, nil
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("pool.%d", i)
+		if !has(ts, name) {
+			break
+		}
+		p, err := find(ts, name, s.cfg.PromptLen, d)
+		if err != nil {
+			return err
+		}
+		s.pool = append(s.pool, p)
+		if i > 0 {
+			a, err := find(ts, fmt.Sprintf("alpha.%d", i), i)
+			if err != nil {
+				return err
+			}
+			s.alphaBar = append(s.alphaBar, toF64(a))
+		}
+	}
+	return s.est.Load(ts)
+}
+
+// Release frees the device memory.
+func (s *SHLPT) Release() {
+	s.endTaskState()
+	s.prompt.Release()
+	s.est.Release()
+}
+
+func has(ts []HostTensor, name string) bool {
+	for _, t := range ts {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func toF32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func toF64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// removeQuietly deletes a scratch file, ignoring a file already gone.
+func removeQuietly(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

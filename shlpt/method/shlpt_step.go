@@ -1,0 +1,295 @@
+package method
+
+import (
+	"fmt"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+)
+
+// stepInputs are the per-batch tensors of an SHLPT step besides the
+// model's batch. Nil where the step does not need them.
+type stepInputs struct {
+	real   *ag.Tensor // (B, L): 1 for real tokens, 0 for padding; nil under Quirks
+	hscW   *ag.Tensor // (B, T): weight of each target position in HSC's mean
+	ascM   *ag.Tensor // (B, F): ASC's neuron mask m
+	hidNeg *ag.Tensor // (B, P, T, d): h_j of each row
+	actNeg *ag.Tensor // (B, P, F): a_j ⊙ m of each row
+}
+
+func (in *stepInputs) release() {
+	for _, t := range []*ag.Tensor{in.real, in.hscW, in.ascM, in.hidNeg, in.actNeg} {
+		t.Release()
+	}
+}
+
+// stepResult holds the tensors of one SHLPT step (nil where not computed).
+type stepResult struct {
+	XHat      *ag.Tensor // (B, d)
+	Alpha     *ag.Tensor // (B, P)
+	Mixed     *ag.Tensor // (B, P): kept, renormalized weights α̃
+	Negatives *ag.Tensor // (B, P): 1 where pool prompt j is a negative of row b
+	Prompt    *ag.Tensor // (B, Lp, d) mixed, or (Lp, d) when nothing is mixed
+	LossDown  *ag.Tensor
+	LossHSC   *ag.Tensor
+	LossASC   *ag.Tensor
+	Loss      *ag.Tensor
+}
+
+func (r *stepResult) release() {
+	for _, t := range []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt, r.LossDown, r.LossHSC, r.LossASC, r.Loss} {
+		t.Release()
+	}
+}
+
+// needsAlpha says whether a training step computes α: to mix, or (under
+// -STT) to partition; not when every earlier task is dissimilar.
+func (c SHLPTConfig) needsAlpha() bool { return !c.AllDissimilar }
+
+// compute records one SHLPT step on batch b (paper Eq. 3–12; the exact
+// semantics are those of the shlpt-step cases, docs/shlpt.md):
+//
+//  1. x̂ = max-pool of the input embeddings; α from the estimator (a
+//     constant with one stored prompt, or under -ASE);
+//  2. the partition: kept weights α̃ (renormalized) and the negatives;
+//  3. the prompt P(X) = Σ_j α̃_j·pool[j] + P^t per row, forward, L_down;
+//  4. HSC on the decoder's final hidden states and ASC on the last
+//     block's first-position activation against the precomputed negatives;
+//  5. L = L_down + λ_hsc·L_hsc + λ_asc·L_asc.
+//
+// With report, α (and x̂) are computed even where training would skip
+// them, without gradients (for shlptcheck).
+func (s *SHLPT) compute(b *t5.Batch, in *stepInputs, report bool) *stepResult {
+	m := s.env.Model
+	e := m.Engine()
+	c := s.cfg
+	r := &stepResult{}
+	B, P := b.InputIDs.Dim(0), len(s.pool)
+	prompt := s.prompt.Reshape(s.prompt.Shape()...)
+	if P > 0 {
+		if c.needsAlpha() || report {
+			func() {
+				// α steers gradients only through the mixture.
+				if !c.mixes() {
+					defer e.NoGrad()()
+				}
+				if (P > 1 && !c.NoASE) || report {
+					r.XHat = s.xhat(b.InputIDs, in.real)
+				}
+				r.Alpha = s.alphaFor(r.XHat, B)
+			}()
+		} else {
+			r.Alpha = e.Zeros(B, P) // not read: every task is a negative
+		}
+		r.Mixed, r.Negatives = ag.Partition(r.Alpha, c.partition())
+		if c.mixes() {
+			prompt.Release()
+			prompt = s.mixPrompts(r.Mixed)
+		}
+	}
+	hsc, asc := P > 0 && c.useHSC(), P > 0 && c.useASC()
+	out := m.Forward(b, t5.Options{Prompt: prompt, Hidden: hsc, FFNActFirst: asc})
+	r.Prompt = prompt
+	if out.Loss == nil { // the forward pass failed; the engine has the error
+		return r
+	}
+	r.LossDown = out.Loss
+	r.Loss = out.Loss.Reshape(1)
+	if hsc {
+		r.LossHSC = s.hsc(out.Hidden, in, r.Negatives)
+		add(&r.Loss, r.LossHSC, c.LambdaHSC)
+	}
+	if asc {
+		r.LossASC = s.asc(out.FFNActFirst, in, r.Negatives)
+		add(&r.Loss, r.LossASC, c.LambdaASC)
+	}
+	out.Hidden.Release()
+	out.FFNActFirst.Release()
+	return r
+}
+
+// add sets *sum += w·x.
+func add(sum **ag.Tensor, x *ag.Tensor, w float64) {
+	wx := ag.Scale(x, float32(w))
+	s := ag.Add(*sum, wx)
+	(*sum).Release()
+	wx.Release()
+	*sum = s
+}
+
+// hsc is Eq. 8: per row, InfoNCE of the mean cosine of the hidden states
+// with themselves (the positive) against their mean cosine with each
+// negative's h_j, over the weighted target positions.
+func (s *SHLPT) hsc(h *ag.Tensor, in *stepInputs, negs *ag.Tensor) *ag.Tensor {
+	P := len(s.pool)
+	hx := ag.Expand(h, 1, P)        // (B, P, T, d)
+	cos := ag.Cosine(hx, in.hidNeg) // (B, P, T)
+	wx := ag.Expand(in.hscW, 1, P)  // (B, P, T)
+	wcos := ag.Mul(cos, wx)         // (B, P, T)
+	neg := ag.SumAxis(wcos, -1)     // (B, P)
+	self := ag.Cosine(h, h)         // (B, T)
+	wself := ag.Mul(self, in.hscW)  // (B, T)
+	pos := ag.SumAxis(wself, -1)    // (B,)
+	loss := ag.Contrastive(pos, neg, negs, float32(s.cfg.TauHSC))
+	for _, t := range []*ag.Tensor{hx, cos, wx, wcos, neg, self, wself, pos} {
+		t.Release()
+	}
+	return loss
+}
+
+// asc is Eqs. 10–11: per row, InfoNCE of cos(a, a) against
+// cos(a ⊙ m, a_j ⊙ m) for each negative.
+func (s *SHLPT) asc(a *ag.Tensor, in *stepInputs, negs *ag.Tensor) *ag.Tensor {
+	P := len(s.pool)
+	am := ag.Mul(a, in.ascM)        // (B, F)
+	ax := ag.Expand(am, 1, P)       // (B, P, F)
+	neg := ag.Cosine(ax, in.actNeg) // (B, P)
+	pos := ag.Cosine(a, a)          // (B,)
+	loss := ag.Contrastive(pos, neg, negs, float32(s.cfg.TauASC))
+	for _, t := range []*ag.Tensor{am, ax, neg, pos} {
+		t.Release()
+	}
+	return loss
+}
+
+// shlptStep is the Step of SHLPT for batches of B rows.
+type shlptStep struct {
+	s  *SHLPT
+	B  int
+	in stepInputs
+}
+
+// NewStep allocates the per-batch inputs of a step for B rows.
+func (s *SHLPT) NewStep(B int) (Step, error) {
+	t := s.task
+	if t == nil {
+		return nil, fmt.Errorf("shlpt: NewStep outside a task")
+	}
+	m := s.env.Model
+	e := m.Engine()
+	P, T, D, F := len(s.pool), t.TargetLen, m.Config.DModel, m.Config.DFF
+	st := &shlptStep{s: s, B: B}
+	c := s.cfg
+	if P > 1 && !c.NoASE && c.needsAlpha() && !c.Quirks {
+		st.in.real = e.Zeros(B, t.InputLen)
+	}
+	if P > 0 && c.useHSC() {
+		st.in.hscW = e.Zeros(B, T)
+		st.in.hidNeg = e.Zeros(B, P, T, D)
+	}
+	if P > 0 && c.useASC() {
+		st.in.ascM = e.Zeros(B, F)
+		st.in.actNeg = e.Zeros(B, P, F)
+	}
+	if err := e.Err(); err != nil {
+		st.Release()
+		return nil, err
+	}
+	return st, nil
+}
+
+// Write uploads the batch's real-token mask, HSC weights and gathered
+// negatives.
+func (st *shlptStep) Write(b *Batch) error {
+	s := st.s
+	if len(b.Examples) != st.B || len(b.Index) != st.B {
+		return fmt.Errorf("shlpt: a batch of %d rows for a step of %d", len(b.Examples), st.B)
+	}
+	if st.in.real != nil {
+		L := st.in.real.Dim(1)
+		v := make([]float32, st.B*L)
+		for r, ex := range b.Examples {
+			for j := 0; j < len(ex.Input) && j < L; j++ {
+				v[r*L+j] = 1
+			}
+		}
+		if err := st.in.real.WriteFloat32(v); err != nil {
+			return err
+		}
+	}
+	if st.in.hscW == nil && st.in.ascM == nil {
+		return nil
+	}
+	if s.negs == nil {
+		return fmt.Errorf("shlpt: the negatives were not computed")
+	}
+	c := s.negs
+	var hid, act, mask []float32
+	var w []float32
+	if st.in.hscW != nil {
+		valid := make([][]bool, st.B)
+		for r, ex := range b.Examples {
+			valid[r] = make([]bool, c.T)
+			for t := 0; t < c.T && t < len(ex.Target); t++ {
+				valid[r][t] = true
+			}
+		}
+		w = hscWeights(valid, s.cfg.Quirks)
+	}
+	for _, i := range b.Index {
+		h, a, s0, err := c.read(i)
+		if err != nil {
+			return err
+		}
+		m := ascMask(s0, s.cfg.Quirks)
+		hid = append(hid, h...)
+		mask = append(mask, m...)
+		for j := 0; j < c.P; j++ {
+			for k := 0; k < c.F; k++ {
+				act = append(act, a[j*c.F+k]*m[k])
+			}
+		}
+	}
+	if st.in.hscW != nil {
+		if err := firstErr(st.in.hscW.WriteFloat32(w), st.in.hidNeg.WriteFloat32(hid)); err != nil {
+			return err
+		}
+	}
+	if st.in.ascM != nil {
+		return firstErr(st.in.ascM.WriteFloat32(mask), st.in.actNeg.WriteFloat32(act))
+	}
+	return nil
+}
+
+// hscWeights returns HSC's weights (B, T) of target positions: 1/n_b on
+// the n_b positions of row b that count (labels other than -100), or 1/T
+// on every position with quirks (the reference averages over padding).
+func hscWeights(valid [][]bool, quirks bool) []float32 {
+	var w []float32
+	for _, row := range valid {
+		n := 0
+		for _, v := range row {
+			if v || quirks {
+				n++
+			}
+		}
+		for _, v := range row {
+			if (v || quirks) && n > 0 {
+				w = append(w, float32(1/float64(n)))
+			} else {
+				w = append(w, 0)
+			}
+		}
+	}
+	return w
+}
+
+// Loss records the step.
+func (st *shlptStep) Loss(b *Batch) (*ag.Tensor, []Part) {
+	r := st.s.compute(b.Device, &st.in, false)
+	loss := r.Loss
+	parts := []Part{{"ce", r.LossDown}}
+	if r.LossHSC != nil {
+		parts = append(parts, Part{"hsc", r.LossHSC})
+	}
+	if r.LossASC != nil {
+		parts = append(parts, Part{"asc", r.LossASC})
+	}
+	for _, t := range []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt} {
+		t.Release()
+	}
+	return loss, parts
+}
+
+// Release frees the step's inputs.
+func (st *shlptStep) Release() { st.in.release() }

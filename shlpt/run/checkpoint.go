@@ -1,0 +1,226 @@
+package run
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
+)
+
+// checkpointFormat is the version of the checkpoint layout.
+const checkpointFormat = 1
+
+// checkpoint is where a run stands: everything that, with the run's
+// configuration, determines the rest of it. One safetensors file holds the
+// tensors (the method's state between tasks, the current trainable state,
+// the best state of early stopping, the optimizer) and, in its metadata,
+// this struct as JSON. It is replaced atomically after every epoch and
+// every task, and when a signal stops the run.
+type checkpoint struct {
+	Format     int    `json:"format"`
+	ConfigHash string `json:"config_hash"`
+	// Task is the task in progress or next to begin; Started says whether
+	// it has begun (epochs below are then its position).
+	Task    int  `json:"task"`
+	Started bool `json:"started"`
+	// Epoch and Step are the next step to run; at Step > 0 the dropout
+	// stream continues from DropoutSeed.
+	Epoch       int      `json:"epoch"`
+	Step        int      `json:"step"`
+	DropoutSeed uint32   `json:"dropout_seed"`
+	Partial     epochAcc `json:"partial"` // sums of the epoch in progress
+	// Early stopping.
+	Best      *float64 `json:"best"`
+	BestEpoch int      `json:"best_epoch"`
+	Bad       int      `json:"bad"`
+	Stopped   bool     `json:"stopped"`
+	// MetricsLen is the length of metrics.jsonl that belongs to this
+	// point; a resumed run cuts the file back to it.
+	MetricsLen   int64    `json:"metrics_len"`
+	Results      *Results `json:"results"`
+	TaskSeconds  float64  `json:"task_seconds"`
+	HasOptimizer bool     `json:"has_optimizer"`
+
+	// Tensors, not in the JSON.
+	method, current, best []method.HostTensor
+	opt                   *ag.AdamWState
+}
+
+// epochAcc sums one epoch's training steps.
+type epochAcc struct {
+	Steps   int                `json:"steps"`
+	Loss    float64            `json:"loss"`
+	Parts   map[string]float64 `json:"parts"`
+	Tokens  float64            `json:"tokens"`
+	Seconds float64            `json:"seconds"`
+}
+
+// Tensor name prefixes in the checkpoint file.
+const (
+	ckMethod  = "method/"
+	ckCurrent = "current/"
+	ckBest    = "best/"
+	ckOpt     = "optimizer/"
+)
+
+// encode returns the checkpoint as a safetensors file.
+func (c *checkpoint) encode() ([]byte, error) {
+	c.Format = checkpointFormat
+	state, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var ts []method.HostTensor
+	for _, group := range []struct {
+		prefix string
+		ts     []method.HostTensor
+	}{{ckMethod, c.method}, {ckCurrent, c.current}, {ckBest, c.best}} {
+		for _, t := range group.ts {
+			t.Name = group.prefix + t.Name
+			ts = append(ts, t)
+		}
+	}
+	if c.opt != nil {
+		ts = append(ts, method.HostTensor{Name: ckOpt + "hyper", Shape: []int{len(c.opt.Hyper)}, Data: c.opt.Hyper})
+		for i := range c.opt.M {
+			ts = append(ts,
+				method.HostTensor{Name: fmt.Sprintf("%sm/%d", ckOpt, i), Shape: []int{len(c.opt.M[i])}, Data: c.opt.M[i]},
+				method.HostTensor{Name: fmt.Sprintf("%sv/%d", ckOpt, i), Shape: []int{len(c.opt.V[i])}, Data: c.opt.V[i]})
+		}
+	}
+	return encodeTensors(ts, map[string]string{"state": string(state)})
+}
+
+// decodeCheckpoint parses a checkpoint file's bytes. It checks the
+// structure; the runner checks the values against the run.
+func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
+	f, err := safetensors.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	state, ok := f.Metadata()["state"]
+	if !ok {
+		return nil, fmt.Errorf("%s: not a shlpt-vk checkpoint (no state in the metadata)", name)
+	}
+	c := &checkpoint{}
+	dec := json.NewDecoder(strings.NewReader(state))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("%s: state: %v", name, err)
+	}
+	if c.Format != checkpointFormat {
+		return nil, fmt.Errorf("%s: checkpoint format %d, this shlpt-vk reads %d", name, c.Format, checkpointFormat)
+	}
+	if c.Results == nil {
+		return nil, fmt.Errorf("%s: state has no results", name)
+	}
+	opt := &ag.AdamWState{}
+	ms, vs := map[int][]float32{}, map[int][]float32{}
+	for _, n := range f.Names() {
+		t, _ := f.Tensor(n)
+		v, err := t.Float32()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", name, err)
+		}
+		ht := method.HostTensor{Shape: append([]int(nil), t.Shape...), Data: v}
+		switch {
+		case strings.HasPrefix(n, ckMethod):
+			ht.Name = strings.TrimPrefix(n, ckMethod)
+			c.method = append(c.method, ht)
+		case strings.HasPrefix(n, ckCurrent):
+			ht.Name = strings.TrimPrefix(n, ckCurrent)
+			c.current = append(c.current, ht)
+		case strings.HasPrefix(n, ckBest):
+			ht.Name = strings.TrimPrefix(n, ckBest)
+			c.best = append(c.best, ht)
+		case n == ckOpt+"hyper":
+			opt.Hyper = v
+		case strings.HasPrefix(n, ckOpt+"m/"), strings.HasPrefix(n, ckOpt+"v/"):
+			i, err := strconv.Atoi(n[len(ckOpt)+2:])
+			if err != nil || i < 0 || i > 1<<20 {
+				return nil, fmt.Errorf("%s: bad optimizer tensor name %q", name, n)
+			}
+			if n[len(ckOpt)] == 'm' {
+				ms[i] = v
+			} else {
+				vs[i] = v
+			}
+		default:
+			return nil, fmt.Errorf("%s: unexpected tensor %q", name, n)
+		}
+	}
+	if c.HasOptimizer {
+		if opt.Hyper == nil || len(ms) != len(vs) {
+			return nil, fmt.Errorf("%s: incomplete optimizer state", name)
+		}
+		for i := 0; i < len(ms); i++ {
+			m, ok1 := ms[i]
+			v, ok2 := vs[i]
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("%s: optimizer moments of parameter %d are missing", name, i)
+			}
+			opt.M, opt.V = append(opt.M, m), append(opt.V, v)
+		}
+		c.opt = opt
+	}
+	return c, nil
+}
+
+// checkAgainst checks a decoded checkpoint's position against the run.
+func (c *checkpoint) checkAgainst(path, configHash string, cfg *Config, stepsPerEpoch func(task int) int) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+	}
+	T := len(cfg.Tasks)
+	switch {
+	case c.ConfigHash != configHash:
+		return bad("the checkpoint belongs to another configuration than %s", ConfigFile)
+	case c.Task < 0 || c.Task > T || (c.Task == T && c.Started):
+		return bad("task %d is outside the sequence of %d", c.Task, T)
+	case c.Epoch < 0 || c.Epoch > cfg.Epochs || c.Step < 0:
+		return bad("epoch %d step %d is outside the %d epochs", c.Epoch, c.Step, cfg.Epochs)
+	case c.Started && c.Step >= stepsPerEpoch(c.Task):
+		return bad("step %d is past the epoch's %d steps", c.Step, stepsPerEpoch(c.Task))
+	case c.MetricsLen < 0:
+		return bad("negative metrics length")
+	case c.Results.StagesDone != c.Task || len(c.Results.Tasks) != T ||
+		len(c.Results.Matrix.Valid) != T || len(c.Results.Matrix.Test) != T || len(c.Results.PerTask) != c.Task:
+		return bad("the results do not match task %d of %d", c.Task, T)
+	}
+	for t := 0; t < T; t++ {
+		if len(c.Results.Matrix.Valid[t]) != T || len(c.Results.Matrix.Test[t]) != T {
+			return bad("results matrix row %d is not %d wide", t, T)
+		}
+	}
+	return nil
+}
+
+// saveCheckpoint writes the checkpoint atomically into the run directory.
+func saveCheckpoint(dir string, c *checkpoint) error {
+	b, err := c.encode()
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return WriteFileAtomic(filepath.Join(dir, CheckpointFile), b)
+}
+
+// loadCheckpoint reads the run directory's checkpoint, or nil when the run
+// stopped before its first one.
+func loadCheckpoint(dir string) (*checkpoint, error) {
+	path := filepath.Join(dir, CheckpointFile)
+	b, err := readFileLimit(path, 16<<30)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeCheckpoint(path, b)
+}

@@ -1,0 +1,211 @@
+// Package run is the lifelong runner: it trains a sequence of tasks one
+// after another with a method (shlpt/method), evaluates every seen task
+// after each one, and keeps a run directory — the resolved configuration,
+// per-epoch metrics, the results matrices, the method's artifacts and a
+// checkpoint from which an interrupted run resumes to byte-identical
+// results.
+package run
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
+)
+
+// Config is every setting a run depends on. Together with the model, the
+// data files and the device it determines the run's results.
+type Config struct {
+	Method    string   `json:"method"`
+	Model     string   `json:"model"`     // HF model folder
+	Tokenizer string   `json:"tokenizer"` // folder with tokenizer.json
+	Data      string   `json:"data"`      // dataset root in the SHLPT layout
+	Tasks     []string `json:"tasks"`     // canonical task names in order
+	Benchmark string   `json:"benchmark"` // "std", "long", "nt" or "" for --tasks
+	Order     int      `json:"order"`
+	Seed      uint64   `json:"seed"`
+
+	Epochs   int `json:"epochs"`
+	Patience int `json:"patience"` // validations without improvement before stopping
+	// EvalFrom is the first epoch (0-based) after which the current task
+	// is validated; the last epoch is always validated.
+	EvalFrom int `json:"eval_from"`
+
+	KTrain int `json:"k_train"`
+	KVal   int `json:"k_val"`
+	KTest  int `json:"k_test"`
+
+	BatchSize     int     `json:"batch_size"`
+	EvalBatchSize int     `json:"eval_batch_size"`
+	LR            float64 `json:"lr"`
+	WeightDecay   float64 `json:"weight_decay"`
+	MaxGradNorm   float64 `json:"max_grad_norm"`
+	MaxInputLen   int     `json:"max_input_len"`
+	// Dropout turns the model's dropout on in training (the reference
+	// trains with it).
+	Dropout bool `json:"dropout"`
+
+	Decode            string  `json:"decode"` // beam, greedy or rank
+	NumBeams          int     `json:"num_beams"`
+	RepetitionPenalty float64 `json:"repetition_penalty"`
+
+	// ReferenceMetrics makes the reference's metric variants primary
+	// (MultiRC micro-F1, SQuAD F1 against the first gold answer).
+	ReferenceMetrics bool `json:"reference_metrics"`
+	// MultiRCAccumulate reproduces the reference's MultiRC inputs.
+	MultiRCAccumulate bool `json:"multirc_accumulate"`
+	// PerTaskScores is a results.json of a per-task run whose test
+	// diagonal FWT is measured against ("" for none).
+	PerTaskScores string `json:"per_task_scores"`
+
+	SHLPT method.SHLPTConfig `json:"shlpt"`
+}
+
+// Benchmark is one of the reference's experiments (reference §0).
+type Benchmark struct {
+	Name     string
+	Orders   map[int]string // --order → task sequence name
+	Epochs   int
+	Patience int
+	Delta    float64
+	// AllDissimilar is the Negative Transfer benchmark's oracle setting.
+	AllDissimilar bool
+}
+
+// Benchmarks are the paper's three experiments.
+var Benchmarks = []Benchmark{
+	{Name: "std", Orders: map[int]string{1: "order1", 2: "order2", 3: "order3"}, Epochs: 50, Patience: 35, Delta: 0.06},
+	{Name: "long", Orders: map[int]string{4: "order4", 5: "order5", 6: "order6"}, Epochs: 80, Patience: 50, Delta: 0.06},
+	{Name: "nt", Orders: map[int]string{1: "nt1", 2: "nt2", 3: "nt3"}, Epochs: 50, Patience: 35, Delta: 1.5, AllDissimilar: true},
+}
+
+// LookupBenchmark returns the benchmark named name.
+func LookupBenchmark(name string) (Benchmark, error) {
+	var names []string
+	for _, b := range Benchmarks {
+		if b.Name == name {
+			return b, nil
+		}
+		names = append(names, b.Name)
+	}
+	return Benchmark{}, fmt.Errorf("unknown benchmark %q (expected %s)", name, strings.Join(names, ", "))
+}
+
+// Methods lists the method names the runner knows.
+func Methods() []string { return []string{"shlpt"} }
+
+// DefaultConfig is the reference's configuration for a benchmark ("" for
+// an explicit task list, which gets the Standard CL settings).
+func DefaultConfig(benchmark string) (Config, error) {
+	c := Config{
+		Method: "shlpt", Seed: 42, Benchmark: benchmark,
+		EvalFrom: 10, KTrain: 75, KVal: 75, KTest: 100,
+		BatchSize: 8, EvalBatchSize: 16, LR: 0.3, WeightDecay: 1e-5, MaxGradNorm: 1,
+		MaxInputLen: tasks.MaxInputLen, Dropout: true,
+		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5,
+		SHLPT: method.DefaultSHLPT(),
+	}
+	name := benchmark
+	if name == "" {
+		name = "std"
+	}
+	b, err := LookupBenchmark(name)
+	if err != nil {
+		return c, err
+	}
+	c.Epochs, c.Patience = b.Epochs, b.Patience
+	c.SHLPT.Delta, c.SHLPT.AllDissimilar = b.Delta, b.AllDissimilar
+	return c, nil
+}
+
+// SequenceTasks returns the tasks of a benchmark's order.
+func SequenceTasks(benchmark string, order int) ([]string, error) {
+	b, err := LookupBenchmark(benchmark)
+	if err != nil {
+		return nil, err
+	}
+	name, ok := b.Orders[order]
+	if !ok {
+		var orders []string
+		for o := range b.Orders {
+			orders = append(orders, fmt.Sprint(o))
+		}
+		sort.Strings(orders)
+		return nil, fmt.Errorf("benchmark %s has no order %d (orders %s)", benchmark, order, strings.Join(orders, ", "))
+	}
+	s, err := tasks.LookupSequence(name)
+	if err != nil {
+		return nil, err
+	}
+	return s.Tasks, nil
+}
+
+// Validate checks the settings and canonicalizes task names.
+func (c *Config) Validate() error {
+	known := false
+	for _, m := range Methods() {
+		known = known || m == c.Method
+	}
+	if !known {
+		return fmt.Errorf("unknown method %q (expected %s)", c.Method, strings.Join(Methods(), ", "))
+	}
+	if c.Model == "" {
+		return fmt.Errorf("no model folder (--model)")
+	}
+	if c.Data == "" {
+		return fmt.Errorf("no data folder (--data)")
+	}
+	if len(c.Tasks) == 0 {
+		return fmt.Errorf("no tasks (--tasks or --benchmark with --order)")
+	}
+	seen := map[string]bool{}
+	for i, name := range c.Tasks {
+		t, err := tasks.Lookup(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("task %s appears twice in the sequence", t.Name)
+		}
+		seen[t.Name] = true
+		c.Tasks[i] = t.Name
+		if t.QA && c.Decode == "rank" {
+			return fmt.Errorf("--decode rank needs label words, but task %s is question answering", t.Name)
+		}
+	}
+	switch {
+	case c.Epochs < 1:
+		return fmt.Errorf("epochs %d must be at least 1", c.Epochs)
+	case c.Patience < 1:
+		return fmt.Errorf("patience %d must be at least 1", c.Patience)
+	case c.EvalFrom < 0:
+		return fmt.Errorf("eval-from %d must not be negative", c.EvalFrom)
+	case c.BatchSize < 1 || c.EvalBatchSize < 1:
+		return fmt.Errorf("batch sizes must be at least 1 (train %d, eval %d)", c.BatchSize, c.EvalBatchSize)
+	case c.KTrain == 0 || c.KVal == 0 || c.KTest == 0:
+		return fmt.Errorf("k-train, k-val and k-test must be positive or -1 for all (%d, %d, %d)", c.KTrain, c.KVal, c.KTest)
+	case !(c.LR > 0):
+		return fmt.Errorf("learning rate %v must be positive", c.LR)
+	case !(c.WeightDecay >= 0) || !(c.MaxGradNorm >= 0):
+		return fmt.Errorf("weight decay %v and gradient clipping %v must not be negative", c.WeightDecay, c.MaxGradNorm)
+	case c.MaxInputLen < 2:
+		return fmt.Errorf("max input length %d must be at least 2", c.MaxInputLen)
+	case c.NumBeams < 1:
+		return fmt.Errorf("beam count %d must be at least 1", c.NumBeams)
+	case !(c.RepetitionPenalty > 0):
+		return fmt.Errorf("repetition penalty %v must be positive", c.RepetitionPenalty)
+	}
+	switch c.Decode {
+	case "beam", "greedy", "rank":
+	default:
+		return fmt.Errorf("unknown decoding %q (expected beam, greedy or rank)", c.Decode)
+	}
+	return c.SHLPT.Validate()
+}
+
+// inputPadding is the length training batches are padded to at least: the
+// reference pads every input to max_seq_len, which only matters where
+// padding is counted (SHLPT's max-pool with quirks).
+func (c *Config) padToMax() bool { return c.SHLPT.Quirks }

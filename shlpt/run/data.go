@@ -1,0 +1,159 @@
+package run
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
+)
+
+// taskData is one task of the sequence: its sampled examples as text (for
+// the metrics) and as token ids.
+type taskData struct {
+	task               *tasks.Task
+	data               *tasks.Data
+	train, valid, test []method.Example
+	// inputLen is the longest training input, the padded length of the
+	// task's training batches (all of them, so recorded steps replay).
+	inputLen int
+	// truncated counts inputs cut to the maximum input length.
+	truncated int
+}
+
+// loadTasks samples and tokenizes every task of the sequence.
+func loadTasks(cfg *Config, tok tasks.Tokenizer) ([]*taskData, error) {
+	var out []*taskData
+	for _, name := range cfg.Tasks {
+		t, err := tasks.Lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		tc := tasks.Config{KTrain: cfg.KTrain, KVal: cfg.KVal, KTest: cfg.KTest,
+			Read: tasks.ReadOptions{MultiRCAccumulate: cfg.MultiRCAccumulate}}
+		d, err := tasks.Load(t, tasks.Layout(cfg.Data, t), cfg.Seed, tc)
+		if err != nil {
+			return nil, err
+		}
+		td := &taskData{task: t, data: d}
+		for _, split := range []struct {
+			name string
+			src  []tasks.Example
+			dst  *[]method.Example
+		}{{"train", d.Train, &td.train}, {"valid", d.Valid, &td.valid}, {"test", d.Test, &td.test}} {
+			if len(split.src) == 0 {
+				return nil, fmt.Errorf("task %s: no %s examples were drawn", t.Name, split.name)
+			}
+			for _, ex := range split.src {
+				enc, err := tasks.EncodeLen(tok, ex, cfg.MaxInputLen, t.TargetLen)
+				if err != nil {
+					return nil, fmt.Errorf("task %s: %w", t.Name, err)
+				}
+				if enc.Truncated {
+					td.truncated++
+				}
+				*split.dst = append(*split.dst, method.Example{Input: enc.Input, Target: trimTarget(enc.Target)})
+			}
+		}
+		for _, ex := range td.train {
+			td.inputLen = max(td.inputLen, len(ex.Input))
+		}
+		if cfg.padToMax() {
+			td.inputLen = cfg.MaxInputLen
+		}
+		out = append(out, td)
+	}
+	return out, nil
+}
+
+// trimTarget drops the padding after </s> from an encoded target: the
+// runner pads labels with -100, which the loss ignores.
+func trimTarget(ids []int) []int {
+	for i, id := range ids {
+		if id == tasks.EOS {
+			return ids[:i+1]
+		}
+	}
+	return ids
+}
+
+// checkVocab refuses a model whose embedding cannot hold the ids the data
+// uses.
+func checkVocab(data []*taskData, vocab int, model string) error {
+	for _, td := range data {
+		for _, split := range [][]method.Example{td.train, td.valid, td.test} {
+			for _, ex := range split {
+				for _, id := range append(append([]int(nil), ex.Input...), ex.Target...) {
+					if id >= vocab {
+						return fmt.Errorf("model %s has a vocabulary of %d ids, but the tokenizer gives id %d (task %s): use the model's own tokenizer",
+							model, vocab, id, td.task.Name)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// fingerprint returns the SHA-256 of the files, in name order, with their
+// names: what a resumed run checks to be sure its inputs did not change.
+func fingerprint(root string, paths []string) (string, error) {
+	sorted := append([]string(nil), paths...)
+	sort.Strings(sorted)
+	h := sha256.New()
+	for _, p := range sorted {
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			rel = p
+		}
+		fmt.Fprintf(h, "%s\x00", filepath.ToSlash(rel))
+		f, err := os.Open(p)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("reading %s: %w", p, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// modelFiles lists the files that define a model folder's weights and
+// configuration.
+func modelFiles(dir string) ([]string, error) {
+	var out []string
+	for _, pattern := range []string{"config.json", "*.safetensors", "model.safetensors.index.json"} {
+		m, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m...)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("model folder %s has no config.json or safetensors files", dir)
+	}
+	return out, nil
+}
+
+// dataFiles lists the files a task reads.
+func dataFiles(cfg *Config, t *tasks.Task) []string {
+	f := tasks.Layout(cfg.Data, t)
+	var out []string
+	for _, p := range []string{f.Train, f.Valid, f.Test, f.TrainRows, f.TestRows} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// errInterrupted reports a run stopped by a signal after its checkpoint.
+var errInterrupted = errors.New("interrupted")

@@ -1,0 +1,397 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
+)
+
+// Options are what a run needs besides its Config.
+type Options struct {
+	// Dir is the run directory. A new run needs it absent or empty; Resume
+	// continues the run it holds.
+	Dir    string
+	Resume bool
+	// Engine is the autograd engine on the device to train on.
+	Engine *ag.Engine
+	// Version names the program that runs (recorded in config.json).
+	Version string
+	// Reporter shows progress (nil: none).
+	Reporter Reporter
+}
+
+// Info is config.json: the run's settings and what they were applied to.
+type Info struct {
+	Settings Config `json:"settings"`
+	// ModelSHA256 and DataSHA256 fingerprint the model folder's files and
+	// each task's data files; a resumed run refuses changed inputs.
+	ModelSHA256 string            `json:"model_sha256"`
+	DataSHA256  map[string]string `json:"data_sha256"`
+	Device      string            `json:"device"`
+	Driver      string            `json:"driver"`
+	Version     string            `json:"version"`
+	Created     string            `json:"created"`
+}
+
+// ReadInfo reads a run directory's config.json.
+func ReadInfo(dir string) (*Info, error) {
+	path := filepath.Join(dir, ConfigFile)
+	b, err := readFileLimit(path, 1<<20)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is not a run directory (no %s)", dir, ConfigFile)
+		}
+		return nil, err
+	}
+	var info Info
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&info); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return &info, nil
+}
+
+// configHash identifies a configuration in checkpoints.
+func configHash(c *Config) string {
+	b, _ := json.Marshal(c)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// ErrInterrupted is returned (wrapped) when the context is cancelled: the
+// run stopped at a step boundary after writing its checkpoint.
+var ErrInterrupted = errInterrupted
+
+// runner holds one run's state.
+type runner struct {
+	cfg    Config
+	opt    Options
+	dir    string
+	rep    Reporter
+	e      *ag.Engine
+	m      *t5.Model
+	tok    *tokenizer.Tokenizer
+	data   []*taskData
+	meth   method.Method
+	optim  *ag.AdamW // the current task's optimizer (kept across tasks when the method says so)
+	res    *Results
+	ev     *evaluator
+	hash   string
+	base   []float64 // per-task scores for FWT
+	start  time.Time
+	timing Timing // of earlier sessions of this run
+	// metricsLen is the length of metrics.jsonl after the last line.
+	metricsLen int64
+}
+
+// Run trains the configured sequence in opt.Dir and returns the results.
+// A cancelled ctx stops the run at the next step after a checkpoint and
+// returns an error wrapping ErrInterrupted.
+func Run(ctx context.Context, cfg Config, opt Options) (*Results, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, opt: opt, dir: opt.Dir, rep: opt.Reporter, e: opt.Engine, start: time.Now()}
+	if r.rep == nil {
+		r.rep = Quiet
+	}
+	if r.e == nil {
+		return nil, errors.New("run: no engine")
+	}
+	if err := r.prepare(); err != nil {
+		return nil, err
+	}
+	defer r.release()
+	return r.loop(ctx)
+}
+
+// prepare checks and creates the run directory, loads the inputs and
+// builds the method.
+func (r *runner) prepare() error {
+	cfg := &r.cfg
+	if !r.opt.Resume {
+		empty, err := emptyOrAbsent(r.dir)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return fmt.Errorf("run directory %s is not empty: resume it with --resume, or choose another --out", r.dir)
+		}
+	}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	lock, err := lockDir(r.dir)
+	if err != nil {
+		return err
+	}
+	_ = lock // held until the process exits
+	scratch := filepath.Join(r.dir, scratchDir)
+	if err := os.RemoveAll(scratch); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return err
+	}
+
+	tokDir := cfg.Tokenizer
+	if tokDir == "" {
+		tokDir = cfg.Model
+	}
+	if r.tok, err = tokenizer.Load(tokDir); err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	info := &Info{Settings: *cfg, DataSHA256: map[string]string{}, Version: r.opt.Version,
+		Created: time.Now().UTC().Format(time.RFC3339)}
+	di := r.e.Device().Info()
+	info.Device, info.Driver = di.Name, di.DriverName
+	mf, err := modelFiles(cfg.Model)
+	if err != nil {
+		return err
+	}
+	if info.ModelSHA256, err = fingerprint(cfg.Model, mf); err != nil {
+		return err
+	}
+	r.data, err = loadTasks(cfg, r.tok)
+	if err != nil {
+		return err
+	}
+	for _, td := range r.data {
+		if info.DataSHA256[td.task.Name], err = fingerprint(cfg.Data, dataFiles(cfg, td.task)); err != nil {
+			return err
+		}
+	}
+	if r.opt.Resume {
+		stored, err := ReadInfo(r.dir)
+		if err != nil {
+			return err
+		}
+		if err := sameRun(stored, info); err != nil {
+			return fmt.Errorf("cannot resume %s: %w", r.dir, err)
+		}
+		info = stored
+	} else {
+		b, err := marshalJSON(info)
+		if err != nil {
+			return err
+		}
+		if err := WriteFileAtomic(filepath.Join(r.dir, ConfigFile), b); err != nil {
+			return err
+		}
+	}
+	r.hash = configHash(cfg)
+	if cfg.PerTaskScores != "" {
+		if r.base, err = readBaseline(cfg.PerTaskScores, cfg.Tasks); err != nil {
+			return err
+		}
+	}
+
+	if r.m, err = t5.Load(r.e, cfg.Model); err != nil {
+		return err
+	}
+	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {
+		return err
+	}
+	r.ev = &evaluator{m: r.m, tok: r.tok, cfg: cfg}
+	env := &method.Env{Model: r.m, Seed: cfg.Seed, Store: dirStore{r.dir}, Scratch: scratch, Logf: r.rep.Logf}
+	r.meth, err = newMethod(cfg, env)
+	return err
+}
+
+// sameRun explains how a resumed invocation differs from the stored run.
+func sameRun(stored, now *Info) error {
+	if !reflect.DeepEqual(normalized(stored.Settings), normalized(now.Settings)) {
+		a, _ := json.Marshal(stored.Settings)
+		b, _ := json.Marshal(now.Settings)
+		var sa, sb map[string]any
+		json.Unmarshal(a, &sa)
+		json.Unmarshal(b, &sb)
+		for k, v := range sa {
+			if !reflect.DeepEqual(v, sb[k]) {
+				return fmt.Errorf("setting %s is %v in the run directory but %v now", k, jsonString(v), jsonString(sb[k]))
+			}
+		}
+		return errors.New("the settings differ from the run directory's")
+	}
+	if stored.ModelSHA256 != now.ModelSHA256 {
+		return fmt.Errorf("the model files in %s changed since the run began", now.Settings.Model)
+	}
+	for task, h := range stored.DataSHA256 {
+		if now.DataSHA256[task] != h {
+			return fmt.Errorf("the data files of task %s changed since the run began", task)
+		}
+	}
+	return nil
+}
+
+// normalized is a configuration through JSON, as stored.
+func normalized(c Config) Config {
+	b, _ := json.Marshal(c)
+	var out Config
+	json.Unmarshal(b, &out)
+	return out
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func (r *runner) release() {
+	if r.optim != nil {
+		r.optim.Release()
+	}
+	if r.meth != nil {
+		r.meth.Release()
+	}
+	if r.m != nil {
+		r.m.Release()
+	}
+	os.RemoveAll(filepath.Join(r.dir, scratchDir))
+}
+
+// newMethod builds the configured method.
+func newMethod(cfg *Config, env *method.Env) (method.Method, error) {
+	switch cfg.Method {
+	case "shlpt":
+		c := cfg.SHLPT
+		return method.NewSHLPT(env, c)
+	}
+	return nil, fmt.Errorf("unknown method %q", cfg.Method)
+}
+
+// stepsPerEpoch is the number of training batches of task t.
+func (r *runner) stepsPerEpoch(t int) int {
+	n := len(r.data[t].train)
+	return (n + r.cfg.BatchSize - 1) / r.cfg.BatchSize
+}
+
+// loop runs the tasks from the checkpoint (or the start) to the end.
+func (r *runner) loop(ctx context.Context) (*Results, error) {
+	var ck *checkpoint
+	if r.opt.Resume {
+		var err error
+		if ck, err = loadCheckpoint(r.dir); err != nil {
+			return nil, err
+		}
+	}
+	metricsLen := int64(0)
+	first := 0
+	r.res = newResults(r.cfg.Method, r.cfg.Tasks)
+	if ck != nil {
+		if err := ck.checkAgainst(filepath.Join(r.dir, CheckpointFile), r.hash, &r.cfg, r.stepsPerEpoch); err != nil {
+			return nil, err
+		}
+		r.res = ck.Results
+		r.timing = ck.Results.Timing
+		metricsLen = ck.MetricsLen
+		first = ck.Task
+		if err := r.meth.SetState(ck.method); err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		r.rep.Logf("resuming %s at task %d/%d (%s), epoch %d, step %d", r.dir, ck.Task+1, len(r.cfg.Tasks),
+			taskName(r.cfg.Tasks, ck.Task), ck.Epoch+1, ck.Step)
+	}
+	if err := truncateMetrics(filepath.Join(r.dir, MetricsFile), metricsLen); err != nil {
+		return nil, err
+	}
+	r.metricsLen = metricsLen
+	for t := first; t < len(r.data); t++ {
+		var at *checkpoint
+		if ck != nil && ck.Task == t {
+			at = ck
+		}
+		if err := r.runTask(ctx, t, at); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.writeResults(); err != nil {
+		return nil, err
+	}
+	return r.res, nil
+}
+
+func taskName(names []string, t int) string {
+	if t < len(names) {
+		return names[t]
+	}
+	return "done"
+}
+
+// truncateMetrics cuts metrics.jsonl to n bytes (creating it when absent):
+// lines written after the checkpoint will be written again.
+func truncateMetrics(path string, n int64) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() < n {
+		return fmt.Errorf("%s is shorter (%d bytes) than the checkpoint recorded (%d)", path, st.Size(), n)
+	}
+	return f.Truncate(n)
+}
+
+// appendMetrics appends one JSON line and returns the file's new length.
+func appendMetrics(path string, v any) (int64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// writeResults writes results.json with the timing so far.
+func (r *runner) writeResults() error {
+	if err := r.res.finishStageSafe(r.base); err != nil {
+		return err
+	}
+	r.res.Timing.TotalSeconds = r.timing.TotalSeconds + time.Since(r.start).Seconds()
+	b, err := marshalJSON(r.res)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(r.dir, ResultsFile), b)
+}
+
+// finishStageSafe derives the summary when at least one stage is done.
+func (res *Results) finishStageSafe(base []float64) error {
+	if res.StagesDone == 0 {
+		res.Complete = false
+		return nil
+	}
+	return res.finishStage(base)
+}

@@ -1,0 +1,395 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+)
+
+// trainState is where a task's training stands.
+type trainState struct {
+	epoch, step int
+	dropoutSeed uint32
+	acc         epochAcc
+	best        *float64
+	bestEpoch   int
+	bad         int
+	stopped     bool
+	bestSnap    []method.HostTensor
+	seconds     float64 // of earlier sessions
+}
+
+// slot is the recorded training step for batches of one size: the batch
+// tensors it reads, the method's step and the program.
+type slot struct {
+	batch *t5.Batch
+	step  method.Step
+	prog  *ag.Program
+	loss  *ag.Tensor
+	parts []method.Part
+}
+
+func (s *slot) release() {
+	if s.prog != nil {
+		s.prog.Release()
+	}
+	s.step.Release()
+	s.batch.Release()
+}
+
+// seed32 draws a 32-bit seed from the run's stream of the names.
+func seed32(seed uint64, names ...any) uint32 { return method.Stream(seed, names...).Uint32() }
+
+// promptLen is the method's prompt length, for token counts.
+func (r *runner) promptLen() int {
+	if p, ok := r.meth.(interface{ PromptLen() int }); ok {
+		return p.PromptLen()
+	}
+	return 0
+}
+
+// runTask trains task t (from ck when it holds the task's position), then
+// stores it and scores every seen task.
+func (r *runner) runTask(ctx context.Context, t int, ck *checkpoint) error {
+	cfg := &r.cfg
+	td := r.data[t]
+	m := r.m
+	began := time.Now()
+	task := &method.Task{Index: t, Name: td.task.Name, Train: td.train, InputLen: td.inputLen,
+		TargetLen: td.task.TargetLen, BatchSize: cfg.BatchSize, EvalBatch: cfg.EvalBatchSize}
+	r.rep.Logf("task %d/%d: %s (%d train, %d valid, %d test examples; inputs padded to %d tokens)",
+		t+1, len(r.data), task.Name, len(td.train), len(td.valid), len(td.test), task.InputLen)
+
+	m.SetTraining(cfg.Dropout)
+	if err := m.SetDropoutSeed(seed32(cfg.Seed, "dropout-begin", t)); err != nil {
+		return err
+	}
+	if err := r.meth.BeginTask(task); err != nil {
+		return fmt.Errorf("task %s: %w", task.Name, err)
+	}
+	if r.meth.FreshOptimizer() || r.optim == nil {
+		if r.optim != nil {
+			r.optim.Release()
+		}
+		var err error
+		r.optim, err = ag.NewAdamW(r.e, r.meth.Params(), ag.AdamWConfig{LR: cfg.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+			WeightDecay: cfg.WeightDecay, MaxGradNorm: float32(cfg.MaxGradNorm)})
+		if err != nil {
+			return err
+		}
+	}
+	st := trainState{bestEpoch: -1}
+	if ck != nil {
+		if ck.Started {
+			if err := r.meth.Restore(ck.current); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			st = trainState{epoch: ck.Epoch, step: ck.Step, dropoutSeed: ck.DropoutSeed, acc: ck.Partial,
+				best: ck.Best, bestEpoch: ck.BestEpoch, bad: ck.Bad, stopped: ck.Stopped, bestSnap: ck.best, seconds: ck.TaskSeconds}
+		}
+		if ck.opt != nil {
+			if err := r.optim.SetState(*ck.opt); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+		}
+	}
+	slots := map[int]*slot{}
+	defer func() {
+		for _, s := range slots {
+			s.release()
+		}
+	}()
+	steps := r.stepsPerEpoch(t)
+	for ; st.epoch < cfg.Epochs && !st.stopped; st.epoch++ {
+		if err := r.trainEpoch(ctx, task, td, &st, slots, steps, began); err != nil {
+			return err
+		}
+	}
+	if st.bestSnap != nil {
+		if err := r.meth.Restore(st.bestSnap); err != nil {
+			return err
+		}
+	}
+	return r.finishTask(task, td, &st, began)
+}
+
+// trainEpoch runs the rest of epoch st.epoch, validates and checkpoints.
+func (r *runner) trainEpoch(ctx context.Context, task *method.Task, td *taskData, st *trainState, slots map[int]*slot, steps int, began time.Time) error {
+	cfg := &r.cfg
+	m := r.m
+	t, ep := task.Index, st.epoch
+	N := len(td.train)
+	perm := method.Stream(cfg.Seed, "shuffle", t, ep).Perm(N)
+	seed := st.dropoutSeed
+	if st.step == 0 {
+		seed = seed32(cfg.Seed, "dropout", t, ep)
+		st.acc = epochAcc{}
+	}
+	if st.acc.Parts == nil {
+		st.acc.Parts = map[string]float64{}
+	}
+	if err := m.SetDropoutSeed(seed); err != nil {
+		return err
+	}
+	m.SetTraining(cfg.Dropout)
+	r.rep.BeginEpoch(task.Name, t, len(r.data), ep, cfg.Epochs, steps)
+	r.e.Device().ResetPeak()
+	for s := st.step; s < steps; s++ {
+		if ctx.Err() != nil {
+			return r.interrupt(task, st, s, began)
+		}
+		stepStart := time.Now()
+		rows := perm[s*cfg.BatchSize : min((s+1)*cfg.BatchSize, N)]
+		sl := slots[len(rows)]
+		if sl == nil {
+			var err error
+			if sl, err = r.newSlot(task, len(rows)); err != nil {
+				return fmt.Errorf("task %s: recording the training step: %w", task.Name, err)
+			}
+			slots[len(rows)] = sl
+		}
+		loss, parts, err := r.runStep(sl, td, rows)
+		if err != nil {
+			return fmt.Errorf("task %s epoch %d step %d: %w", task.Name, ep+1, s+1, err)
+		}
+		st.acc.Steps++
+		st.acc.Loss += loss
+		for k, v := range parts {
+			st.acc.Parts[k] += v
+		}
+		st.acc.Tokens += float64(len(rows) * (r.promptLen() + task.InputLen + task.TargetLen))
+		st.acc.Seconds += time.Since(stepStart).Seconds()
+		r.rep.Step(s+1, st.acc.Loss/float64(st.acc.Steps), st.acc.Tokens/max(st.acc.Seconds, 1e-9))
+	}
+	st.step = 0
+	trainSecs := st.acc.Seconds
+	r.res.Timing.TrainSeconds += trainSecs
+
+	line := EpochLine{Task: task.Name, TaskIndex: t, Epoch: ep, Steps: st.acc.Steps, Parts: map[string]float64{},
+		TrainSeconds: trainSecs, PeakBytes: r.e.Device().MemoryStats().Peak}
+	if n := float64(st.acc.Steps); n > 0 {
+		line.Loss = st.acc.Loss / n
+		for k, v := range st.acc.Parts {
+			line.Parts[k] = v / n
+		}
+	}
+	if trainSecs > 0 {
+		line.TokensPerS = st.acc.Tokens / trainSecs
+	}
+	if ep >= min(cfg.EvalFrom, cfg.Epochs-1) {
+		evalStart := time.Now()
+		pr, err := r.meth.EvalPrompts(method.Validation, t)
+		if err != nil {
+			return err
+		}
+		res, err := r.ev.evaluate(td, td.data.Valid, td.valid, pr)
+		pr.Release()
+		if err != nil {
+			return fmt.Errorf("task %s: validation: %w", task.Name, err)
+		}
+		score := 100 * res.Primary().Value
+		line.Valid = &score
+		if st.best == nil || score > *st.best {
+			st.best, st.bestEpoch, st.bad = &score, ep, 0
+			if st.bestSnap, err = r.meth.Snapshot(); err != nil {
+				return err
+			}
+		} else {
+			st.bad++
+			st.stopped = st.bad >= cfg.Patience
+		}
+		line.Best = st.best
+		line.EvalSeconds = time.Since(evalStart).Seconds()
+		r.res.Timing.EvalSeconds += line.EvalSeconds
+	}
+	var err error
+	if r.metricsLen, err = appendMetrics(filepath.Join(r.dir, MetricsFile), line); err != nil {
+		return err
+	}
+	r.rep.EndEpoch(line)
+	if st.stopped {
+		r.rep.Logf("task %s: stopping early after epoch %d (%d validations without improvement)", task.Name, ep+1, st.bad)
+	}
+	next := *st
+	next.epoch, next.step, next.acc = ep+1, 0, epochAcc{}
+	return r.saveTaskCheckpoint(task, &next, began)
+}
+
+// interrupt checkpoints the position before step s and stops the run.
+func (r *runner) interrupt(task *method.Task, st *trainState, s int, began time.Time) error {
+	seed, err := r.m.DropoutSeed()
+	if err != nil {
+		return err
+	}
+	at := *st
+	at.step, at.dropoutSeed = s, seed
+	if err := r.saveTaskCheckpoint(task, &at, began); err != nil {
+		return err
+	}
+	if err := r.writeResults(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w at task %s epoch %d step %d; continue with: shlpt-vk train --resume %s",
+		ErrInterrupted, task.Name, st.epoch+1, s, r.dir)
+}
+
+// newSlot records the training step for batches of B rows.
+func (r *runner) newSlot(task *method.Task, B int) (*slot, error) {
+	m := r.m
+	eos := make([][]int, B)
+	for i := range eos {
+		eos[i] = []int{m.Config.EOSTokenID}
+	}
+	batch, err := m.NewBatch(eos, eos, task.InputLen, task.TargetLen)
+	if err != nil {
+		return nil, err
+	}
+	step, err := r.meth.NewStep(B)
+	if err != nil {
+		batch.Release()
+		return nil, err
+	}
+	sl := &slot{batch: batch, step: step}
+	sl.prog, err = r.e.Capture(func() error {
+		loss, parts := step.Loss(&method.Batch{Device: batch})
+		if err := r.e.Backward(loss); err != nil {
+			return err
+		}
+		r.optim.Step()
+		r.optim.ZeroGrad()
+		sl.loss, sl.parts = loss, parts
+		return r.e.Err()
+	})
+	if err != nil {
+		sl.release()
+		return nil, err
+	}
+	return sl, nil
+}
+
+// runStep writes the rows into the slot, runs its program and reads the
+// loss and its parts.
+func (r *runner) runStep(sl *slot, td *taskData, rows []int) (float64, map[string]float64, error) {
+	exs := make([]method.Example, len(rows))
+	inputs := make([][]int, len(rows))
+	targets := make([][]int, len(rows))
+	for i, k := range rows {
+		exs[i] = td.train[k]
+		inputs[i], targets[i] = exs[i].Input, exs[i].Target
+	}
+	if err := r.m.WriteBatch(sl.batch, inputs, targets); err != nil {
+		return 0, nil, err
+	}
+	if err := sl.step.Write(&method.Batch{Index: rows, Examples: exs, Device: sl.batch}); err != nil {
+		return 0, nil, err
+	}
+	if err := sl.prog.Run(); err != nil {
+		return 0, nil, err
+	}
+	loss, err := sl.loss.Item()
+	if err != nil {
+		return 0, nil, err
+	}
+	parts := map[string]float64{}
+	for _, p := range sl.parts {
+		v, err := p.Value.Item()
+		if err != nil {
+			return 0, nil, err
+		}
+		parts[p.Name] = float64(v)
+	}
+	return float64(loss), parts, nil
+}
+
+// saveTaskCheckpoint checkpoints a task in progress at st.
+func (r *runner) saveTaskCheckpoint(task *method.Task, st *trainState, began time.Time) error {
+	cur, err := r.meth.Snapshot()
+	if err != nil {
+		return err
+	}
+	ck := &checkpoint{Task: task.Index, Started: true, Epoch: st.epoch, Step: st.step, DropoutSeed: st.dropoutSeed,
+		Partial: st.acc, Best: st.best, BestEpoch: st.bestEpoch, Bad: st.bad, Stopped: st.stopped,
+		TaskSeconds: st.seconds + time.Since(began).Seconds(), current: cur, best: st.bestSnap}
+	return r.save(ck, true)
+}
+
+// save completes a checkpoint with the method's state, the optimizer (when
+// it matters for what follows), the results and the metrics length.
+func (r *runner) save(ck *checkpoint, started bool) error {
+	var err error
+	if ck.method, err = r.meth.State(); err != nil {
+		return err
+	}
+	if r.optim != nil && (started || !r.meth.FreshOptimizer()) {
+		s, err := r.optim.State()
+		if err != nil {
+			return err
+		}
+		ck.opt, ck.HasOptimizer = &s, true
+	}
+	ck.ConfigHash, ck.MetricsLen = r.hash, r.metricsLen
+	res := *r.res
+	res.Timing.TotalSeconds = r.timing.TotalSeconds + time.Since(r.start).Seconds()
+	ck.Results = &res
+	return saveCheckpoint(r.dir, ck)
+}
+
+// finishTask stores the task and scores every seen task on its valid and
+// test sets.
+func (r *runner) finishTask(task *method.Task, td *taskData, st *trainState, began time.Time) error {
+	t := task.Index
+	details, err := r.meth.EndTask()
+	if err != nil {
+		return fmt.Errorf("task %s: %w", task.Name, err)
+	}
+	evalStart := time.Now()
+	tr := TaskResult{Task: task.Name, Index: t, TrainExamples: len(td.train), ValidExamples: len(td.valid),
+		TestExamples: len(td.test), Truncated: td.truncated, EpochsRun: st.epoch, StoppedEarly: st.stopped,
+		BestEpoch: st.bestEpoch, BestValid: st.best, Method: details, Scores: map[string]map[string]float64{}}
+	for i := 0; i <= t; i++ {
+		d := r.data[i]
+		for _, split := range []struct {
+			name string
+			raw  int
+		}{{"valid", 0}, {"test", 1}} {
+			pr, err := r.meth.EvalPrompts(method.Test, i)
+			if err != nil {
+				return err
+			}
+			raw, exs := d.data.Valid, d.valid
+			if split.raw == 1 {
+				raw, exs = d.data.Test, d.test
+			}
+			res, err := r.ev.evaluate(d, raw, exs, pr)
+			pr.Release()
+			if err != nil {
+				return fmt.Errorf("scoring task %s after task %s: %w", d.task.Name, task.Name, err)
+			}
+			v := pct(res.Primary().Value)
+			if split.raw == 0 {
+				r.res.Matrix.Valid[t][i] = v
+			} else {
+				r.res.Matrix.Test[t][i] = v
+			}
+			if i == t {
+				tr.Scores[split.name] = scoreMap(res)
+				r.res.Metric[t] = res.Primary().Name
+			}
+		}
+		r.rep.Logf("after task %d/%d (%s): %s valid %.2f test %.2f", t+1, len(r.data), task.Name, d.task.Name,
+			*r.res.Matrix.Valid[t][i], *r.res.Matrix.Test[t][i])
+	}
+	r.res.Timing.EvalSeconds += time.Since(evalStart).Seconds()
+	tr.Seconds = st.seconds + time.Since(began).Seconds()
+	r.res.PerTask = append(r.res.PerTask, tr)
+	r.res.StagesDone = t + 1
+	if err := r.writeResults(); err != nil {
+		return err
+	}
+	return r.save(&checkpoint{Task: t + 1}, false)
+}
