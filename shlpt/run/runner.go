@@ -96,6 +96,7 @@ type runner struct {
 	timing Timing // of earlier sessions of this run
 	// metricsLen is the length of metrics.jsonl after the last line.
 	metricsLen int64
+	lock       *os.File // held while the run writes the directory
 }
 
 // Run trains the configured sequence in opt.Dir and returns the results.
@@ -119,11 +120,16 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Results, error) {
 	return r.loop(ctx)
 }
 
-// prepare checks and creates the run directory, loads the inputs and
-// builds the method.
+// prepare loads and checks every input, then creates (or, resuming,
+// checks) the run directory and builds the method. A run refused for bad
+// input leaves no directory behind.
 func (r *runner) prepare() error {
 	cfg := &r.cfg
-	if !r.opt.Resume {
+	if r.opt.Resume {
+		if _, err := ReadInfo(r.dir); err != nil {
+			return err
+		}
+	} else {
 		empty, err := emptyOrAbsent(r.dir)
 		if err != nil {
 			return err
@@ -132,26 +138,11 @@ func (r *runner) prepare() error {
 			return fmt.Errorf("run directory %s is not empty: resume it with --resume, or choose another --out", r.dir)
 		}
 	}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return err
-	}
-	lock, err := lockDir(r.dir)
-	if err != nil {
-		return err
-	}
-	_ = lock // held until the process exits
-	scratch := filepath.Join(r.dir, scratchDir)
-	if err := os.RemoveAll(scratch); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(scratch, 0o755); err != nil {
-		return err
-	}
-
 	tokDir := cfg.Tokenizer
 	if tokDir == "" {
 		tokDir = cfg.Model
 	}
+	var err error
 	if r.tok, err = tokenizer.Load(tokDir); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
@@ -166,8 +157,7 @@ func (r *runner) prepare() error {
 	if info.ModelSHA256, err = fingerprint(cfg.Model, mf); err != nil {
 		return err
 	}
-	r.data, err = loadTasks(cfg, r.tok)
-	if err != nil {
+	if r.data, err = loadTasks(cfg, r.tok); err != nil {
 		return err
 	}
 	for _, td := range r.data {
@@ -175,6 +165,18 @@ func (r *runner) prepare() error {
 			return err
 		}
 	}
+	if cfg.PerTaskScores != "" {
+		if r.base, err = readBaseline(cfg.PerTaskScores, cfg.Tasks); err != nil {
+			return err
+		}
+	}
+	if r.m, err = t5.Load(r.e, cfg.Model); err != nil {
+		return err
+	}
+	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {
+		return err
+	}
+
 	if r.opt.Resume {
 		stored, err := ReadInfo(r.dir)
 		if err != nil {
@@ -183,8 +185,16 @@ func (r *runner) prepare() error {
 		if err := sameRun(stored, info); err != nil {
 			return fmt.Errorf("cannot resume %s: %w", r.dir, err)
 		}
-		info = stored
-	} else {
+	}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	lock, err := lockDir(r.dir)
+	if err != nil {
+		return err
+	}
+	r.lock = lock
+	if !r.opt.Resume {
 		b, err := marshalJSON(info)
 		if err != nil {
 			return err
@@ -193,19 +203,14 @@ func (r *runner) prepare() error {
 			return err
 		}
 	}
+	scratch := filepath.Join(r.dir, scratchDir)
+	if err := os.RemoveAll(scratch); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return err
+	}
 	r.hash = configHash(cfg)
-	if cfg.PerTaskScores != "" {
-		if r.base, err = readBaseline(cfg.PerTaskScores, cfg.Tasks); err != nil {
-			return err
-		}
-	}
-
-	if r.m, err = t5.Load(r.e, cfg.Model); err != nil {
-		return err
-	}
-	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {
-		return err
-	}
 	r.ev = &evaluator{m: r.m, tok: r.tok, cfg: cfg}
 	env := &method.Env{Model: r.m, Seed: cfg.Seed, Store: dirStore{r.dir}, Scratch: scratch, Logf: r.rep.Logf}
 	r.meth, err = newMethod(cfg, env)
@@ -261,7 +266,10 @@ func (r *runner) release() {
 	if r.m != nil {
 		r.m.Release()
 	}
-	os.RemoveAll(filepath.Join(r.dir, scratchDir))
+	if r.lock != nil {
+		os.RemoveAll(filepath.Join(r.dir, scratchDir))
+		r.lock.Close()
+	}
 }
 
 // newMethod builds the configured method.

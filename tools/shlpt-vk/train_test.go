@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+)
+
+// cliEnv makes the test binary act as shlpt-vk (for tests that must kill
+// a real process).
+const cliEnv = "SHLPT_VK_TEST_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(cliEnv) == "1" {
+		os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// trainArgs is a small SHLPT run on the tiny full-vocabulary T5.
+func trainArgs(t *testing.T, out string) []string {
+	t.Helper()
+	return []string{"train", "--model", "../../testdata/t5-tiny-fullvocab", "--tokenizer", testenv.Tokenizer(t),
+		"--data", filepath.Join(testenv.Data(t), "shlpt"), "--tasks", "cb,copa,sst2",
+		"--k-train", "6", "--k-val", "2", "--k-test", "3", "--epochs", "3", "--eval-from", "0",
+		"--prompt-len", "5", "--max-input-len", "40", "--delta", "0.45", "--tau-sim", "0.05", "--seed", "5",
+		"--decode", "greedy", "--quiet", "--out", out}
+}
+
+func trainCLI(t *testing.T, args ...string) (string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := dispatch(args, &out, &errb)
+	if strings.Contains(errb.String(), "no Vulkan device") {
+		testenv.Missing(t, errb.String())
+	}
+	if code != 0 {
+		t.Fatalf("shlpt-vk %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+// lines counts the lines of a file (0 when absent).
+func lines(path string) int {
+	b, _ := os.ReadFile(path)
+	return bytes.Count(b, []byte("\n"))
+}
+
+// A training process killed with SIGKILL, twice, and resumed ends with the
+// results matrices and stored prompts of an uninterrupted run, byte for
+// byte.
+func TestTrainKillAndResume(t *testing.T) {
+	base := t.TempDir()
+	ref := filepath.Join(base, "ref")
+	out, _ := trainCLI(t, trainArgs(t, ref)...)
+	if !strings.Contains(out, "average test") || !strings.Contains(out, "BWT 0.00") {
+		t.Errorf("summary:\n%s", out)
+	}
+
+	dir := filepath.Join(base, "killed")
+	for i, args := range [][]string{trainArgs(t, dir), {"train", "--resume", dir, "--quiet"}} {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), cliEnv+"=1")
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill during the first task, then during the second.
+		want := 2 + 3*i
+		deadline := time.Now().Add(2 * time.Minute)
+		for lines(filepath.Join(dir, run.MetricsFile)) < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+		err := cmd.Wait()
+		if lines(filepath.Join(dir, run.MetricsFile)) < want {
+			t.Fatalf("the process did not get to epoch line %d (%v):\n%s", want, err, errb.String())
+		}
+	}
+	trainCLI(t, "train", "--resume", dir, "--quiet")
+
+	var ra, rb run.Results
+	for _, p := range []struct {
+		dir string
+		r   *run.Results
+	}{{ref, &ra}, {dir, &rb}} {
+		b, err := os.ReadFile(filepath.Join(p.dir, run.ResultsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, p.r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ma, _ := json.Marshal(ra.Matrix)
+	mb, _ := json.Marshal(rb.Matrix)
+	if !bytes.Equal(ma, mb) || !rb.Complete {
+		t.Errorf("matrices differ (complete %v):\n%s\n%s", rb.Complete, ma, mb)
+	}
+	for _, task := range []string{"cb", "copa", "sst2"} {
+		a, err1 := os.ReadFile(filepath.Join(ref, "prompts", task+".safetensors"))
+		b, err2 := os.ReadFile(filepath.Join(dir, "prompts", task+".safetensors"))
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("stored prompt of %s differs (%v, %v)", task, err1, err2)
+		}
+	}
+}
+
+// The flags resolve to the benchmark's settings, and bad combinations are
+// one-line errors.
+func TestTrainFlags(t *testing.T) {
+	f := newTrainFlags(mustDefault(t))
+	if err := f.fs.Parse([]string{"--benchmark", "nt", "--order", "2", "--model", "m", "--data", "d", "--out", "o"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.SHLPT.AllDissimilar || c.SHLPT.Delta != 1.5 || c.Epochs != 50 || c.Patience != 35 ||
+		strings.Join(c.Tasks, ",") != "qqp,rte,squad,mnli,cb" || !filepath.IsAbs(c.Model) {
+		t.Errorf("nt order 2 resolved to %+v", c)
+	}
+	f = newTrainFlags(mustDefault(t))
+	f.fs.Parse([]string{"--benchmark", "long", "--order", "5", "--epochs", "3", "--delta", "0.1", "--model", "m", "--data", "d"})
+	if c, err := f.resolve(); err != nil || c.Epochs != 3 || c.Patience != 50 || c.SHLPT.Delta != 0.1 || len(c.Tasks) != 15 {
+		t.Errorf("long order 5 with overrides: %+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tasks", "cb", "--benchmark", "std", "--order", "1"}, "not both"},
+		{[]string{"--benchmark", "std"}, "needs --order"},
+		{[]string{"--benchmark", "std", "--order", "4"}, "no order 4"},
+		{[]string{"--tasks", "cb", "--order", "1"}, "needs --benchmark"},
+		{[]string{"--tasks", "cb", "extra"}, "unexpected arguments"},
+		{[]string{"--tasks", "cb", "--method", "magic"}, "unknown method"},
+		{[]string{"--tasks", "cb,nosuch"}, "nosuch"},
+		{[]string{"--tasks", "cb", "--decode", "rank", "--epochs", "0"}, "epochs"},
+	} {
+		f := newTrainFlags(mustDefault(t))
+		if err := f.fs.Parse(append(tc.args, "--model", "m", "--data", "d")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.resolve(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func mustDefault(t *testing.T) run.Config {
+	c, err := run.DefaultConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Resuming with a setting that differs from the run's is refused with the
+// setting's name; --tasks cannot be given at all.
+func TestTrainResumeRefusals(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	// One task, one epoch: the flags given last win.
+	trainCLI(t, append(trainArgs(t, dir), "--tasks", "cb", "--epochs", "1", "--k-train", "2")...)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--epochs", "9"}, "epochs"},
+		{[]string{"--tasks", "cb"}, "cannot change on --resume"},
+		{[]string{"--out", "elsewhere"}, "different directories"},
+	} {
+		var out, errb bytes.Buffer
+		code := dispatch(append([]string{"train", "--resume", dir}, tc.args...), &out, &errb)
+		if code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, %q", tc.args, code, errb.String())
+		}
+	}
+}
