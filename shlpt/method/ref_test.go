@@ -11,6 +11,7 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 	"github.com/shlpt-vk/shlpt-vk/t5"
+	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
 func TestMain(m *testing.M) { gputest.Main(m) }
@@ -442,4 +443,155 @@ func TestASCMask(t *testing.T) {
 	if m := ascMask(s0, true); m[0] != 2 || m[1] != 1 || m[2] != 0 {
 		t.Errorf("quirks mask %v, want [2 1 0]", m)
 	}
+}
+
+// Each ablation and the Negative Transfer setting reduce the step to their
+// documented form, on the inputs of the fixture's step case.
+func TestAblationsReduce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		set   func(*SHLPTConfig)
+		check func(t *testing.T, s *SHLPT, r *stepResult)
+	}{
+		{"-HSC", func(c *SHLPTConfig) { c.NoHSC = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
+			if r.LossHSC != nil || r.LossASC == nil {
+				t.Error("-HSC must drop HSC only")
+			}
+		}},
+		{"-ASC", func(c *SHLPTConfig) { c.NoASC = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
+			if r.LossASC != nil || r.LossHSC == nil {
+				t.Error("-ASC must drop ASC only")
+			}
+		}},
+		{"-STT", func(c *SHLPTConfig) { c.NoSTT = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
+			if r.Prompt.Rank() != 2 {
+				t.Errorf("-STT mixes: prompt %v", r.Prompt)
+			}
+			for _, p := range s.est.Params() {
+				if p.Grad() != nil {
+					t.Errorf("-STT: estimator weight %s got a gradient", p.Name())
+				}
+			}
+		}},
+		{"-ASE", func(c *SHLPTConfig) { c.NoASE = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
+			a, _ := r.Alpha.Float32s()
+			for _, v := range a {
+				if v != float32(1.0/3) {
+					t.Fatalf("-ASE alpha %v, want 1/3 everywhere", a)
+				}
+			}
+		}},
+		{"all dissimilar", func(c *SHLPTConfig) { c.AllDissimilar = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
+			m, _ := r.Mixed.Float32s()
+			n, _ := r.Negatives.Float32s()
+			for i := range m {
+				if m[i] != 0 || n[i] != 1 {
+					t.Fatalf("mixed %v negatives %v, want all 0 and all 1", m, n)
+				}
+			}
+			if r.Prompt.Rank() != 2 || r.LossHSC == nil || r.LossASC == nil {
+				t.Error("all dissimilar: P^t alone with both contrastive losses")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, batch, in := loadStepCase(t, tc.set)
+			r := s.compute(batch, in, false)
+			defer r.release()
+			if err := s.env.Model.Engine().Backward(r.Loss); err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, s, r)
+			if g := s.prompt.Grad(); g == nil {
+				t.Error("the prompt got no gradient")
+			}
+			for _, p := range s.Params() {
+				p.ZeroGrad()
+			}
+		})
+	}
+}
+
+// loadStepCase builds the method, batch and step inputs of the fixture's
+// step case under modified settings.
+func loadStepCase(t *testing.T, set func(*SHLPTConfig)) (*SHLPT, *t5.Batch, *stepInputs) {
+	t.Helper()
+	e := ag.New(gputest.Device(t))
+	m, err := t5.Load(e, "../../testdata/t5-tiny-relu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "../../testdata/t5-tiny-relu/shlpt-step.safetensors"
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := caseSettings(path, f.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(&cfg)
+	s, err := NewSHLPT(&Env{Model: m}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := caseReader{f: f, path: path}
+	pool, _ := c.floats("pool")
+	D, Lp := m.Config.DModel, cfg.PromptLen
+	for j := 0; j < 3; j++ {
+		s.pool = append(s.pool, pool[j*Lp*D:(j+1)*Lp*D])
+	}
+	ids, _, _ := c.ints("input_ids")
+	am, _, _ := c.ints("attention_mask")
+	labels, _, _ := c.ints("labels")
+	dec, _, _ := c.ints("decoder_input_ids")
+	const B, L, T = 3, 20, 4
+	i32 := func(v []int64) []int32 {
+		out := make([]int32, len(v))
+		for i, x := range v {
+			out[i] = int32(x)
+		}
+		return out
+	}
+	if err := s.BeginTask(&Task{Name: "case", InputLen: L, TargetLen: T, BatchSize: B, EvalBatch: B}); err != nil {
+		t.Fatal(err)
+	}
+	batch := &t5.Batch{InputIDs: e.FromInt32(i32(ids), B, L), InputMask: e.FromFloat32(t5.AdditiveMask(am), B, L),
+		DecoderInputIDs: e.FromInt32(i32(dec), B, T), Labels: e.FromInt32(i32(labels), B, T)}
+	hid, act, s0, err := s.negativePasses(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	F := m.Config.DFF
+	real := make([]float32, len(am))
+	for i, v := range am {
+		real[i] = float32(v)
+	}
+	valid := make([][]bool, B)
+	for b := range valid {
+		for k := 0; k < T; k++ {
+			valid[b] = append(valid[b], labels[b*T+k] != t5.IgnoreIndex)
+		}
+	}
+	mask := ascMask(s0, cfg.Quirks)
+	for b := 0; b < B; b++ {
+		for j := 0; j < 3; j++ {
+			for k := 0; k < F; k++ {
+				act[(b*3+j)*F+k] *= mask[b*F+k]
+			}
+		}
+	}
+	in := &stepInputs{real: e.FromFloat32(real, B, L), hscW: e.FromFloat32(hscWeights(valid, false), B, T),
+		hidNeg: e.FromFloat32(hid, B, 3, T, D), ascM: e.FromFloat32(mask, B, F), actNeg: e.FromFloat32(act, B, 3, F)}
+	t.Cleanup(func() {
+		in.release()
+		batch.Release()
+		s.Release()
+		m.Release()
+		if err := e.Err(); err != nil {
+			t.Errorf("engine: %v", err)
+		}
+	})
+	return s, batch, in
 }

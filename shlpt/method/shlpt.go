@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
@@ -482,6 +483,14 @@ func (s *SHLPT) State() ([]HostTensor, error) {
 // SetState restores State's tensors.
 func (s *SHLPT) SetState(ts []HostTensor) error {
 	d := s.env.Model.Config.DModel
+	if err := onlyNames(ts, func(name string) bool {
+		var i int
+		_, err1 := fmt.Sscanf(name, "pool.%d", &i)
+		_, err2 := fmt.Sscanf(name, "alpha.%d", &i)
+		return err1 == nil || err2 == nil || slices.Contains(estimatorNames[:], name)
+	}); err != nil {
+		return err
+	}
 	s.pool, s.alphaBar = nil, nil
 	for i := 0; ; i++ {
 		name := fmt.Sprintf("pool.%d", i)
@@ -501,7 +510,21 @@ func (s *SHLPT) SetState(ts []HostTensor) error {
 			s.alphaBar = append(s.alphaBar, toF64(a))
 		}
 	}
+	if want := max(0, 2*len(s.pool)-1) + len(estimatorNames); len(ts) != want {
+		return fmt.Errorf("state holds %d tensors, not the %d of %d stored prompts, their mixture weights and the estimator",
+			len(ts), want, len(s.pool))
+	}
 	return s.est.Load(ts)
+}
+
+// onlyNames returns an error for the first tensor whose name ok rejects.
+func onlyNames(ts []HostTensor, ok func(string) bool) error {
+	for _, t := range ts {
+		if !ok(t.Name) {
+			return fmt.Errorf("unexpected state tensor %q", t.Name)
+		}
+	}
+	return nil
 }
 
 // Release frees the device memory.

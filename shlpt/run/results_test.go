@@ -1,0 +1,45 @@
+package run
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The summary numbers of results.json and FWT against another run's
+// per-task scores, by hand: R = [[50], [40, 70], [40, 60, 90]], per-task
+// scores [55, 65, 80].
+func TestResultsSummary(t *testing.T) {
+	r := newResults("shlpt", []string{"a", "b", "c"})
+	vals := [][]float64{{50}, {40, 70}, {40, 60, 90}}
+	for i, row := range vals {
+		for j, v := range row {
+			r.Matrix.Test[i][j], r.Matrix.Valid[i][j] = pct(v/100), pct(v/100)
+		}
+	}
+	r.StagesDone = 3
+	base := newResults("per-task", []string{"c", "a", "b"})
+	for i, v := range []float64{80, 55, 65} {
+		base.Matrix.Test[i][i] = pct(v / 100)
+	}
+	path := filepath.Join(t.TempDir(), "results.json")
+	b, _ := json.Marshal(base)
+	os.WriteFile(path, b, 0o644)
+	scores, err := readBaseline(path, r.Tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.finishStage(scores); err != nil {
+		t.Fatal(err)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	// Average 190/3; BWT ((40-50) + (60-70))/2 = -10; FWT ((70-65) + (90-80))/2 = 7.5.
+	if !r.Complete || !near(r.Average["test"], 190.0/3) || !near(r.BWT["test"], -10) || !near(r.FWT["test"], 7.5) {
+		t.Errorf("average %v, BWT %v, FWT %v", r.Average, r.BWT, r.FWT)
+	}
+	if _, err := readBaseline(path, []string{"a", "d"}); err == nil {
+		t.Error("a baseline without task d was accepted")
+	}
+}
