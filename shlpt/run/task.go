@@ -153,7 +153,7 @@ func (r *runner) trainEpoch(ctx context.Context, task *method.Task, td *taskData
 			}
 			slots[len(rows)] = sl
 		}
-		loss, parts, err := r.runStep(sl, td, rows)
+		loss, parts, err := sl.run(r.m, td.train, rows)
 		if err != nil {
 			return fmt.Errorf("task %s epoch %d step %d: %w", task.Name, ep+1, s+1, err)
 		}
@@ -240,7 +240,14 @@ func (r *runner) interrupt(task *method.Task, st *trainState, s int, began time.
 
 // newSlot records the training step for batches of B rows.
 func (r *runner) newSlot(task *method.Task, B int) (*slot, error) {
-	m := r.m
+	return recordSlot(r.m, r.meth, r.optim, task, B)
+}
+
+// recordSlot records meth's training step for batches of B rows of task:
+// the loss, backward, and opt's step, into a program that reads the slot's
+// batch tensors.
+func recordSlot(m *t5.Model, meth method.Method, opt *ag.AdamW, task *method.Task, B int) (*slot, error) {
+	e := m.Engine()
 	eos := make([][]int, B)
 	for i := range eos {
 		eos[i] = []int{m.Config.EOSTokenID}
@@ -249,21 +256,21 @@ func (r *runner) newSlot(task *method.Task, B int) (*slot, error) {
 	if err != nil {
 		return nil, err
 	}
-	step, err := r.meth.NewStep(B)
+	step, err := meth.NewStep(B)
 	if err != nil {
 		batch.Release()
 		return nil, err
 	}
 	sl := &slot{batch: batch, step: step}
-	sl.prog, err = r.e.Capture(func() error {
+	sl.prog, err = e.Capture(func() error {
 		loss, parts := step.Loss(&method.Batch{Device: batch})
-		if err := r.e.Backward(loss); err != nil {
+		if err := e.Backward(loss); err != nil {
 			return err
 		}
-		r.optim.Step()
-		r.optim.ZeroGrad()
+		opt.Step()
+		opt.ZeroGrad()
 		sl.loss, sl.parts = loss, parts
-		return r.e.Err()
+		return e.Err()
 	})
 	if err != nil {
 		sl.release()
@@ -272,17 +279,17 @@ func (r *runner) newSlot(task *method.Task, B int) (*slot, error) {
 	return sl, nil
 }
 
-// runStep writes the rows into the slot, runs its program and reads the
-// loss and its parts.
-func (r *runner) runStep(sl *slot, td *taskData, rows []int) (float64, map[string]float64, error) {
+// run writes rows (indices into train) into the slot, runs its program and
+// reads the loss and its parts.
+func (sl *slot) run(m *t5.Model, train []method.Example, rows []int) (float64, map[string]float64, error) {
 	exs := make([]method.Example, len(rows))
 	inputs := make([][]int, len(rows))
 	targets := make([][]int, len(rows))
 	for i, k := range rows {
-		exs[i] = td.train[k]
+		exs[i] = train[k]
 		inputs[i], targets[i] = exs[i].Input, exs[i].Target
 	}
-	if err := r.m.WriteBatch(sl.batch, inputs, targets); err != nil {
+	if err := m.WriteBatch(sl.batch, inputs, targets); err != nil {
 		return 0, nil, err
 	}
 	if err := sl.step.Write(&method.Batch{Index: rows, Examples: exs, Device: sl.batch}); err != nil {

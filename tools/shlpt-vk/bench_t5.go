@@ -38,25 +38,8 @@ func runBenchT5(args []string, stdout io.Writer) error {
 	}
 	defer d.Close()
 	e := ag.New(d)
-	var m *t5.Model
-	name := *size
 	start := time.Now()
-	switch {
-	case *model != "":
-		name = *model
-		m, err = t5.Load(e, *model)
-	default:
-		var cfg t5.Config
-		if *config != "" {
-			name = *config
-			cfg, err = t5.LoadConfig(*config)
-		} else {
-			cfg, err = t5.NamedConfig(*size)
-		}
-		if err == nil {
-			m, err = t5.NewRandom(e, cfg, 1)
-		}
-	}
+	m, name, err := benchModel(e, *size, *config, *model)
 	if err != nil {
 		return err
 	}
@@ -97,4 +80,27 @@ func runBenchT5(args []string, stdout io.Writer) error {
 		}
 	}
 	return d.ValidationError()
+}
+
+// benchModel loads the model folder, or builds random weights for the
+// config file or the named configuration; name says which.
+func benchModel(e *ag.Engine, size, config, model string) (*t5.Model, string, error) {
+	if model != "" {
+		m, err := t5.Load(e, model)
+		return m, model, err
+	}
+	var cfg t5.Config
+	var err error
+	name := size
+	if config != "" {
+		name = config
+		cfg, err = t5.LoadConfig(config)
+	} else {
+		cfg, err = t5.NamedConfig(size)
+	}
+	if err != nil {
+		return nil, name, err
+	}
+	m, err := t5.NewRandom(e, cfg, 1)
+	return m, name, err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -36,5 +37,27 @@ func TestSHLPTCheckCases(t *testing.T) {
 	}
 	if code := dispatch([]string{"shlptcheck", "--model", "../../testdata/t5-tiny-relu"}, &out, &errb); code != 2 {
 		t.Errorf("missing --case: exit %d", code)
+	}
+}
+
+// bench shlpt measures both steps on a tiny configuration.
+func TestBenchSHLPT(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := dispatch([]string{"bench", "shlpt", "--config", "../../testdata/t5-tiny-relu/config.json", "--prompt", "3",
+		"--input", "9", "--target", "3", "--batch", "3", "--runs", "1", "--json"}, &out, &errb)
+	if strings.Contains(errb.String(), "no Vulkan device") {
+		testenv.Missing(t, errb.String())
+	}
+	var r struct {
+		Ratio float64
+		Plain struct {
+			MsPerStep float64 `json:"ms_per_step"`
+		}
+		SHLPT struct {
+			MsPerStep float64 `json:"ms_per_step"`
+		}
+	}
+	if code != 0 || json.Unmarshal(out.Bytes(), &r) != nil || !(r.Ratio > 0) || !(r.SHLPT.MsPerStep > 0) || !(r.Plain.MsPerStep > 0) {
+		t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
 	}
 }

@@ -1,0 +1,133 @@
+package run
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+)
+
+// SHLPTBench is the measurement of SHLPT's training step next to plain
+// prompt tuning on the same shapes.
+type SHLPTBench struct {
+	Pool int `json:"pool"`
+	// Plain is t5.BenchSteps' prompt-tuning train step; SHLPT the method's
+	// step (estimator, per-row mixture, forward, HSC and ASC, backward to
+	// the prompt and the estimator, AdamW), both recorded and replayed.
+	Plain t5.BenchResult `json:"plain"`
+	SHLPT t5.BenchResult `json:"shlpt"`
+	// Ratio is SHLPT's time per step over the plain step's.
+	Ratio float64 `json:"ratio"`
+	// NegativesMs is the one-off precomputation per task, for the bench's
+	// batch (P+1 forward passes without gradients), in milliseconds.
+	NegativesMs float64 `json:"negatives_ms"`
+}
+
+// BenchSHLPT measures SHLPT's training step with a pool of pool stored
+// prompts (random) against the plain prompt-tuning step, on random inputs
+// of o's shapes, with the reference's settings (δ 0.06, τ_sim 2·10⁴, both
+// contrastive losses).
+func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
+	if pool < 1 || o.Runs < 1 {
+		return nil, fmt.Errorf("bench shlpt: pool %d and runs %d must be at least 1", pool, o.Runs)
+	}
+	plain, err := t5.BenchSteps(m, t5.BenchOptions{Batch: o.Batch, Prompt: o.Prompt, Input: o.Input, Target: o.Target, Runs: o.Runs})
+	if err != nil {
+		return nil, err
+	}
+	e := m.Engine()
+	d := e.Device()
+	cfg := method.DefaultSHLPT()
+	cfg.PromptLen = o.Prompt
+	s, err := method.NewSHLPT(&method.Env{Model: m, Seed: 1}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Release()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var state []method.HostTensor
+	for j := 0; j < pool; j++ {
+		v := make([]float32, o.Prompt*m.Config.DModel)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		state = append(state, method.HostTensor{Name: fmt.Sprintf("pool.%d", j), Shape: []int{o.Prompt, m.Config.DModel}, Data: v})
+		if j > 0 {
+			w := make([]float32, j)
+			state = append(state, method.HostTensor{Name: fmt.Sprintf("alpha.%d", j), Shape: []int{j}, Data: w})
+		}
+	}
+	est, err := s.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SetState(append(state, est[1:]...)); err != nil {
+		return nil, err
+	}
+	V := m.Config.VocabSize
+	train := make([]method.Example, o.Batch)
+	rows := make([]int, o.Batch)
+	for b := range train {
+		for j := 0; j < o.Input-1; j++ {
+			train[b].Input = append(train[b].Input, 2+rng.IntN(V-2))
+		}
+		train[b].Input = append(train[b].Input, m.Config.EOSTokenID)
+		for j := 0; j < o.Target-1; j++ {
+			train[b].Target = append(train[b].Target, 2+rng.IntN(V-2))
+		}
+		train[b].Target = append(train[b].Target, m.Config.EOSTokenID)
+		rows[b] = b
+	}
+	task := &method.Task{Name: "bench", Train: train, InputLen: o.Input, TargetLen: o.Target, BatchSize: o.Batch, EvalBatch: o.Batch}
+	wasTraining := m.Training()
+	m.SetTraining(true)
+	defer m.SetTraining(wasTraining)
+	start := time.Now()
+	if err := s.BeginTask(task); err != nil {
+		return nil, err
+	}
+	res := &SHLPTBench{Pool: pool, NegativesMs: float64(time.Since(start).Microseconds()) / 1e3}
+	opt, err := ag.NewAdamW(e, s.Params(), ag.AdamWConfig{LR: 0.3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-5, MaxGradNorm: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer opt.Release()
+	if err := e.Sync(); err != nil {
+		return nil, err
+	}
+	weights := d.MemoryStats().Allocated
+	d.ResetPeak()
+	sl, err := recordSlot(m, s, opt, task, o.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.release()
+	var times []float64
+	for i := -1; i < o.Runs; i++ {
+		t0 := time.Now()
+		if _, _, err := sl.run(m, train, rows); err != nil {
+			return nil, err
+		}
+		if i >= 0 {
+			times = append(times, float64(time.Since(t0).Microseconds())/1e3)
+		}
+	}
+	sort.Float64s(times)
+	med := times[len(times)/2]
+	tokens := float64(o.Batch * (o.Prompt + o.Input + o.Target))
+	var plainTrain t5.BenchResult
+	for _, r := range plain {
+		if r.Step == "train" {
+			plainTrain = r
+		}
+	}
+	res.Plain = plainTrain
+	res.SHLPT = t5.BenchResult{Step: "shlpt-train", MsPerStep: med, TokensPerS: tokens / (med / 1e3),
+		PeakBytes: d.MemoryStats().Peak, WeightBytes: weights, Dispatches: sl.prog.Dispatches()}
+	res.Ratio = med / plainTrain.MsPerStep
+	return res, e.Err()
+}
