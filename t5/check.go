@@ -42,66 +42,64 @@ const (
 	CaseGradTol = 1e-3
 )
 
-type caseFile struct {
-	src  *safetensors.File
-	path string
+// CaseFile is an open reference case file.
+type CaseFile struct {
+	*safetensors.File
 }
 
-func (c caseFile) floats(name string) ([]float32, []int, error) {
-	t, ok := c.src.Tensor(name)
+// OpenCase opens a case file.
+func OpenCase(path string) (*CaseFile, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &CaseFile{f}, nil
+}
+
+// Floats returns a float tensor of the case and its shape.
+func (c *CaseFile) Floats(name string) ([]float32, []int, error) {
+	t, ok := c.Tensor(name)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: tensor %q is missing", c.path, name)
+		return nil, nil, fmt.Errorf("%s: tensor %q is missing", c.Path(), name)
 	}
 	v, err := t.Float32()
 	return v, t.Shape, err
 }
 
-func (c caseFile) ints(name string) ([]int64, []int, error) {
-	t, ok := c.src.Tensor(name)
+// Ints returns an integer tensor of the case and its shape.
+func (c *CaseFile) Ints(name string) ([]int64, []int, error) {
+	t, ok := c.Tensor(name)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: tensor %q is missing", c.path, name)
+		return nil, nil, fmt.Errorf("%s: tensor %q is missing", c.Path(), name)
 	}
 	v, err := t.Int64()
 	return v, t.Shape, err
 }
 
-// CheckCase runs the model on the case file at path and compares every
-// expected tensor. The model's weights are made trainable for the weight
-// gradients and frozen again afterwards; dropout is turned off.
-func CheckCase(m *Model, path string) ([]CaseResult, error) {
-	f, err := safetensors.Open(path)
+// Batch reads the case's input_ids, attention_mask, labels and
+// decoder_input_ids, checks their shapes and ids against m, and uploads
+// them.
+func (c *CaseFile) Batch(m *Model) (*Batch, error) {
+	path := c.Path()
+	ids, idShape, err := c.Ints("input_ids")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	c := caseFile{src: f, path: path}
-	e := m.e
-	m.SetTraining(false)
-
-	ids, idShape, err := c.ints("input_ids")
+	am, amShape, err := c.Ints("attention_mask")
 	if err != nil {
 		return nil, err
 	}
-	am, amShape, err := c.ints("attention_mask")
+	labels, lShape, err := c.Ints("labels")
 	if err != nil {
 		return nil, err
 	}
-	labels, lShape, err := c.ints("labels")
+	dec, dShape, err := c.Ints("decoder_input_ids")
 	if err != nil {
 		return nil, err
 	}
-	dec, dShape, err := c.ints("decoder_input_ids")
-	if err != nil {
-		return nil, err
-	}
-	prompt, pShape, err := c.floats("prompt")
-	if err != nil {
-		return nil, err
-	}
-	if len(idShape) != 2 || !sameShape(idShape, amShape) || len(lShape) != 2 || !sameShape(lShape, dShape) ||
-		len(pShape) != 2 || pShape[1] != m.Config.DModel {
-		return nil, fmt.Errorf("%s: shapes do not fit: input_ids %v, attention_mask %v, labels %v, decoder_input_ids %v, prompt %v (d_model %d)",
-			path, idShape, amShape, lShape, dShape, pShape, m.Config.DModel)
+	if len(idShape) != 2 || !sameShape(idShape, amShape) || len(lShape) != 2 || !sameShape(lShape, dShape) || lShape[0] != idShape[0] {
+		return nil, fmt.Errorf("%s: shapes do not fit: input_ids %v, attention_mask %v, labels %v, decoder_input_ids %v",
+			path, idShape, amShape, lShape, dShape)
 	}
 	V := int64(m.Config.VocabSize)
 	for _, x := range append(append([]int64(nil), ids...), dec...) {
@@ -121,43 +119,85 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 		}
 		return out
 	}
-	batch := &Batch{
+	e := m.e
+	b := &Batch{
 		InputIDs:        e.FromInt32(toI32(ids), idShape...),
 		InputMask:       e.FromFloat32(AdditiveMask(am), amShape...),
 		DecoderInputIDs: e.FromInt32(toI32(dec), dShape...),
 		Labels:          e.FromInt32(toI32(labels), lShape...),
 	}
+	if err := e.Err(); err != nil {
+		b.Release()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Compare compares got with the case's expected tensor name, which must
+// have as many values, within CaseTol of its largest magnitude (CaseGradTol
+// for gradients).
+func (c *CaseFile) Compare(name string, got []float32, grad bool) (CaseResult, error) {
+	want, shape, err := c.Floats(name)
+	if err != nil {
+		return CaseResult{}, err
+	}
+	if len(got) != len(want) {
+		return CaseResult{}, fmt.Errorf("%s: %s has %d values (shape %v), the engine gave %d", c.Path(), name, len(want), shape, len(got))
+	}
+	r := CaseResult{Name: name}
+	for i := range want {
+		r.Scale = math.Max(r.Scale, math.Abs(float64(want[i])))
+		d := math.Abs(float64(got[i] - want[i]))
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		r.MaxErr = math.Max(r.MaxErr, d)
+	}
+	tol := CaseTol
+	if grad {
+		tol = CaseGradTol
+	}
+	r.Tol = tol * r.Scale
+	if r.Scale == 0 {
+		r.Tol = tol
+	}
+	r.OK = r.MaxErr <= r.Tol
+	return r, nil
+}
+
+// CheckCase runs the model on the case file at path and compares every
+// expected tensor. The model's weights are made trainable for the weight
+// gradients and frozen again afterwards; dropout is turned off.
+func CheckCase(m *Model, path string) ([]CaseResult, error) {
+	c, err := OpenCase(path)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	e := m.e
+	m.SetTraining(false)
+
+	batch, err := c.Batch(m)
+	if err != nil {
+		return nil, err
+	}
 	defer batch.Release()
+	prompt, pShape, err := c.Floats("prompt")
+	if err != nil {
+		return nil, err
+	}
+	if len(pShape) != 2 || pShape[1] != m.Config.DModel {
+		return nil, fmt.Errorf("%s: prompt %v must be (Lp, %d)", path, pShape, m.Config.DModel)
+	}
 	p := e.Param("prompt", prompt, pShape...)
 	defer p.Release()
 
 	var results []CaseResult
 	compare := func(name string, got []float32, grad bool) error {
-		want, shape, err := c.floats(name)
+		r, err := c.Compare(name, got, grad)
 		if err != nil {
 			return err
 		}
-		if len(got) != len(want) {
-			return fmt.Errorf("%s: %s has %d values (shape %v), the model gave %d", path, name, len(want), shape, len(got))
-		}
-		r := CaseResult{Name: name}
-		for i := range want {
-			r.Scale = math.Max(r.Scale, math.Abs(float64(want[i])))
-			d := math.Abs(float64(got[i] - want[i]))
-			if math.IsNaN(d) {
-				d = math.Inf(1)
-			}
-			r.MaxErr = math.Max(r.MaxErr, d)
-		}
-		tol := CaseTol
-		if grad {
-			tol = CaseGradTol
-		}
-		r.Tol = tol * r.Scale
-		if r.Scale == 0 {
-			r.Tol = tol
-		}
-		r.OK = r.MaxErr <= r.Tol
 		results = append(results, r)
 		return nil
 	}
@@ -183,7 +223,7 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 		{"expected.loss", out.Loss},
 		{"expected.last_ffn_activation_first", out.FFNActFirst},
 	}
-	if _, ok := f.Tensor("expected.decoder_last_hidden_first"); ok {
+	if _, ok := c.Tensor("expected.decoder_last_hidden_first"); ok {
 		first := ag.Slice(out.Hidden, 1, 0, 1)
 		checks = append(checks, struct {
 			name string
@@ -192,7 +232,7 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 		defer first.Release()
 	}
 	for _, ck := range checks {
-		if _, ok := f.Tensor(ck.name); !ok {
+		if _, ok := c.Tensor(ck.name); !ok {
 			continue
 		}
 		v, err := read(ck.t)
@@ -226,7 +266,7 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 
 	// Pass 2: every weight trainable (full fine-tuning): weight gradients.
 	var wnames []string
-	for _, name := range f.Names() {
+	for _, name := range c.Names() {
 		if strings.HasPrefix(name, "expected.grad.") && name != "expected.grad.prompt" {
 			wnames = append(wnames, strings.TrimPrefix(name, "expected.grad."))
 		}
@@ -265,7 +305,7 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 	p.ZeroGrad()
 
 	// Greedy decoding with the prompt, without early stopping.
-	if want, shape, err := c.ints("expected.greedy_ids"); err == nil {
+	if want, shape, err := c.Ints("expected.greedy_ids"); err == nil {
 		steps := shape[1] - 1
 		enc, encMask := m.EncodeBatch(batch, p)
 		got, err := m.Greedy(enc, encMask, steps, false)

@@ -2,12 +2,11 @@ package method
 
 import (
 	"fmt"
-	"math"
+	"slices"
 	"strconv"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/t5"
-	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
 // An SHLPT case file (testdata/t5-tiny-relu/shlpt-step*.safetensors) holds
@@ -51,61 +50,16 @@ func caseSettings(path string, meta map[string]string) (SHLPTConfig, error) {
 	return c, c.Validate()
 }
 
-// caseReader reads and checks the tensors of a case file.
-type caseReader struct {
-	f    *safetensors.File
-	path string
-}
-
-func (c caseReader) floats(name string, shape ...int) ([]float32, error) {
-	t, ok := c.f.Tensor(name)
-	if !ok {
-		return nil, fmt.Errorf("%s: tensor %q is missing", c.path, name)
-	}
-	if shape != nil && !sameInts(t.Shape, shape) {
-		return nil, fmt.Errorf("%s: tensor %q is %v, expected %v", c.path, name, t.Shape, shape)
-	}
-	return t.Float32()
-}
-
-func (c caseReader) ints(name string) ([]int64, []int, error) {
-	t, ok := c.f.Tensor(name)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: tensor %q is missing", c.path, name)
-	}
-	v, err := t.Int64()
-	return v, t.Shape, err
-}
-
-// compare checks got against expected tensor name (which must exist, with
-// the shape given) within the case tolerance of its largest magnitude.
-func (c caseReader) compare(name string, got []float32, shape []int, grad bool) (t5.CaseResult, error) {
-	want, err := c.floats(name, shape...)
+// floats returns an expected-shape float tensor of the case.
+func floats(c *t5.CaseFile, name string, shape ...int) ([]float32, error) {
+	v, got, err := c.Floats(name)
 	if err != nil {
-		return t5.CaseResult{}, err
+		return nil, err
 	}
-	if len(got) != len(want) {
-		return t5.CaseResult{}, fmt.Errorf("%s: %s has %d values, the engine gave %d", c.path, name, len(want), len(got))
+	if !slices.Equal(got, shape) {
+		return nil, fmt.Errorf("%s: tensor %q is %v, expected %v", c.Path(), name, got, shape)
 	}
-	r := t5.CaseResult{Name: name}
-	for i := range want {
-		r.Scale = math.Max(r.Scale, math.Abs(float64(want[i])))
-		d := math.Abs(float64(got[i] - want[i]))
-		if math.IsNaN(d) {
-			d = math.Inf(1)
-		}
-		r.MaxErr = math.Max(r.MaxErr, d)
-	}
-	tol := t5.CaseTol
-	if grad {
-		tol = t5.CaseGradTol
-	}
-	r.Tol = tol * r.Scale
-	if r.Scale == 0 {
-		r.Tol = tol
-	}
-	r.OK = r.MaxErr <= r.Tol
-	return r, nil
+	return v, nil
 }
 
 // CheckSHLPTCase runs the SHLPT step of the case file at path on model m
@@ -114,13 +68,12 @@ func (c caseReader) compare(name string, got []float32, shape []int, grad bool) 
 // activations, the three losses and their sum, the gradients of the prompt
 // and the estimator, and the stored prompt.
 func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
-	f, err := safetensors.Open(path)
+	c, err := t5.OpenCase(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	c := caseReader{f: f, path: path}
-	cfg, err := caseSettings(path, f.Metadata())
+	defer c.Close()
+	cfg, err := caseSettings(path, c.Metadata())
 	if err != nil {
 		return nil, err
 	}
@@ -130,39 +83,21 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 	defer m.SetTraining(wasTraining)
 	D, F := m.Config.DModel, m.Config.DFF
 
-	ids, idShape, err := c.ints("input_ids")
+	batch, err := c.Batch(m)
 	if err != nil {
 		return nil, err
 	}
-	am, amShape, err := c.ints("attention_mask")
+	defer batch.Release()
+	B, L, T := batch.InputIDs.Dim(0), batch.InputIDs.Dim(1), batch.Labels.Dim(1)
+	am, _, err := c.Ints("attention_mask")
 	if err != nil {
 		return nil, err
 	}
-	labels, lShape, err := c.ints("labels")
+	labels, _, err := c.Ints("labels")
 	if err != nil {
 		return nil, err
 	}
-	dec, dShape, err := c.ints("decoder_input_ids")
-	if err != nil {
-		return nil, err
-	}
-	if len(idShape) != 2 || !sameInts(idShape, amShape) || len(lShape) != 2 || !sameInts(lShape, dShape) || lShape[0] != idShape[0] {
-		return nil, fmt.Errorf("%s: shapes do not fit: input_ids %v, attention_mask %v, labels %v, decoder_input_ids %v",
-			path, idShape, amShape, lShape, dShape)
-	}
-	B, L, T := idShape[0], idShape[1], lShape[1]
-	V := int64(m.Config.VocabSize)
-	for _, x := range append(append([]int64(nil), ids...), dec...) {
-		if x < 0 || x >= V {
-			return nil, fmt.Errorf("%s: token id %d outside the vocabulary of %d", path, x, V)
-		}
-	}
-	for _, x := range labels {
-		if x != t5.IgnoreIndex && (x < 0 || x >= V) {
-			return nil, fmt.Errorf("%s: label %d outside the vocabulary of %d", path, x, V)
-		}
-	}
-	poolT, ok := f.Tensor("pool")
+	poolT, ok := c.Tensor("pool")
 	if !ok || len(poolT.Shape) != 3 || poolT.Shape[1] != cfg.PromptLen || poolT.Shape[2] != D {
 		return nil, fmt.Errorf("%s: tensor \"pool\" must be (P, %d, %d)", path, cfg.PromptLen, D)
 	}
@@ -171,14 +106,14 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	prompt, err := c.floats("prompt", Lp, D)
+	prompt, err := floats(c, "prompt", Lp, D)
 	if err != nil {
 		return nil, err
 	}
 	r := cfg.EstimatorRank
 	var est []HostTensor
 	for i, shape := range [][]int{{r, D}, {D, r}, {D}, {D}} {
-		v, err := c.floats(estimatorNames[i], shape...)
+		v, err := floats(c, estimatorNames[i], shape...)
 		if err != nil {
 			return nil, err
 		}
@@ -203,24 +138,12 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 		return nil, err
 	}
 
-	toI32 := func(v []int64) []int32 {
-		out := make([]int32, len(v))
-		for i, x := range v {
-			out[i] = int32(x)
-		}
-		return out
-	}
-	batch := &t5.Batch{
-		InputIDs:        e.FromInt32(toI32(ids), B, L),
-		InputMask:       e.FromFloat32(t5.AdditiveMask(am), B, L),
-		DecoderInputIDs: e.FromInt32(toI32(dec), B, T),
-		Labels:          e.FromInt32(toI32(labels), B, T),
-	}
-	defer batch.Release()
-
 	var results []t5.CaseResult
 	check := func(name string, got []float32, shape []int, grad bool) error {
-		res, err := c.compare(name, got, shape, grad)
+		if _, err := floats(c, name, shape...); err != nil {
+			return err
+		}
+		res, err := c.Compare(name, got, grad)
 		if err != nil {
 			return err
 		}
@@ -371,13 +294,7 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 				w[j] += float64(mixed[b*P+j]) / float64(B)
 			}
 		}
-		var stored []float32
-		func() {
-			defer e.NoGrad()()
-			p := s.storedPrompt(w)
-			stored, err = p.Float32s()
-			p.Release()
-		}()
+		stored, err := s.storedValues(w)
 		if err != nil {
 			return nil, err
 		}
@@ -390,13 +307,13 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 
 // checkNegatives compares the partition's negatives with the case's
 // integer tensor, exactly.
-func checkNegatives(c caseReader, negs *ag.Tensor, B, P int, results *[]t5.CaseResult) error {
-	want, shape, err := c.ints("expected.negatives")
+func checkNegatives(c *t5.CaseFile, negs *ag.Tensor, B, P int, results *[]t5.CaseResult) error {
+	want, shape, err := c.Ints("expected.negatives")
 	if err != nil {
 		return err
 	}
-	if !sameInts(shape, []int{B, P}) {
-		return fmt.Errorf("%s: expected.negatives is %v, expected %v", c.path, shape, []int{B, P})
+	if !slices.Equal(shape, []int{B, P}) {
+		return fmt.Errorf("%s: expected.negatives is %v, expected %v", c.Path(), shape, []int{B, P})
 	}
 	got, err := negs.Float32s()
 	if err != nil {

@@ -11,6 +11,7 @@ package method
 
 import (
 	"fmt"
+	"slices"
 	"hash/fnv"
 	"math/rand/v2"
 
@@ -198,22 +199,10 @@ func find(ts []HostTensor, name string, shape ...int) ([]float32, error) {
 		for _, d := range shape {
 			n *= d
 		}
-		if len(t.Data) != n || !sameInts(t.Shape, shape) {
+		if len(t.Data) != n || !slices.Equal(t.Shape, shape) {
 			return nil, fmt.Errorf("state tensor %q is %v with %d values, expected %v", name, t.Shape, len(t.Data), shape)
 		}
 		return t.Data, nil
 	}
 	return nil, fmt.Errorf("state tensor %q is missing", name)
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 	"github.com/shlpt-vk/shlpt-vk/t5"
-	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
 func TestMain(m *testing.M) { gputest.Main(m) }
@@ -522,12 +521,12 @@ func loadStepCase(t *testing.T, set func(*SHLPTConfig)) (*SHLPT, *t5.Batch, *ste
 		t.Fatal(err)
 	}
 	path := "../../testdata/t5-tiny-relu/shlpt-step.safetensors"
-	f, err := safetensors.Open(path)
+	c, err := t5.OpenCase(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	cfg, err := caseSettings(path, f.Metadata())
+	defer c.Close()
+	cfg, err := caseSettings(path, c.Metadata())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,29 +535,21 @@ func loadStepCase(t *testing.T, set func(*SHLPTConfig)) (*SHLPT, *t5.Batch, *ste
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := caseReader{f: f, path: path}
-	pool, _ := c.floats("pool")
+	pool, _, _ := c.Floats("pool")
 	D, Lp := m.Config.DModel, cfg.PromptLen
 	for j := 0; j < 3; j++ {
 		s.pool = append(s.pool, pool[j*Lp*D:(j+1)*Lp*D])
 	}
-	ids, _, _ := c.ints("input_ids")
-	am, _, _ := c.ints("attention_mask")
-	labels, _, _ := c.ints("labels")
-	dec, _, _ := c.ints("decoder_input_ids")
+	am, _, _ := c.Ints("attention_mask")
+	labels, _, _ := c.Ints("labels")
 	const B, L, T = 3, 20, 4
-	i32 := func(v []int64) []int32 {
-		out := make([]int32, len(v))
-		for i, x := range v {
-			out[i] = int32(x)
-		}
-		return out
-	}
 	if err := s.BeginTask(&Task{Name: "case", InputLen: L, TargetLen: T, BatchSize: B, EvalBatch: B}); err != nil {
 		t.Fatal(err)
 	}
-	batch := &t5.Batch{InputIDs: e.FromInt32(i32(ids), B, L), InputMask: e.FromFloat32(t5.AdditiveMask(am), B, L),
-		DecoderInputIDs: e.FromInt32(i32(dec), B, T), Labels: e.FromInt32(i32(labels), B, T)}
+	batch, err := c.Batch(m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hid, act, s0, err := s.negativePasses(batch)
 	if err != nil {
 		t.Fatal(err)

@@ -118,8 +118,8 @@ func (s *SHLPT) Name() string { return "shlpt" }
 // Config returns the settings.
 func (s *SHLPT) Config() SHLPTConfig { return s.cfg }
 
-// PoolSize is the number of stored prompts.
-func (s *SHLPT) PoolSize() int { return len(s.pool) }
+// PromptLen is the length of the prompt the encoder gets.
+func (s *SHLPT) PromptLen() int { return s.cfg.PromptLen }
 
 // Params are the prompt and the estimator's weights.
 func (s *SHLPT) Params() []*ag.Tensor { return append([]*ag.Tensor{s.prompt}, s.est.Params()...) }
@@ -310,6 +310,14 @@ func (s *SHLPT) storedPrompt(w []float64) *ag.Tensor {
 	return out
 }
 
+// storedValues reads the stored prompt for weights w (see storedPrompt).
+func (s *SHLPT) storedValues(w []float64) ([]float32, error) {
+	defer s.env.Model.Engine().NoGrad()()
+	p := s.storedPrompt(w)
+	defer p.Release()
+	return p.Float32s()
+}
+
 // EvalPrompts: a test pass uses stored prompt i alone; validation of the
 // current task uses the prompt it would be stored with now (ᾱ from the
 // current estimator), or under Quirks the live per-instance mixture.
@@ -398,18 +406,11 @@ func (s *SHLPT) EndTask() (map[string]any, error) {
 	if t == nil {
 		return nil, errors.New("shlpt: EndTask without BeginTask")
 	}
-	e := s.env.Model.Engine()
 	w, err := s.taskAlpha()
 	if err != nil {
 		return nil, err
 	}
-	var stored []float32
-	func() {
-		defer e.NoGrad()()
-		p := s.storedPrompt(w)
-		stored, err = p.Float32s()
-		p.Release()
-	}()
+	stored, err := s.storedValues(w)
 	if err != nil {
 		return nil, err
 	}

@@ -205,7 +205,7 @@ func (c *Config) Validate() error {
 	return c.SHLPT.Validate()
 }
 
-// inputPadding is the length training batches are padded to at least: the
-// reference pads every input to max_seq_len, which only matters where
-// padding is counted (SHLPT's max-pool with quirks).
+// padToMax says whether every batch is padded to MaxInputLen, as the
+// reference pads every input to max_seq_len; it only matters where padding
+// is counted (SHLPT's max-pool with quirks).
 func (c *Config) padToMax() bool { return c.SHLPT.Quirks }

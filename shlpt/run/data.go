@@ -3,7 +3,6 @@ package run
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -154,6 +153,3 @@ func dataFiles(cfg *Config, t *tasks.Task) []string {
 	}
 	return out
 }
-
-// errInterrupted reports a run stopped by a signal after its checkpoint.
-var errInterrupted = errors.New("interrupted")

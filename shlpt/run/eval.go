@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
@@ -128,11 +127,4 @@ func (ev *evaluator) decodeBatch(t *tasks.Task, b *method.Batch, pr method.Promp
 		out[i] = ev.tok.Decode(s)
 	}
 	return out, nil
-}
-
-// releaseAll frees tensors, skipping nils.
-func releaseAll(ts ...*ag.Tensor) {
-	for _, t := range ts {
-		t.Release()
-	}
 }

@@ -74,7 +74,7 @@ func configHash(c *Config) string {
 
 // ErrInterrupted is returned (wrapped) when the context is cancelled: the
 // run stopped at a step boundary after writing its checkpoint.
-var ErrInterrupted = errInterrupted
+var ErrInterrupted = errors.New("interrupted")
 
 // runner holds one run's state.
 type runner struct {

@@ -14,14 +14,21 @@ func init() {
 }
 
 func runT5Check(args []string, stdout io.Writer) error {
-	fs := newFlags("t5check", "t5check --model DIR --case FILE")
+	return runCaseCheck("t5check", "case file (safetensors with inputs and expected.* tensors)", t5.CheckCase, args, stdout)
+}
+
+// runCaseCheck is a command that loads --model, runs check on --case and
+// prints one line per expected tensor; it fails when any is beyond
+// tolerance.
+func runCaseCheck(name, caseHelp string, check func(*t5.Model, string) ([]t5.CaseResult, error), args []string, stdout io.Writer) error {
+	fs := newFlags(name, name+" --model DIR --case FILE")
 	model := fs.String("model", "", "HF model folder (config.json and model.safetensors or a sharded index)")
-	caseFile := fs.String("case", "", "case file (safetensors with inputs and expected.* tensors)")
+	caseFile := fs.String("case", "", caseHelp)
 	opts := deviceFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *model == "" || *caseFile == "" {
+	if *model == "" || *caseFile == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -36,7 +43,7 @@ func runT5Check(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer m.Release()
-	res, err := t5.CheckCase(m, *caseFile)
+	res, err := check(m, *caseFile)
 	if err != nil {
 		return err
 	}
@@ -50,7 +57,7 @@ func runT5Check(args []string, stdout io.Writer) error {
 	if failed > 0 {
 		return fmt.Errorf("%d of %d tensors beyond tolerance", failed, len(res))
 	}
-	fmt.Fprintf(stdout, "all %d tensors within tolerance (%g of each tensor's largest magnitude, %g for gradients; ids exactly)\n",
+	fmt.Fprintf(stdout, "all %d tensors within tolerance (%g of each tensor's largest magnitude, %g for gradients; integers exactly)\n",
 		len(res), t5.CaseTol, t5.CaseGradTol)
 	return d.ValidationError()
 }
