@@ -11,9 +11,9 @@ package method
 
 import (
 	"fmt"
-	"slices"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/t5"
