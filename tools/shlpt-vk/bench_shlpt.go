@@ -67,10 +67,10 @@ func runBenchSHLPT(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s on %s (batch %d, %d prompt + %d input tokens, %d target; pool of %d), median of %d runs:\n",
 		name, d, o.Batch, o.Prompt, o.Input, o.Target, *pool, o.Runs)
 	for _, r := range []t5.BenchResult{res.Plain, res.SHLPT} {
-		fmt.Fprintf(stdout, "  %-12s %10.1f ms/step %9.0f tokens/s  peak %s, %d dispatches\n",
-			r.Step, r.MsPerStep, r.TokensPerS, gpu.FormatBytes(r.PeakBytes), r.Dispatches)
+		fmt.Fprintf(stdout, "  %-12s %10.1f ms/step %9.0f tokens/s  %d dispatches\n", r.Step, r.MsPerStep, r.TokensPerS, r.Dispatches)
 	}
-	fmt.Fprintf(stdout, "  SHLPT / plain prompt tuning: %.2fx per step; negatives precomputed once per task: %.1f ms for these %d rows\n",
+	fmt.Fprintf(stdout, "  peak device memory %s (weights and pool %s)\n", gpu.FormatBytes(res.SHLPT.PeakBytes), gpu.FormatBytes(res.SHLPT.WeightBytes))
+	fmt.Fprintf(stdout, "  SHLPT / plain prompt tuning: %.2fx per step (median of back-to-back pairs); negatives precomputed once per task: %.1f ms for these %d rows\n",
 		res.Ratio, res.NegativesMs, o.Batch)
 	return d.ValidationError()
 }
