@@ -48,6 +48,9 @@ type Batch struct {
 	Index    []int
 	Examples []Example
 	Device   *t5.Batch
+	// Epoch and Step place a training batch in the task (for random draws
+	// that must repeat when a run resumes).
+	Epoch, Step int
 }
 
 // Part is one named term of a loss, for logging.
@@ -126,8 +129,10 @@ type Store interface {
 type Env struct {
 	Model *t5.Model
 	// Seed is the run's seed; methods draw random streams with Stream.
-	Seed  uint64
-	Store Store
+	Seed uint64
+	// NumTasks is the length of the task sequence.
+	NumTasks int
+	Store    Store
 	// Scratch is a folder for large temporary files (SHLPT's negatives);
 	// empty means the system's temporary folder.
 	Scratch string

@@ -12,7 +12,7 @@ import (
 
 // SHLPTConfig holds SHLPT's settings (paper Eq. 3–12; reference §3).
 type SHLPTConfig struct {
-	PromptLen int     `json:"prompt_len"`
+	PromptLen int     `json:"-"`       // the run's --prompt-len
 	Delta     float64 `json:"delta"`   // threshold δ of the partition
 	TauSim    float64 `json:"tau_sim"` // softmax temperature of the estimator
 	// AllDissimilar treats every earlier task as dissimilar and mixes

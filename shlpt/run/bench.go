@@ -129,7 +129,7 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 			return nil, err
 		}
 		t1 := time.Now()
-		if _, _, err := sl.run(m, train, rows); err != nil {
+		if _, _, err := sl.run(m, train, rows, 0, i+1); err != nil {
 			return nil, err
 		}
 		if i >= 0 {

@@ -60,6 +60,14 @@ type Config struct {
 	// diagonal FWT is measured against ("" for none).
 	PerTaskScores string `json:"per_task_scores"`
 
+	// PromptLen is the prompt length: of the task's prompt (shlpt,
+	// per-task, continual-init), of each task's prompt (progprompt), of
+	// each pool prompt (l2p) or of each component (coda).
+	PromptLen int `json:"prompt_len"`
+	// Multitask trains every task of the sequence at once with one prompt
+	// (the usual upper reference) instead of one after another.
+	Multitask bool `json:"multitask"`
+
 	SHLPT method.SHLPTConfig `json:"shlpt"`
 }
 
@@ -94,7 +102,19 @@ func LookupBenchmark(name string) (Benchmark, error) {
 }
 
 // Methods lists the method names the runner knows.
-func Methods() []string { return []string{"shlpt"} }
+func Methods() []string { return []string{"shlpt", "per-task", "continual-init"} }
+
+// MethodDefaults are the settings whose defaults depend on the method (the
+// defaults of its paper, or of the SHLPT reference's model sets).
+type MethodDefaults struct {
+	PromptLen       int
+	LR, WeightDecay float64
+}
+
+// DefaultsFor returns the method's defaults.
+func DefaultsFor(methodName string) MethodDefaults {
+	return MethodDefaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5}
+}
 
 // DefaultConfig is the reference's configuration for a benchmark ("" for
 // an explicit task list, which gets the Standard CL settings).
@@ -107,6 +127,8 @@ func DefaultConfig(benchmark string) (Config, error) {
 		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5,
 		SHLPT: method.DefaultSHLPT(),
 	}
+	d := DefaultsFor(c.Method)
+	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
 	name := benchmark
 	if name == "" {
 		name = "std"
@@ -190,6 +212,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("learning rate %v must be positive", c.LR)
 	case !(c.WeightDecay >= 0) || !(c.MaxGradNorm >= 0):
 		return fmt.Errorf("weight decay %v and gradient clipping %v must not be negative", c.WeightDecay, c.MaxGradNorm)
+	case c.PromptLen < 1:
+		return fmt.Errorf("prompt length %d must be at least 1", c.PromptLen)
 	case c.MaxInputLen < 2:
 		return fmt.Errorf("max input length %d must be at least 2", c.MaxInputLen)
 	case c.NumBeams < 1:

@@ -38,7 +38,7 @@ func testConfig(t *testing.T) Config {
 	c.KTrain, c.KVal, c.KTest = 6, 2, 3
 	c.Epochs, c.EvalFrom, c.Patience = 3, 0, 5
 	c.MaxInputLen = 40
-	c.SHLPT.PromptLen = 5
+	c.PromptLen = 5
 	c.SHLPT.Delta, c.SHLPT.TauSim = 0.45, 0.05
 	c.Seed = 3
 	return c
@@ -219,7 +219,7 @@ func TestRunEndToEnd(t *testing.T) {
 	var info Info
 	cb, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if err := json.Unmarshal(cb, &info); err != nil || info.ModelSHA256 == "" || len(info.DataSHA256) != 3 || info.Device == "" ||
-		info.Settings.SHLPT.PromptLen != 5 {
+		info.Settings.PromptLen != 5 {
 		t.Errorf("config.json: %s (%v)", cb, err)
 	}
 }

@@ -212,7 +212,7 @@ func (r *runner) prepare() error {
 	}
 	r.hash = configHash(cfg)
 	r.ev = &evaluator{m: r.m, tok: r.tok, cfg: cfg}
-	env := &method.Env{Model: r.m, Seed: cfg.Seed, Store: dirStore{r.dir}, Scratch: scratch, Logf: r.rep.Logf}
+	env := &method.Env{Model: r.m, Seed: cfg.Seed, NumTasks: len(cfg.Tasks), Store: dirStore{r.dir}, Scratch: scratch, Logf: r.rep.Logf}
 	r.meth, err = newMethod(cfg, env)
 	return err
 }
@@ -277,7 +277,10 @@ func newMethod(cfg *Config, env *method.Env) (method.Method, error) {
 	switch cfg.Method {
 	case "shlpt":
 		c := cfg.SHLPT
+		c.PromptLen = cfg.PromptLen
 		return method.NewSHLPT(env, c)
+	case "per-task", "continual-init":
+		return method.NewPromptTuning(env, cfg.PromptLen, cfg.Method == "continual-init")
 	}
 	return nil, fmt.Errorf("unknown method %q", cfg.Method)
 }

@@ -153,7 +153,7 @@ func (r *runner) trainEpoch(ctx context.Context, task *method.Task, td *taskData
 			}
 			slots[len(rows)] = sl
 		}
-		loss, parts, err := sl.run(r.m, td.train, rows)
+		loss, parts, err := sl.run(r.m, td.train, rows, ep, s)
 		if err != nil {
 			return fmt.Errorf("task %s epoch %d step %d: %w", task.Name, ep+1, s+1, err)
 		}
@@ -264,6 +264,9 @@ func recordSlot(m *t5.Model, meth method.Method, opt *ag.AdamW, task *method.Tas
 	sl := &slot{batch: batch, step: step}
 	sl.prog, err = e.Capture(func() error {
 		loss, parts := step.Loss(&method.Batch{Device: batch})
+		if loss == nil {
+			return fmt.Errorf("the step's forward pass failed: %w", e.Err())
+		}
 		if err := e.Backward(loss); err != nil {
 			return err
 		}
@@ -281,7 +284,7 @@ func recordSlot(m *t5.Model, meth method.Method, opt *ag.AdamW, task *method.Tas
 
 // run writes rows (indices into train) into the slot, runs its program and
 // reads the loss and its parts.
-func (sl *slot) run(m *t5.Model, train []method.Example, rows []int) (float64, map[string]float64, error) {
+func (sl *slot) run(m *t5.Model, train []method.Example, rows []int, epoch, step int) (float64, map[string]float64, error) {
 	exs := make([]method.Example, len(rows))
 	inputs := make([][]int, len(rows))
 	targets := make([][]int, len(rows))
@@ -292,7 +295,7 @@ func (sl *slot) run(m *t5.Model, train []method.Example, rows []int) (float64, m
 	if err := m.WriteBatch(sl.batch, inputs, targets); err != nil {
 		return 0, nil, err
 	}
-	if err := sl.step.Write(&method.Batch{Index: rows, Examples: exs, Device: sl.batch}); err != nil {
+	if err := sl.step.Write(&method.Batch{Index: rows, Examples: exs, Device: sl.batch, Epoch: epoch, Step: step}); err != nil {
 		return 0, nil, err
 	}
 	if err := sl.prog.Run(); err != nil {

@@ -76,7 +76,7 @@ func newTrainFlags(base run.Config) *trainFlags {
 	fs.BoolVar(&c.MultiRCAccumulate, "multirc-accumulate", c.MultiRCAccumulate, "reference behaviour: each MultiRC input repeats its passage's earlier blocks")
 	fs.StringVar(&c.PerTaskScores, "per-task-scores", c.PerTaskScores, "results.json of a per-task prompt-tuning run: FWT is measured against its scores")
 	s := &c.SHLPT
-	fs.IntVar(&s.PromptLen, "prompt-len", s.PromptLen, "soft prompt length")
+	fs.IntVar(&c.PromptLen, "prompt-len", c.PromptLen, "soft prompt length (default: the method's; 150 for shlpt, per-task and continual-init)")
 	fs.Float64Var(&s.Delta, "delta", s.Delta, "SHLPT: similarity threshold δ (default: the benchmark's, 0.06 or 1.5)")
 	fs.Float64Var(&s.TauSim, "tau-sim", s.TauSim, "SHLPT: temperature of the similarity softmax")
 	fs.BoolVar(&s.AllDissimilar, "all-dissimilar", s.AllDissimilar, "SHLPT: treat every earlier task as dissimilar (the Negative Transfer setting; default with --benchmark nt)")
@@ -141,6 +141,16 @@ func (f *trainFlags) resolve() (run.Config, error) {
 		}
 	}
 	c.Dropout = !f.noDropout
+	d := run.DefaultsFor(c.Method)
+	if !fs.Changed("prompt-len") {
+		c.PromptLen = d.PromptLen
+	}
+	if !fs.Changed("lr") {
+		c.LR = d.LR
+	}
+	if !fs.Changed("weight-decay") {
+		c.WeightDecay = d.WeightDecay
+	}
 	if err := absPaths(&c); err != nil {
 		return c, err
 	}
