@@ -174,23 +174,27 @@ func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 }
 
 // checkAgainst checks a decoded checkpoint's position against the run.
-func (c *checkpoint) checkAgainst(path, configHash string, cfg *Config, stepsPerEpoch func(task int) int) error {
+func (c *checkpoint) checkAgainst(path, configHash string, cfg *Config, stages int, stepsPerStage func(stage int) int) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
 	T := len(cfg.Tasks)
+	rows := c.Task // rows of the results a finished stage fills
+	if cfg.Multitask {
+		rows = c.Task * T
+	}
 	switch {
 	case c.ConfigHash != configHash:
 		return bad("the checkpoint belongs to another configuration than %s", ConfigFile)
-	case c.Task < 0 || c.Task > T || (c.Task == T && c.Started):
-		return bad("task %d is outside the sequence of %d", c.Task, T)
+	case c.Task < 0 || c.Task > stages || (c.Task == stages && c.Started):
+		return bad("task %d is outside the sequence of %d", c.Task, stages)
 	case c.Epoch < 0 || c.Epoch > cfg.Epochs || c.Step < 0:
 		return bad("epoch %d step %d is outside the %d epochs", c.Epoch, c.Step, cfg.Epochs)
-	case c.Started && c.Step >= stepsPerEpoch(c.Task):
-		return bad("step %d is past the epoch's %d steps", c.Step, stepsPerEpoch(c.Task))
+	case c.Started && c.Step >= stepsPerStage(c.Task):
+		return bad("step %d is past the epoch's %d steps", c.Step, stepsPerStage(c.Task))
 	case c.MetricsLen < 0:
 		return bad("negative metrics length")
-	case c.Results.StagesDone != c.Task || len(c.Results.Tasks) != T ||
+	case c.Results.StagesDone != rows || len(c.Results.Tasks) != T ||
 		len(c.Results.Matrix.Valid) != T || len(c.Results.Matrix.Test) != T || len(c.Results.PerTask) != c.Task:
 		return bad("the results do not match task %d of %d", c.Task, T)
 	}

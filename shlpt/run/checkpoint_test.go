@@ -69,7 +69,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = c.checkAgainst("ck", "abc", &cfg, func(int) int { return 2 })
+		_ = c.checkAgainst("ck", "abc", &cfg, 2, func(int) int { return 2 })
 	})
 }
 

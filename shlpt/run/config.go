@@ -68,7 +68,10 @@ type Config struct {
 	// (the usual upper reference) instead of one after another.
 	Multitask bool `json:"multitask"`
 
-	SHLPT method.SHLPTConfig `json:"shlpt"`
+	SHLPT      method.SHLPTConfig      `json:"shlpt"`
+	ProgPrompt method.ProgPromptConfig `json:"progprompt"`
+	EWC        method.EWCConfig        `json:"ewc"`
+	ER         method.ERConfig         `json:"er"`
 }
 
 // Benchmark is one of the reference's experiments (reference §0).
@@ -102,7 +105,18 @@ func LookupBenchmark(name string) (Benchmark, error) {
 }
 
 // Methods lists the method names the runner knows.
-func Methods() []string { return []string{"shlpt", "per-task", "continual-init"} }
+func Methods() []string {
+	return []string{"shlpt", "per-task", "continual-init", "progprompt", "finetune", "ewc", "er"}
+}
+
+// fullWeight reports whether a method trains every weight of the model.
+func fullWeight(methodName string) bool {
+	switch methodName {
+	case "finetune", "ewc", "er":
+		return true
+	}
+	return false
+}
 
 // MethodDefaults are the settings whose defaults depend on the method (the
 // defaults of its paper, or of the SHLPT reference's model sets).
@@ -111,8 +125,17 @@ type MethodDefaults struct {
 	LR, WeightDecay float64
 }
 
-// DefaultsFor returns the method's defaults.
+// DefaultsFor returns the method's defaults: the SHLPT reference's prompt
+// tuning (150 tokens, lr 0.3, weight decay 1e-5), Progressive Prompts' 10
+// tokens per task, and the reference's full-model settings (lr 1e-4,
+// weight decay 0.01; no prompt).
 func DefaultsFor(methodName string) MethodDefaults {
+	switch {
+	case methodName == "progprompt":
+		return MethodDefaults{PromptLen: method.DefaultProgPrompt().PromptLen, LR: 0.3, WeightDecay: 1e-5}
+	case fullWeight(methodName):
+		return MethodDefaults{PromptLen: 0, LR: 1e-4, WeightDecay: 0.01}
+	}
 	return MethodDefaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5}
 }
 
@@ -125,7 +148,8 @@ func DefaultConfig(benchmark string) (Config, error) {
 		BatchSize: 8, EvalBatchSize: 16, LR: 0.3, WeightDecay: 1e-5, MaxGradNorm: 1,
 		MaxInputLen: tasks.MaxInputLen, Dropout: true,
 		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5,
-		SHLPT: method.DefaultSHLPT(),
+		SHLPT: method.DefaultSHLPT(), ProgPrompt: method.DefaultProgPrompt(),
+		EWC: method.DefaultEWC(), ER: method.DefaultER(),
 	}
 	d := DefaultsFor(c.Method)
 	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
@@ -212,8 +236,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("learning rate %v must be positive", c.LR)
 	case !(c.WeightDecay >= 0) || !(c.MaxGradNorm >= 0):
 		return fmt.Errorf("weight decay %v and gradient clipping %v must not be negative", c.WeightDecay, c.MaxGradNorm)
-	case c.PromptLen < 1:
+	case c.PromptLen < 1 && !fullWeight(c.Method):
 		return fmt.Errorf("prompt length %d must be at least 1", c.PromptLen)
+	case c.Multitask && fullWeight(c.Method):
+		return fmt.Errorf("--multitask trains one prompt: use a prompt method (per-task), not %s", c.Method)
 	case c.MaxInputLen < 2:
 		return fmt.Errorf("max input length %d must be at least 2", c.MaxInputLen)
 	case c.NumBeams < 1:

@@ -20,6 +20,9 @@ type Results struct {
 	// tasks (rows of the matrices).
 	Complete   bool `json:"complete"`
 	StagesDone int  `json:"stages_done"`
+	// Multitask marks a run that trained every task at once: only the last
+	// row of the matrices is filled.
+	Multitask bool `json:"multitask,omitempty"`
 	// Matrix holds R[t][i], the score on task i after training through
 	// task t, for the valid and test sets; null above the diagonal and for
 	// stages not run yet.
@@ -81,6 +84,22 @@ func (r *Results) finishStage(baseline []float64) error {
 	r.Complete = r.StagesDone == len(r.Tasks)
 	n := r.StagesDone
 	r.Average, r.BWT, r.FWT = map[string]float64{}, nil, nil
+	if r.Multitask {
+		for _, split := range []struct {
+			name string
+			row  []*float64
+		}{{"valid", r.Matrix.Valid[n-1]}, {"test", r.Matrix.Test[n-1]}} {
+			s := 0.0
+			for i, v := range split.row {
+				if v == nil {
+					return fmt.Errorf("results: no %s score for task %d", split.name, i)
+				}
+				s += *v
+			}
+			r.Average[split.name] = s / float64(len(split.row))
+		}
+		return nil
+	}
 	for _, split := range []struct {
 		name string
 		m    [][]*float64

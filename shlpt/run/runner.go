@@ -97,6 +97,7 @@ type runner struct {
 	// metricsLen is the length of metrics.jsonl after the last line.
 	metricsLen int64
 	lock       *os.File // held while the run writes the directory
+	stageList  []*stage
 }
 
 // Run trains the configured sequence in opt.Dir and returns the results.
@@ -174,6 +175,9 @@ func (r *runner) prepare() error {
 		return err
 	}
 	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {
+		return err
+	}
+	if err := r.checkFullWeightMemory(); err != nil {
 		return err
 	}
 
@@ -281,14 +285,18 @@ func newMethod(cfg *Config, env *method.Env) (method.Method, error) {
 		return method.NewSHLPT(env, c)
 	case "per-task", "continual-init":
 		return method.NewPromptTuning(env, cfg.PromptLen, cfg.Method == "continual-init")
+	case "progprompt":
+		c := cfg.ProgPrompt
+		c.PromptLen = cfg.PromptLen
+		return method.NewProgPrompt(env, c)
+	case "finetune":
+		return method.NewFinetune(env)
+	case "ewc":
+		return method.NewEWC(env, cfg.EWC)
+	case "er":
+		return method.NewER(env, cfg.ER)
 	}
 	return nil, fmt.Errorf("unknown method %q", cfg.Method)
-}
-
-// stepsPerEpoch is the number of training batches of task t.
-func (r *runner) stepsPerEpoch(t int) int {
-	n := len(r.data[t].train)
-	return (n + r.cfg.BatchSize - 1) / r.cfg.BatchSize
 }
 
 // loop runs the tasks from the checkpoint (or the start) to the end.
@@ -303,8 +311,10 @@ func (r *runner) loop(ctx context.Context) (*Results, error) {
 	metricsLen := int64(0)
 	first := 0
 	r.res = newResults(r.cfg.Method, r.cfg.Tasks)
+	r.res.Multitask = r.cfg.Multitask
+	stages := r.stages()
 	if ck != nil {
-		if err := ck.checkAgainst(filepath.Join(r.dir, CheckpointFile), r.hash, &r.cfg, r.stepsPerEpoch); err != nil {
+		if err := ck.checkAgainst(filepath.Join(r.dir, CheckpointFile), r.hash, &r.cfg, len(stages), r.stepsPerStage); err != nil {
 			return nil, err
 		}
 		r.res = ck.Results
@@ -314,19 +324,22 @@ func (r *runner) loop(ctx context.Context) (*Results, error) {
 		if err := r.meth.SetState(ck.method); err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
-		r.rep.Logf("resuming %s at task %d/%d (%s), epoch %d, step %d", r.dir, ck.Task+1, len(r.cfg.Tasks),
-			taskName(r.cfg.Tasks, ck.Task), ck.Epoch+1, ck.Step)
+		name := "done"
+		if ck.Task < len(stages) {
+			name = stages[ck.Task].task.Name
+		}
+		r.rep.Logf("resuming %s at task %d/%d (%s), epoch %d, step %d", r.dir, ck.Task+1, len(stages), name, ck.Epoch+1, ck.Step)
 	}
 	if err := truncateMetrics(filepath.Join(r.dir, MetricsFile), metricsLen); err != nil {
 		return nil, err
 	}
 	r.metricsLen = metricsLen
-	for t := first; t < len(r.data); t++ {
+	for t := first; t < len(stages); t++ {
 		var at *checkpoint
 		if ck != nil && ck.Task == t {
 			at = ck
 		}
-		if err := r.runTask(ctx, t, at); err != nil {
+		if err := r.runStage(ctx, stages[t], at); err != nil {
 			return nil, err
 		}
 	}
@@ -334,13 +347,6 @@ func (r *runner) loop(ctx context.Context) (*Results, error) {
 		return nil, err
 	}
 	return r.res, nil
-}
-
-func taskName(names []string, t int) string {
-	if t < len(names) {
-		return names[t]
-	}
-	return "done"
 }
 
 // truncateMetrics cuts metrics.jsonl to n bytes (creating it when absent):

@@ -8,6 +8,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
@@ -53,17 +54,72 @@ func (r *runner) promptLen() int {
 	return 0
 }
 
-// runTask trains task t (from ck when it holds the task's position), then
-// stores it and scores every seen task.
-func (r *runner) runTask(ctx context.Context, t int, ck *checkpoint) error {
+// stage is what one pass of the loop trains: a task of the sequence, or
+// with Multitask every task at once.
+type stage struct {
+	task *method.Task
+	// scored are the sequence's tasks it is validated and scored on: the
+	// task itself (validation) and every task seen so far (test), or all.
+	scored []int
+	// row is the results row its scores fill.
+	row int
+}
+
+// stages lists the loop's stages (built once).
+func (r *runner) stages() []*stage {
+	if r.stageList == nil {
+		r.stageList = r.buildStages()
+	}
+	return r.stageList
+}
+
+func (r *runner) buildStages() []*stage {
 	cfg := &r.cfg
-	td := r.data[t]
+	newTask := func(i int, name string, train []method.Example, inputLen, targetLen int) *method.Task {
+		return &method.Task{Index: i, Name: name, Train: train, InputLen: inputLen, TargetLen: targetLen,
+			BatchSize: cfg.BatchSize, EvalBatch: cfg.EvalBatchSize}
+	}
+	if cfg.Multitask {
+		st := &stage{row: len(r.data) - 1}
+		var train []method.Example
+		inputLen, targetLen := 1, 1
+		for i, td := range r.data {
+			train = append(train, td.train...)
+			inputLen, targetLen = max(inputLen, td.inputLen), max(targetLen, td.task.TargetLen)
+			st.scored = append(st.scored, i)
+		}
+		// One order for the union, from its own stream.
+		perm := method.Stream(cfg.Seed, "multitask-order").Perm(len(train))
+		mixed := make([]method.Example, len(train))
+		for i, k := range perm {
+			mixed[i] = train[k]
+		}
+		st.task = newTask(0, "multitask", mixed, inputLen, targetLen)
+		return []*stage{st}
+	}
+	var out []*stage
+	for t, td := range r.data {
+		out = append(out, &stage{task: newTask(t, td.task.Name, td.train, td.inputLen, td.task.TargetLen), scored: []int{t}, row: t})
+	}
+	return out
+}
+
+// stepsPerStage is the number of training batches of stage i.
+func (r *runner) stepsPerStage(i int) int {
+	n := len(r.stages()[i].task.Train)
+	return (n + r.cfg.BatchSize - 1) / r.cfg.BatchSize
+}
+
+// runStage trains a stage (from ck when it holds the stage's position),
+// then stores it and scores the tasks.
+func (r *runner) runStage(ctx context.Context, sg *stage, ck *checkpoint) error {
+	cfg := &r.cfg
 	m := r.m
+	task := sg.task
+	t := task.Index
 	began := time.Now()
-	task := &method.Task{Index: t, Name: td.task.Name, Train: td.train, InputLen: td.inputLen,
-		TargetLen: td.task.TargetLen, BatchSize: cfg.BatchSize, EvalBatch: cfg.EvalBatchSize}
-	r.rep.Logf("task %d/%d: %s (%d train, %d valid, %d test examples; inputs padded to %d tokens)",
-		t+1, len(r.data), task.Name, len(td.train), len(td.valid), len(td.test), task.InputLen)
+	r.rep.Logf("task %d/%d: %s (%d train examples; inputs padded to %d tokens)",
+		t+1, len(r.stages()), task.Name, len(task.Train), task.InputLen)
 
 	m.SetTraining(cfg.Dropout)
 	if err := m.SetDropoutSeed(seed32(cfg.Seed, "dropout-begin", t)); err != nil {
@@ -104,9 +160,9 @@ func (r *runner) runTask(ctx context.Context, t int, ck *checkpoint) error {
 			s.release()
 		}
 	}()
-	steps := r.stepsPerEpoch(t)
+	steps := (len(task.Train) + cfg.BatchSize - 1) / cfg.BatchSize
 	for ; st.epoch < cfg.Epochs && !st.stopped; st.epoch++ {
-		if err := r.trainEpoch(ctx, task, td, &st, slots, steps, began); err != nil {
+		if err := r.trainEpoch(ctx, sg, &st, slots, steps, began); err != nil {
 			return err
 		}
 	}
@@ -115,15 +171,36 @@ func (r *runner) runTask(ctx context.Context, t int, ck *checkpoint) error {
 			return err
 		}
 	}
-	return r.finishTask(task, td, &st, began)
+	return r.finishStage(sg, &st, began)
+}
+
+// validate scores the stage's tasks on their valid sets with the method's
+// validation prompts: the mean primary metric in percent.
+func (r *runner) validate(sg *stage) (float64, error) {
+	pr, err := r.meth.EvalPrompts(method.Validation, sg.task.Index)
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Release()
+	sum := 0.0
+	for _, i := range sg.scored {
+		d := r.data[i]
+		res, err := r.ev.evaluate(d, d.data.Valid, d.valid, pr)
+		if err != nil {
+			return 0, fmt.Errorf("task %s: validation: %w", d.task.Name, err)
+		}
+		sum += 100 * res.Primary().Value
+	}
+	return sum / float64(len(sg.scored)), nil
 }
 
 // trainEpoch runs the rest of epoch st.epoch, validates and checkpoints.
-func (r *runner) trainEpoch(ctx context.Context, task *method.Task, td *taskData, st *trainState, slots map[int]*slot, steps int, began time.Time) error {
+func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slots map[int]*slot, steps int, began time.Time) error {
 	cfg := &r.cfg
 	m := r.m
+	task := sg.task
 	t, ep := task.Index, st.epoch
-	N := len(td.train)
+	N := len(task.Train)
 	perm := method.Stream(cfg.Seed, "shuffle", t, ep).Perm(N)
 	seed := st.dropoutSeed
 	if st.step == 0 {
@@ -137,7 +214,7 @@ func (r *runner) trainEpoch(ctx context.Context, task *method.Task, td *taskData
 		return err
 	}
 	m.SetTraining(cfg.Dropout)
-	r.rep.BeginEpoch(task.Name, t, len(r.data), ep, cfg.Epochs, steps)
+	r.rep.BeginEpoch(task.Name, t, len(r.stages()), ep, cfg.Epochs, steps)
 	r.e.Device().ResetPeak()
 	for s := st.step; s < steps; s++ {
 		if ctx.Err() != nil {
@@ -153,7 +230,7 @@ func (r *runner) trainEpoch(ctx context.Context, task *method.Task, td *taskData
 			}
 			slots[len(rows)] = sl
 		}
-		loss, parts, err := sl.run(r.m, td.train, rows, ep, s)
+		loss, parts, err := sl.run(r.m, task.Train, rows, ep, s)
 		if err != nil {
 			return fmt.Errorf("task %s epoch %d step %d: %w", task.Name, ep+1, s+1, err)
 		}
@@ -183,16 +260,10 @@ func (r *runner) trainEpoch(ctx context.Context, task *method.Task, td *taskData
 	}
 	if ep >= min(cfg.EvalFrom, cfg.Epochs-1) {
 		evalStart := time.Now()
-		pr, err := r.meth.EvalPrompts(method.Validation, t)
+		score, err := r.validate(sg)
 		if err != nil {
 			return err
 		}
-		res, err := r.ev.evaluate(td, td.data.Valid, td.valid, pr)
-		pr.Release()
-		if err != nil {
-			return fmt.Errorf("task %s: validation: %w", task.Name, err)
-		}
-		score := 100 * res.Primary().Value
 		line.Valid = &score
 		if st.best == nil || score > *st.best {
 			st.best, st.bestEpoch, st.bad = &score, ep, 0
@@ -349,55 +420,62 @@ func (r *runner) save(ck *checkpoint, started bool) error {
 	return saveCheckpoint(r.dir, ck)
 }
 
-// finishTask stores the task and scores every seen task on its valid and
-// test sets.
-func (r *runner) finishTask(task *method.Task, td *taskData, st *trainState, began time.Time) error {
+// finishStage stores the stage's task and scores the tasks seen so far
+// (each with its own stored state), or with Multitask every task with the
+// one prompt, on their valid and test sets.
+func (r *runner) finishStage(sg *stage, st *trainState, began time.Time) error {
+	task := sg.task
 	t := task.Index
 	details, err := r.meth.EndTask()
 	if err != nil {
 		return fmt.Errorf("task %s: %w", task.Name, err)
 	}
 	evalStart := time.Now()
-	tr := TaskResult{Task: task.Name, Index: t, TrainExamples: len(td.train), ValidExamples: len(td.valid),
-		TestExamples: len(td.test), Truncated: td.truncated, EpochsRun: st.epoch, StoppedEarly: st.stopped,
+	tr := TaskResult{Task: task.Name, Index: t, TrainExamples: len(task.Train), EpochsRun: st.epoch, StoppedEarly: st.stopped,
 		BestEpoch: st.bestEpoch, BestValid: st.best, Method: details, Scores: map[string]map[string]float64{}}
-	for i := 0; i <= t; i++ {
+	seen := sg.scored
+	if !r.cfg.Multitask {
+		seen = nil
+		for i := 0; i <= t; i++ {
+			seen = append(seen, i)
+		}
+		td := r.data[t]
+		tr.ValidExamples, tr.TestExamples, tr.Truncated = len(td.valid), len(td.test), td.truncated
+	}
+	for _, i := range seen {
 		d := r.data[i]
+		with := i
+		if r.cfg.Multitask {
+			with = t
+		}
 		for _, split := range []struct {
 			name string
-			raw  int
-		}{{"valid", 0}, {"test", 1}} {
-			pr, err := r.meth.EvalPrompts(method.Test, i)
+			raw  []tasks.Example
+			exs  []method.Example
+			into [][]*float64
+		}{{"valid", d.data.Valid, d.valid, r.res.Matrix.Valid}, {"test", d.data.Test, d.test, r.res.Matrix.Test}} {
+			pr, err := r.meth.EvalPrompts(method.Test, with)
 			if err != nil {
 				return err
 			}
-			raw, exs := d.data.Valid, d.valid
-			if split.raw == 1 {
-				raw, exs = d.data.Test, d.test
-			}
-			res, err := r.ev.evaluate(d, raw, exs, pr)
+			res, err := r.ev.evaluate(d, split.raw, split.exs, pr)
 			pr.Release()
 			if err != nil {
 				return fmt.Errorf("scoring task %s after task %s: %w", d.task.Name, task.Name, err)
 			}
-			v := pct(res.Primary().Value)
-			if split.raw == 0 {
-				r.res.Matrix.Valid[t][i] = v
-			} else {
-				r.res.Matrix.Test[t][i] = v
-			}
-			if i == t {
+			split.into[sg.row][i] = pct(res.Primary().Value)
+			r.res.Metric[i] = res.Primary().Name
+			if i == t && !r.cfg.Multitask {
 				tr.Scores[split.name] = scoreMap(res)
-				r.res.Metric[t] = res.Primary().Name
 			}
 		}
-		r.rep.Logf("after task %d/%d (%s): %s valid %.2f test %.2f", t+1, len(r.data), task.Name, d.task.Name,
-			*r.res.Matrix.Valid[t][i], *r.res.Matrix.Test[t][i])
+		r.rep.Logf("after task %d/%d (%s): %s valid %.2f test %.2f", t+1, len(r.stages()), task.Name, d.task.Name,
+			*r.res.Matrix.Valid[sg.row][i], *r.res.Matrix.Test[sg.row][i])
 	}
 	r.res.Timing.EvalSeconds += time.Since(evalStart).Seconds()
 	tr.Seconds = st.seconds + time.Since(began).Seconds()
 	r.res.PerTask = append(r.res.PerTask, tr)
-	r.res.StagesDone = t + 1
+	r.res.StagesDone = sg.row + 1
 	if err := r.writeResults(); err != nil {
 		return err
 	}

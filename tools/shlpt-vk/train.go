@@ -76,7 +76,7 @@ func newTrainFlags(base run.Config) *trainFlags {
 	fs.BoolVar(&c.MultiRCAccumulate, "multirc-accumulate", c.MultiRCAccumulate, "reference behaviour: each MultiRC input repeats its passage's earlier blocks")
 	fs.StringVar(&c.PerTaskScores, "per-task-scores", c.PerTaskScores, "results.json of a per-task prompt-tuning run: FWT is measured against its scores")
 	s := &c.SHLPT
-	fs.IntVar(&c.PromptLen, "prompt-len", c.PromptLen, "soft prompt length (default: the method's; 150 for shlpt, per-task and continual-init)")
+	fs.IntVar(&c.PromptLen, "prompt-len", c.PromptLen, "soft prompt length (default: the method's: 150 for shlpt, per-task and continual-init, 10 per task for progprompt)")
 	fs.Float64Var(&s.Delta, "delta", s.Delta, "SHLPT: similarity threshold δ (default: the benchmark's, 0.06 or 1.5)")
 	fs.Float64Var(&s.TauSim, "tau-sim", s.TauSim, "SHLPT: temperature of the similarity softmax")
 	fs.BoolVar(&s.AllDissimilar, "all-dissimilar", s.AllDissimilar, "SHLPT: treat every earlier task as dissimilar (the Negative Transfer setting; default with --benchmark nt)")
@@ -89,6 +89,12 @@ func newTrainFlags(base run.Config) *trainFlags {
 	fs.BoolVar(&s.NoASC, "no-asc", s.NoASC, "SHLPT ablation -ASC: no activation contrastive loss")
 	fs.BoolVar(&s.NoHSC, "no-hsc", s.NoHSC, "SHLPT ablation -HSC: no hidden-state contrastive loss")
 	fs.BoolVar(&s.NoSTT, "no-stt", s.NoSTT, "SHLPT ablation -STT: no similar-task prompts mixed into the new one")
+	fs.BoolVar(&c.Multitask, "multitask", c.Multitask, "train every task of the sequence at once with one prompt (the usual upper reference; method per-task)")
+	fs.BoolVar(&c.ProgPrompt.MLP, "progprompt-mlp", c.ProgPrompt.MLP, "progprompt: train each new prompt through a residual MLP (stored as its output)")
+	fs.IntVar(&c.ProgPrompt.Bottleneck, "progprompt-bottleneck", c.ProgPrompt.Bottleneck, "progprompt: the MLP's bottleneck")
+	fs.Float64Var(&c.EWC.Lambda, "ewc-lambda", c.EWC.Lambda, "ewc: weight of the penalty")
+	fs.Float64Var(&c.EWC.Gamma, "ewc-gamma", c.EWC.Gamma, "ewc: decay of the accumulated Fisher information")
+	fs.IntVar(&c.ER.Memory, "er-memory", c.ER.Memory, "er: examples kept in the replay memory (reservoir sampling)")
 	fs.BoolVar(&s.Quirks, "quirks", s.Quirks, "reproduce the authors' code where shlpt-vk's default differs (see docs/shlpt.md)")
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing but errors and the final results")
 	return f
