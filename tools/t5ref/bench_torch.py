@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch CPU baseline for the T5 prompt-tuning step benchmark.
+"""PyTorch baseline (CPU, or CUDA with --device cuda) for the T5 prompt-tuning
+step benchmark.
 
 Runs the T5 of make_case.py (same semantics as HF T5ForConditionalGeneration)
 in float32 with random weights, on the shapes of `shlpt-vk bench t5`:
@@ -80,7 +81,8 @@ def run_one(args):
     torch.manual_seed(args.seed)
     cfg = make_config(args.config)
     gen = torch.Generator().manual_seed(args.seed)
-    w = random_weights(cfg, gen)
+    dev = torch.device(args.device)
+    w = {k: v.to(dev) for k, v in random_weights(cfg, gen).items()}
     B, Lp, L, T = args.batch, args.prompt, args.input, args.target
     V = cfg.vocab_size
     inp = {
@@ -91,7 +93,8 @@ def run_one(args):
     inp["input_ids"][:, -1] = cfg.eos_id
     inp["labels"][:, -1] = cfg.eos_id
     inp["decoder_input_ids"] = ref.shift_right(inp["labels"], cfg.start_id)
-    prompt = (0.5 * torch.randn(Lp, cfg.d_model, generator=gen)).requires_grad_(True)
+    inp = {k: v.to(dev) for k, v in inp.items()}
+    prompt = (0.5 * torch.randn(Lp, cfg.d_model, generator=gen)).to(dev).requires_grad_(True)
     opt = torch.optim.AdamW([prompt], lr=0.3, weight_decay=1e-5)
 
     if args.only == "train":
@@ -108,22 +111,31 @@ def run_one(args):
             with torch.no_grad():
                 return ref.forward(w, cfg, inp, prompt.detach())["loss"]
 
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(args.warmup):
         loss = step()
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(args.runs):
         t0 = time.perf_counter()
         loss = step()
+        sync()
         times.append(time.perf_counter() - t0)
     if not math.isfinite(float(loss)):
         raise SystemExit(f"loss is {float(loss)}")
     med = statistics.median(times)
     print(json.dumps({
-        "impl": "torch-cpu", "config": args.config, "step": args.only,
+        "impl": "torch-" + dev.type, "config": args.config, "step": args.only,
         "batch": B, "prompt": Lp, "input": L, "target": T,
         "ms_per_step": round(med * 1e3, 1),
         "tokens_per_s": round(B * (Lp + L + T) / med, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_device_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if dev.type == "cuda" else None,
         "ms_min": round(min(times) * 1e3, 1), "ms_max": round(max(times) * 1e3, 1),
         "runs": args.runs, "warmup": args.warmup, "threads": args.threads,
         "dropout": cfg.dropout_rate if args.only == "train" else 0.0,
@@ -145,6 +157,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="torch device: cpu, or cuda for the GPU baseline")
     ap.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"],
                     help="OMP_WAIT_POLICY of the measuring processes (Debian's torch runs OpenMP threads "
                          "beside OpenBLAS's own; spinning OpenMP threads slow OpenBLAS down on few cores); "
@@ -159,7 +172,7 @@ def main():
         if s not in ("train", "eval"):
             raise SystemExit(f"unknown step {s!r}")
         cmd = [sys.executable, os.path.abspath(__file__), "--only", s]
-        for k in ("config", "batch", "prompt", "input", "target", "runs", "warmup", "threads", "seed"):
+        for k in ("config", "batch", "prompt", "input", "target", "runs", "warmup", "threads", "seed", "device"):
             cmd += ["--" + k, str(getattr(args, k))]
         env = dict(os.environ)
         if args.omp_wait_policy != "default":

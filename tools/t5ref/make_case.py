@@ -197,8 +197,8 @@ def relative_position_bucket(rel, bidirectional, num_buckets, max_distance):
 def position_bias(table, tq, tk, bidirectional, cfg):
     """(H, tq, tk) bias from a (buckets, H) table, queries at positions
     0..tq-1 and keys at 0..tk-1."""
-    q = torch.arange(tq, dtype=torch.long)[:, None]
-    k = torch.arange(tk, dtype=torch.long)[None, :]
+    q = torch.arange(tq, dtype=torch.long, device=table.device)[:, None]
+    k = torch.arange(tk, dtype=torch.long, device=table.device)[None, :]
     b = relative_position_bucket(k - q, bidirectional, cfg.num_buckets, cfg.max_distance)
     return table[b].permute(2, 0, 1)
 
@@ -257,7 +257,7 @@ def encode(w, cfg, input_ids, attention_mask, prompt=None, drop=None):
     B = x.shape[0]
     if prompt is not None:
         x = torch.cat([prompt.unsqueeze(0).expand(B, -1, -1), x], dim=1)
-        mask = torch.cat([torch.ones(B, prompt.shape[0], dtype=emb.dtype), mask], dim=1)
+        mask = torch.cat([torch.ones(B, prompt.shape[0], dtype=emb.dtype, device=emb.device), mask], dim=1)
     add_mask = ((1.0 - mask) * MASK_NEG)[:, None, None, :]
     x = drop(x)
     T = x.shape[1]
@@ -279,7 +279,7 @@ def decode(w, cfg, dec_ids, enc, enc_mask, drop=None):
     y = drop(w["shared.weight"][dec_ids])
     T = y.shape[1]
     bias = position_bias(w["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], T, T, False, cfg)
-    causal = torch.tril(torch.ones(T, T, dtype=y.dtype))
+    causal = torch.tril(torch.ones(T, T, dtype=y.dtype, device=y.device))
     bias = bias[None] + ((1.0 - causal) * MASK_NEG)[None, None]
     act = None
     for i in range(cfg.num_decoder_layers):
@@ -324,7 +324,7 @@ def greedy(w, cfg, inp, prompt, steps):
     smallest gap between the best and second-best logit."""
     enc, enc_mask = encode(w, cfg, inp["input_ids"], inp["attention_mask"], prompt)
     B = enc.shape[0]
-    ids = torch.full((B, 1), cfg.start_id, dtype=torch.long)
+    ids = torch.full((B, 1), cfg.start_id, dtype=torch.long, device=enc.device)
     min_gap = math.inf
     for _ in range(steps):
         h, _ = decode(w, cfg, ids, enc, enc_mask)
