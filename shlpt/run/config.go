@@ -70,6 +70,8 @@ type Config struct {
 
 	SHLPT      method.SHLPTConfig      `json:"shlpt"`
 	ProgPrompt method.ProgPromptConfig `json:"progprompt"`
+	L2P        method.L2PConfig        `json:"l2p"`
+	CODA       method.CODAConfig       `json:"coda"`
 	EWC        method.EWCConfig        `json:"ewc"`
 	ER         method.ERConfig         `json:"er"`
 }
@@ -106,7 +108,7 @@ func LookupBenchmark(name string) (Benchmark, error) {
 
 // Methods lists the method names the runner knows.
 func Methods() []string {
-	return []string{"shlpt", "per-task", "continual-init", "progprompt", "finetune", "ewc", "er"}
+	return []string{"shlpt", "per-task", "continual-init", "progprompt", "l2p", "coda", "finetune", "ewc", "er"}
 }
 
 // fullWeight reports whether a method trains every weight of the model.
@@ -127,12 +129,18 @@ type MethodDefaults struct {
 
 // DefaultsFor returns the method's defaults: the SHLPT reference's prompt
 // tuning (150 tokens, lr 0.3, weight decay 1e-5), Progressive Prompts' 10
-// tokens per task, and the reference's full-model settings (lr 1e-4,
-// weight decay 0.01; no prompt).
+// tokens per task, L2P's pool prompts of 5 tokens, CODA-Prompt's
+// components of 8 tokens (with the reference's CODA model set: weight
+// decay 0), and the reference's full-model settings (lr 1e-4, weight decay
+// 0.01; no prompt).
 func DefaultsFor(methodName string) MethodDefaults {
 	switch {
 	case methodName == "progprompt":
 		return MethodDefaults{PromptLen: method.DefaultProgPrompt().PromptLen, LR: 0.3, WeightDecay: 1e-5}
+	case methodName == "l2p":
+		return MethodDefaults{PromptLen: method.DefaultL2P().PromptLen, LR: 0.3, WeightDecay: 1e-5}
+	case methodName == "coda":
+		return MethodDefaults{PromptLen: method.DefaultCODA().PromptLen, LR: 0.3, WeightDecay: 0}
 	case fullWeight(methodName):
 		return MethodDefaults{PromptLen: 0, LR: 1e-4, WeightDecay: 0.01}
 	}
@@ -149,6 +157,7 @@ func DefaultConfig(benchmark string) (Config, error) {
 		MaxInputLen: tasks.MaxInputLen, Dropout: true,
 		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5,
 		SHLPT: method.DefaultSHLPT(), ProgPrompt: method.DefaultProgPrompt(),
+		L2P: method.DefaultL2P(), CODA: method.DefaultCODA(),
 		EWC: method.DefaultEWC(), ER: method.DefaultER(),
 	}
 	d := DefaultsFor(c.Method)

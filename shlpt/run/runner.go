@@ -289,6 +289,14 @@ func newMethod(cfg *Config, env *method.Env) (method.Method, error) {
 		c := cfg.ProgPrompt
 		c.PromptLen = cfg.PromptLen
 		return method.NewProgPrompt(env, c)
+	case "l2p":
+		c := cfg.L2P
+		c.PromptLen = cfg.PromptLen
+		return method.NewL2P(env, c)
+	case "coda":
+		c := cfg.CODA
+		c.PromptLen = cfg.PromptLen
+		return method.NewCODA(env, c)
 	case "finetune":
 		return method.NewFinetune(env)
 	case "ewc":

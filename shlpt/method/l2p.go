@@ -1,0 +1,470 @@
+package method
+
+import (
+	"fmt"
+	"slices"
+
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+)
+
+// L2PConfig holds the settings of L2P (Wang et al., "Learning to Prompt
+// for Continual Learning", CVPR 2022), with the defaults of
+// JH-LEE-KR/l2p-pytorch.
+type L2PConfig struct {
+	// PromptLen is the length of each pool prompt: the run's --prompt-len
+	// (l2p-pytorch's --length, 5).
+	PromptLen int `json:"-"`
+	// PoolSize is the number of prompts and keys in the pool; 0 means
+	// max(10, NumTasks·TopN), so that task slots do not collide.
+	PoolSize int `json:"pool_size"`
+	// TopN is the number of prompts each row uses (l2p-pytorch's top_k).
+	TopN int `json:"top_n"`
+	// PullCoeff weighs the surrogate loss that pulls the selected keys
+	// towards the query (l2p-pytorch's pull_constraint_coeff).
+	PullCoeff float64 `json:"pull_coeff"`
+	// TaskSlots uses the task identity: task t trains and is tested with
+	// the fixed slots t·N … t·N+N−1 modulo the pool size (l2p-pytorch's
+	// use_prompt_mask). Without it, every row selects its prompts by key,
+	// in training and in test.
+	TaskSlots bool `json:"task_slots"`
+}
+
+// DefaultL2P is l2p-pytorch's configuration: prompts of length 5, top-5
+// selection, pull-constraint coefficient 0.1, the pool sized for the
+// sequence (10 prompts unless the tasks need more slots), task slots on
+// (the SHLPT paper grants task identity at test time).
+func DefaultL2P() L2PConfig {
+	return L2PConfig{PromptLen: 5, TopN: 5, PullCoeff: 0.1, TaskSlots: true}
+}
+
+// Validate checks the settings.
+func (c L2PConfig) Validate() error {
+	switch {
+	case c.PromptLen < 1:
+		return fmt.Errorf("l2p: prompt length %d must be at least 1", c.PromptLen)
+	case c.TopN < 1:
+		return fmt.Errorf("l2p: top-N %d must be at least 1", c.TopN)
+	case c.PoolSize < 0:
+		return fmt.Errorf("l2p: pool size %d must not be negative (0: sized for the sequence)", c.PoolSize)
+	case c.PoolSize > 0 && c.TopN > c.PoolSize:
+		return fmt.Errorf("l2p: top-N %d exceeds the pool of %d prompts", c.TopN, c.PoolSize)
+	case !(c.PullCoeff >= 0):
+		return fmt.Errorf("l2p: pull-constraint coefficient %v must not be negative", c.PullCoeff)
+	}
+	return nil
+}
+
+// poolFor is the pool size in effect for a sequence of numTasks.
+func (c L2PConfig) poolFor(numTasks int) int {
+	if c.PoolSize > 0 {
+		return c.PoolSize
+	}
+	return max(10, numTasks*c.TopN)
+}
+
+// L2P is the prompt-pool baseline: a pool of prompts with keys, all
+// trainable for the whole sequence. Each row's prompt is the concatenation
+// of N pool prompts, chosen by the cosine similarity of the row's query
+// (query.go) with the keys, or fixed per task with TaskSlots; a surrogate
+// loss pulls the chosen keys towards the queries. Earlier tasks' prompts
+// are not frozen: shared slots can forget.
+type L2P struct {
+	env  *Env
+	cfg  L2PConfig
+	P    int        // pool size in effect
+	d    int        // model width
+	pool *ag.Tensor // (P, Lp, d), trainable
+	keys *ag.Tensor // (P, d), trainable
+	task *Task
+}
+
+// NewL2P returns the method with its pool initialized: each prompt from
+// embedding rows at random vocabulary ids, each key uniform in [-1, 1]
+// (l2p-pytorch's prompt_key_init "uniform").
+func NewL2P(env *Env, cfg L2PConfig) (*L2P, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := env.Model
+	e := m.Engine()
+	d := m.Config.DModel
+	l := &L2P{env: env, cfg: cfg, P: cfg.poolFor(env.NumTasks), d: d}
+	if cfg.TopN > l.P {
+		return nil, fmt.Errorf("l2p: top-N %d exceeds the pool of %d prompts", cfg.TopN, l.P)
+	}
+	Lp := cfg.PromptLen
+	l.pool = e.Param("l2p.pool", make([]float32, l.P*Lp*d), l.P, Lp, d)
+	keys := make([]float32, l.P*d)
+	rng := Stream(env.Seed, "l2p-keys")
+	for i := range keys {
+		keys[i] = float32(2*rng.Float64() - 1)
+	}
+	l.keys = e.Param("l2p.keys", keys, l.P, d)
+	if err := e.Err(); err != nil {
+		l.Release()
+		return nil, err
+	}
+	rows := l.pool.View(0, l.P*Lp, d)
+	err := InitPromptFromVocab(m, rows, Stream(env.Seed, "l2p-pool"))
+	rows.Release()
+	if err != nil {
+		l.Release()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Name is "l2p".
+func (l *L2P) Name() string { return "l2p" }
+
+// Config returns the settings (PoolSize as given; see PoolSize).
+func (l *L2P) Config() L2PConfig { return l.cfg }
+
+// PoolSize is the number of prompts in the pool.
+func (l *L2P) PoolSize() int { return l.P }
+
+// PromptLen is the length of the prompt the encoder gets: N·PromptLen.
+func (l *L2P) PromptLen() int { return l.cfg.TopN * l.cfg.PromptLen }
+
+// Params are the pool and the keys.
+func (l *L2P) Params() []*ag.Tensor { return []*ag.Tensor{l.pool, l.keys} }
+
+// FreshOptimizer: every task starts with a new optimizer state.
+func (l *L2P) FreshOptimizer() bool { return true }
+
+// BeginTask notes the task; the pool carries over.
+func (l *L2P) BeginTask(t *Task) error {
+	if t.Index < 0 {
+		return fmt.Errorf("l2p: task index %d", t.Index)
+	}
+	l.task = t
+	return nil
+}
+
+// slots are task t's fixed pool slots t·N … t·N+N−1 modulo the pool size.
+func (l *L2P) slots(t int) []int32 {
+	N := l.cfg.TopN
+	out := make([]int32, N)
+	for j := range out {
+		out[j] = int32((t*N + j) % l.P)
+	}
+	return out
+}
+
+// needsQuery says whether a training step computes the query: to select
+// by key, or for the key loss.
+func (l *L2P) needsQuery() bool { return !l.cfg.TaskSlots || l.cfg.PullCoeff > 0 }
+
+// selectTopN returns, for every row of q (B, d), the indices of the n
+// keys (P, d) with the highest cosine similarity to it, in rank order,
+// ties to the lower index: (B·n) values, row-major.
+func selectTopN(q, keys []float32, B, P, d, n int) []int32 {
+	out := make([]int32, 0, B*n)
+	sim := make([]float64, P)
+	order := make([]int, P)
+	for b := 0; b < B; b++ {
+		for j := 0; j < P; j++ {
+			sim[j] = cosine64(q[b*d:(b+1)*d], keys[j*d:(j+1)*d])
+			order[j] = j
+		}
+		slices.SortStableFunc(order, func(x, y int) int {
+			switch {
+			case sim[x] > sim[y]:
+				return -1
+			case sim[x] < sim[y]:
+				return 1
+			}
+			return 0
+		})
+		for _, j := range order[:n] {
+			out = append(out, int32(j))
+		}
+	}
+	return out
+}
+
+// indices returns the pool slots of B rows (B·N): task t's slots for
+// every row with TaskSlots, otherwise the top-N keys of each row's query
+// q (B·d values).
+func (l *L2P) indices(t int, q []float32, B int) ([]int32, error) {
+	if l.cfg.TaskSlots {
+		s := l.slots(t)
+		out := make([]int32, 0, B*len(s))
+		for b := 0; b < B; b++ {
+			out = append(out, s...)
+		}
+		return out, nil
+	}
+	keys, err := l.keys.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	return selectTopN(q, keys, B, l.P, l.d, l.cfg.TopN), nil
+}
+
+// gather records the prompts of the slots idx (B, N) int32: the selected
+// pool prompts concatenated in rank order, (B, N·Lp, d). Gradients reach
+// the selected prompts only.
+func (l *L2P) gather(idx *ag.Tensor) *ag.Tensor {
+	Lp := l.cfg.PromptLen
+	flat := l.pool.Reshape(l.P, Lp*l.d)
+	rows := ag.Embedding(flat, idx) // (B, N, Lp·d)
+	out := rows.Reshape(idx.Dim(0), idx.Dim(1)*Lp, l.d)
+	flat.Release()
+	rows.Release()
+	return out
+}
+
+// keyLoss records the surrogate key loss of queries q (B, d) and slots
+// idx (B, N): coeff·(N − reduce_sim) with reduce_sim = Σ_b Σ_k
+// cos(q_b, key[idx[b,k]]) / B, l2p-pytorch's −coeff·reduce_sim shifted by
+// the constant coeff·N (the same gradient, non-negative). (1,)
+func (l *L2P) keyLoss(q, idx *ag.Tensor) *ag.Tensor {
+	e := q.Engine()
+	B, N := idx.Dim(0), idx.Dim(1)
+	c := l.cfg.PullCoeff
+	ks := ag.Embedding(l.keys, idx) // (B, N, d)
+	qx := ag.Expand(q, 1, N)        // (B, N, d)
+	cos := ag.Cosine(qx, ks)        // (B, N)
+	sum := ag.Sum(cos)              // (1,)
+	neg := ag.Scale(sum, float32(-c/float64(B)))
+	shift := e.Full(float32(c*float64(N)), 1)
+	out := ag.Add(neg, shift)
+	for _, t := range []*ag.Tensor{ks, qx, cos, sum, neg, shift} {
+		t.Release()
+	}
+	return out
+}
+
+// l2pStep is L2P's training step for batches of B rows.
+type l2pStep struct {
+	l   *L2P
+	B   int
+	q   *queryInput // nil when the step needs no query
+	idx *ag.Tensor  // (B, N) int32: each row's slots
+}
+
+// NewStep allocates the step's query and slot tensors.
+func (l *L2P) NewStep(B int) (Step, error) {
+	if l.task == nil {
+		return nil, fmt.Errorf("l2p: NewStep outside a task")
+	}
+	m := l.env.Model
+	e := m.Engine()
+	st := &l2pStep{l: l, B: B}
+	if l.needsQuery() {
+		var err error
+		if st.q, err = newQueryInput(m, B); err != nil {
+			return nil, err
+		}
+	}
+	st.idx = e.FromInt32(make([]int32, B*l.cfg.TopN), B, l.cfg.TopN)
+	if err := e.Err(); err != nil {
+		st.Release()
+		return nil, err
+	}
+	return st, nil
+}
+
+// Write computes the batch's query and writes it and the rows' slots.
+func (st *l2pStep) Write(b *Batch) error {
+	l := st.l
+	if b.Device == nil || b.Device.InputIDs.Dim(0) != st.B {
+		return fmt.Errorf("l2p: a batch that is not of the step's %d rows", st.B)
+	}
+	var q []float32
+	if st.q != nil {
+		var err error
+		if q, err = st.q.write(b.Device); err != nil {
+			return err
+		}
+	}
+	idx, err := l.indices(l.task.Index, q, st.B)
+	if err != nil {
+		return err
+	}
+	return st.idx.WriteInt32(idx)
+}
+
+// Loss records the cross-entropy with the rows' prompts plus the key loss.
+func (st *l2pStep) Loss(b *Batch) (*ag.Tensor, []Part) {
+	l := st.l
+	prompt := l.gather(st.idx)
+	out := l.env.Model.Forward(b.Device, t5.Options{Prompt: prompt})
+	prompt.Release()
+	if out.Loss == nil {
+		return nil, nil
+	}
+	if st.q == nil || l.cfg.PullCoeff == 0 {
+		return out.Loss, []Part{{"ce", out.Loss}}
+	}
+	key := l.keyLoss(st.q.q, st.idx)
+	loss := ag.Add(out.Loss, key)
+	return loss, []Part{{"ce", out.Loss}, {"key", key}}
+}
+
+// Release frees the step's tensors.
+func (st *l2pStep) Release() {
+	st.q.release()
+	st.idx.Release()
+}
+
+// EvalPrompts: the pool as it is now, with task i's slots (TaskSlots) or
+// with each row's top-N keys; validation and test alike.
+func (l *L2P) EvalPrompts(p Purpose, i int) (Prompter, error) {
+	if i < 0 {
+		return nil, fmt.Errorf("l2p: no task %d", i)
+	}
+	if !l.cfg.TaskSlots {
+		return l2pSelection{l}, nil
+	}
+	e := l.env.Model.Engine()
+	defer e.NoGrad()()
+	s := l.slots(i)
+	idx := e.FromInt32(s, 1, len(s))
+	rows := l.gather(idx) // (1, N·Lp, d)
+	out := rows.Reshape(rows.Dim(1), rows.Dim(2))
+	idx.Release()
+	rows.Release()
+	return FixedPrompt{out}, e.Err()
+}
+
+// l2pSelection gives each row of a batch the prompts of its top-N keys.
+type l2pSelection struct{ l *L2P }
+
+func (s l2pSelection) Prompt(b *Batch) (*ag.Tensor, error) {
+	l := s.l
+	e := l.env.Model.Engine()
+	q, err := encoderQuery(l.env.Model, b.Device)
+	if err != nil {
+		return nil, err
+	}
+	B := b.Device.InputIDs.Dim(0)
+	idx, err := l.indices(-1, q, B)
+	if err != nil {
+		return nil, err
+	}
+	defer e.NoGrad()()
+	it := e.FromInt32(idx, B, l.cfg.TopN)
+	out := l.gather(it)
+	it.Release()
+	return out, e.Err()
+}
+
+func (l2pSelection) Release() {}
+
+// Snapshot reads the pool and the keys.
+func (l *L2P) Snapshot() ([]HostTensor, error) {
+	pool, err := l.pool.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := l.keys.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	return []HostTensor{{Name: "pool", Shape: l.pool.Shape(), Data: pool}, {Name: "keys", Shape: l.keys.Shape(), Data: keys}}, nil
+}
+
+// Restore writes the pool and the keys back.
+func (l *L2P) Restore(ts []HostTensor) error {
+	pool, err := find(ts, "pool", l.pool.Shape()...)
+	if err != nil {
+		return fmt.Errorf("l2p: %w", err)
+	}
+	keys, err := find(ts, "keys", l.keys.Shape()...)
+	if err != nil {
+		return fmt.Errorf("l2p: %w", err)
+	}
+	return firstErr(l.pool.WriteFloat32(pool), l.keys.WriteFloat32(keys))
+}
+
+// EndTask keeps the pool as it is (nothing is frozen), writes the pool
+// and keys to l2p.safetensors and reports the task's slots, or with key
+// selection how often each slot is chosen over the task's training
+// inputs.
+func (l *L2P) EndTask() (map[string]any, error) {
+	t := l.task
+	if t == nil {
+		return nil, fmt.Errorf("l2p: EndTask without BeginTask")
+	}
+	details := map[string]any{"pool_size": l.P}
+	if l.cfg.TaskSlots {
+		details["slots"] = l.slots(t.Index)
+	} else {
+		counts, err := l.selectionCounts(t)
+		if err != nil {
+			return nil, err
+		}
+		details["selected"] = counts
+	}
+	if s := l.env.Store; s != nil {
+		ts, err := l.Snapshot()
+		if err != nil {
+			return nil, err
+		}
+		meta := map[string]string{"after_task": t.Name, "index": fmt.Sprint(t.Index), "method": l.Name(),
+			"top_n": fmt.Sprint(l.cfg.TopN), "task_slots": fmt.Sprint(l.cfg.TaskSlots)}
+		if err := s.WriteTensors("l2p.safetensors", ts, meta); err != nil {
+			return nil, err
+		}
+	}
+	l.task = nil
+	return details, nil
+}
+
+// selectionCounts counts how often each pool slot is among the top-N of
+// the task's training inputs.
+func (l *L2P) selectionCounts(t *Task) ([]int, error) {
+	m := l.env.Model
+	counts := make([]int, l.P)
+	bs := t.EvalBatch
+	if bs < 1 {
+		bs = max(t.BatchSize, 1)
+	}
+	for lo := 0; lo < len(t.Train); lo += bs {
+		rows := t.Train[lo:min(lo+bs, len(t.Train))]
+		inputs := make([][]int, len(rows))
+		for i, r := range rows {
+			inputs[i] = r.Input
+		}
+		b, err := m.NewBatch(inputs, nil, t.InputLen, 1)
+		if err != nil {
+			return nil, err
+		}
+		q, err := encoderQuery(m, b)
+		b.Release()
+		if err != nil {
+			return nil, err
+		}
+		idx, err := l.indices(t.Index, q, len(rows))
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range idx {
+			counts[j]++
+		}
+	}
+	return counts, nil
+}
+
+// State is the pool and the keys (the whole method state).
+func (l *L2P) State() ([]HostTensor, error) { return l.Snapshot() }
+
+// SetState restores State's tensors.
+func (l *L2P) SetState(ts []HostTensor) error {
+	if err := onlyNames(ts, func(n string) bool { return n == "pool" || n == "keys" }); err != nil {
+		return fmt.Errorf("l2p: %w", err)
+	}
+	if len(ts) != 2 {
+		return fmt.Errorf("l2p: state holds %d tensors, not the pool and the keys", len(ts))
+	}
+	return l.Restore(ts)
+}
+
+// Release frees the pool and the keys.
+func (l *L2P) Release() {
+	l.pool.Release()
+	l.keys.Release()
+}
