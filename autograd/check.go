@@ -4,19 +4,14 @@ import "fmt"
 
 // Shared argument checks of the ops.
 
-// inputsOK checks that every tensor is usable and F32, recording an error
-// naming op otherwise.
+// inputsOK checks that every tensor is usable, F32 and not empty,
+// recording an error naming op otherwise.
 func (e *Engine) inputsOK(op string, ts ...*Tensor) bool {
 	if !e.ok() {
 		return false
 	}
 	for _, t := range ts {
-		if err := t.usable(op); err != nil {
-			e.fail(err)
-			return false
-		}
-		if t.e != e {
-			e.failf("%s: %v belongs to another engine", op, t)
+		if !e.operandOK(op, t) {
 			return false
 		}
 		if t.dtype != F32 {
@@ -25,6 +20,56 @@ func (e *Engine) inputsOK(op string, ts ...*Tensor) bool {
 		}
 	}
 	return true
+}
+
+// idsOK checks an int32 operand (ids, labels) as inputsOK checks floats.
+func (e *Engine) idsOK(op, what string, t *Tensor) bool {
+	if !e.ok() {
+		return false
+	}
+	if !e.operandOK(op, t) {
+		return false
+	}
+	if t.dtype != I32 {
+		e.failf("%s: %s %v must be int32", op, what, t)
+		return false
+	}
+	return true
+}
+
+// operandOK checks that t is usable, belongs to e and has no empty axis:
+// kernels take only positive dimensions, and ops divide by them.
+func (e *Engine) operandOK(op string, t *Tensor) bool {
+	if err := t.usable(op); err != nil {
+		e.fail(err)
+		return false
+	}
+	if t.e != e {
+		e.failf("%s: %v belongs to another engine", op, t)
+		return false
+	}
+	for _, d := range t.shape {
+		if d <= 0 {
+			e.failf("%s: %v: dimensions must be positive", op, t)
+			return false
+		}
+	}
+	return true
+}
+
+// leading returns shape without its last n axes (fewer when it has fewer).
+func leading(shape []int, n int) []int {
+	return append([]int(nil), shape[:max(len(shape)-n, 0)]...)
+}
+
+// withAxis returns shape with axis set to n, or shape when it has no such
+// axis (the placeholder of an op whose arguments are wrong).
+func withAxis(shape []int, axis, n int) []int {
+	out := append([]int(nil), shape...)
+	if axis >= 0 && axis < len(out) {
+		out[axis] = n
+	}
+	return out
 }
 
 func sameShape(a, b []int) bool {

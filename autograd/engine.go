@@ -5,9 +5,9 @@
 //
 // Errors are sticky, as in bufio.Scanner: an op that fails (bad shapes, a
 // tensor used after release, an out-of-memory device) records the first
-// error on the engine and returns a placeholder; later ops do nothing; Err,
-// Backward, Sync and reads return the error. Model code stays readable and
-// checks once per step.
+// error on the engine and returns a placeholder with the shape its output
+// would have had; later ops do nothing; Err, Backward, Sync and reads
+// return the error. Model code stays readable and checks once per step.
 //
 // One file per op (op_*.go) pairs its forward and backward with the kernels
 // they launch.
@@ -55,8 +55,15 @@ func (e *Engine) Err() error { return e.err }
 // last flush and the tape, so the engine can be used again.
 func (e *Engine) ClearErr() {
 	e.err = nil
-	e.rec = e.dev.NewRecorder(e.profile)
+	e.newRecorder()
 	e.dropTape()
+}
+
+// newRecorder discards what was recorded and not submitted, and starts a
+// new recording.
+func (e *Engine) newRecorder() {
+	e.rec.Discard()
+	e.rec = e.dev.NewRecorder(e.profile)
 }
 
 func (e *Engine) ok() bool { return e.err == nil }
@@ -74,17 +81,25 @@ func (e *Engine) fail(err error) {
 // failf records an error for op.
 func (e *Engine) failf(format string, a ...any) { e.fail(fmt.Errorf(format, a...)) }
 
-// poisoned is what an op returns after an error: a tensor with a shape but
-// no memory. Every op on it does nothing.
+// poisoned is what an op returns after an error: a placeholder with the
+// shape and type the op's output would have had, and no memory. Every op on
+// it does nothing, and reading it returns the engine's first error, so code
+// after a failed op runs on (shapes stay consistent) until it checks.
 func (e *Engine) poisoned(shape []int, dt DType) *Tensor {
 	return &Tensor{e: e, st: &storage{}, shape: append([]int(nil), shape...), dtype: dt, released: true}
 }
+
+// Placeholder returns what an op returns after an error: a tensor of the
+// given shape without memory, on which ops do nothing and whose reads
+// return the engine's first error. Code built on the ops (a model whose
+// forward pass failed) uses it to return outputs of the right shapes.
+func (e *Engine) Placeholder(dt DType, shape ...int) *Tensor { return e.poisoned(shape, dt) }
 
 // Profile turns per-dispatch timestamps on or off for later recordings.
 func (e *Engine) Profile(on bool) {
 	e.profile = on
 	if e.rec.Dispatches() == 0 {
-		e.rec = e.dev.NewRecorder(on)
+		e.newRecorder()
 	}
 }
 
@@ -116,7 +131,7 @@ func (e *Engine) Flush() error {
 		e.fail(err)
 	}
 	if e.err != nil {
-		e.rec = e.dev.NewRecorder(e.profile)
+		e.newRecorder()
 		return e.err
 	}
 	rec := e.rec
@@ -253,6 +268,11 @@ func (t *Tensor) sync(op string) error {
 	if e.capturing {
 		return fmt.Errorf("%s of %v during Capture: values exist only when the program runs", op, t)
 	}
+	// After a failed op the first error is the answer: t may be one of the
+	// placeholders ops return then.
+	if e.err != nil {
+		return e.err
+	}
 	if err := t.usable(op); err != nil {
 		return err
 	}
@@ -353,13 +373,20 @@ func (e *Engine) Capture(fn func() error) (*Program, error) {
 		err = rec.Err()
 	}
 	if err != nil {
+		// Nothing recorded runs: the recording lets go of the program's
+		// memory, then the arena returns it.
+		rec.Discard()
+		if rerr := arena.Release(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		e.fail(err)
-		_ = arena.Release()
 		return nil, err
 	}
 	p, err := rec.Compile()
 	if err != nil {
-		_ = arena.Release()
+		if rerr := arena.Release(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		e.fail(err)
 		return nil, err
 	}

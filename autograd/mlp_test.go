@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 )
 
@@ -60,10 +61,10 @@ func mlpForward(x *Tensor, ps []*Tensor, labels *Tensor) *Tensor {
 
 func TestMLPTrainingMatchesFloat64(t *testing.T) {
 	rng := newRNG(99)
-	x := f64s(f32s(randn(rng, mlpN*mlpIn, 1)))
+	x := reftest.F64s(reftest.F32s(reftest.Randn(rng, mlpN*mlpIn, 1)))
 	init := make([][]float64, len(mlpShapes))
 	for i, s := range mlpShapes {
-		init[i] = f64s(f32s(randn(rng, numel(s), 0.7)))
+		init[i] = reftest.F64s(reftest.F32s(reftest.Randn(rng, numel(s), 0.7)))
 	}
 	cfg := AdamWConfig{LR: 0.05, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MaxGradNorm: 1}
 
@@ -78,7 +79,7 @@ func TestMLPTrainingMatchesFloat64(t *testing.T) {
 		grads := make([][]float64, len(ref))
 		total := 0.0
 		for i := range ref {
-			grads[i] = numGrad(func(v []float64) float64 {
+			grads[i] = reftest.NumGrad(func(v []float64) float64 {
 				saved := ref[i]
 				ref[i] = v
 				l := mlpLossRef(ref, x)
@@ -103,7 +104,7 @@ func TestMLPTrainingMatchesFloat64(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			e := newEngine(t)
-			xt := e.FromFloat32(f32s(x), mlpN, mlpIn)
+			xt := e.FromFloat32(reftest.F32s(x), mlpN, mlpIn)
 			lab := make([]int32, len(mlpLabels))
 			for i, l := range mlpLabels {
 				lab[i] = int32(l)
@@ -111,7 +112,7 @@ func TestMLPTrainingMatchesFloat64(t *testing.T) {
 			labels := e.FromInt32(lab, mlpN)
 			ps := make([]*Tensor, len(init))
 			for i := range init {
-				ps[i] = e.Param("p", f32s(init[i]), mlpShapes[i]...)
+				ps[i] = e.Param("p", reftest.F32s(init[i]), mlpShapes[i]...)
 			}
 			opt, err := NewAdamW(e, ps, cfg)
 			if err != nil {
@@ -155,8 +156,8 @@ func TestMLPTrainingMatchesFloat64(t *testing.T) {
 				}
 				// fp32 arithmetic against float64 over several steps: 1e-9 in
 				// normalized squared error is about 3e-5 relative.
-				checkClose(t, "parameter", f64s(got), ref[i], 1e-9)
-				if nmse(f64s(got), init[i]) < 1e-6 {
+				reftest.CheckNMSE(t, "parameter", reftest.F64s(got), ref[i], 1e-9)
+				if reftest.NMSE(reftest.F64s(got), init[i]) < 1e-6 {
 					t.Errorf("parameter %d barely moved", i)
 				}
 			}

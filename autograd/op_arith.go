@@ -101,8 +101,8 @@ func AddRow(x, b *Tensor) *Tensor {
 	if !e.inputsOK(op, x, b) {
 		return e.poisoned(x.shape, F32)
 	}
-	C := int64(x.Dim(-1))
-	if int64(b.Len()) != C {
+	C := int64(x.d(-1))
+	if x.Rank() < 1 || int64(b.Len()) != C {
 		e.failf("%s: row vector %v does not match %v", op, b, x)
 		return e.poisoned(x.shape, F32)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 )
 
@@ -44,8 +45,8 @@ func TestPartitionIntoContrastive(t *testing.T) {
 		0.25, 0.25, 0.25, 0.25, // nothing kept, all negatives
 	}
 	a := e.FromFloat32(alpha, B, P)
-	pos := e.Param("pos", f32s(randn(newRNG(5), B, 1)), B)
-	neg := e.Param("neg", f32s(randn(newRNG(6), B*P, 1)), B, P)
+	pos := e.Param("pos", reftest.F32s(reftest.Randn(newRNG(5), B, 1)), B)
+	neg := e.Param("neg", reftest.F32s(reftest.Randn(newRNG(6), B*P, 1)), B, P)
 	_, negatives := Partition(a, kernels.PartitionOpts{Delta: 0.25})
 	loss := Contrastive(pos, neg, negatives, 0.1)
 	if err := e.Backward(loss); err != nil {
@@ -57,12 +58,12 @@ func TestPartitionIntoContrastive(t *testing.T) {
 	gp, _ := pos.Grad().Float32s()
 	gn, _ := neg.Grad().Float32s()
 	lv, _ := loss.Item()
-	mask := f64s(mv)
-	want := kernels.ContrastiveRef(f64s(pv), f64s(nv), mask, B, P, 0.1)
-	checkClose(t, "loss", []float64{float64(lv)}, []float64{want}, 1e-10)
-	wp, wn := kernels.ContrastiveBackwardRef(f64s(pv), f64s(nv), mask, B, P, 0.1, 1)
-	checkClose(t, "dpos", f64s(gp), wp, 1e-10)
-	checkClose(t, "dneg", f64s(gn), wn, 1e-10)
+	mask := reftest.F64s(mv)
+	want := kernels.ContrastiveRef(reftest.F64s(pv), reftest.F64s(nv), mask, B, P, 0.1)
+	reftest.CheckNMSE(t, "loss", []float64{float64(lv)}, []float64{want}, 1e-10)
+	wp, wn := kernels.ContrastiveBackwardRef(reftest.F64s(pv), reftest.F64s(nv), mask, B, P, 0.1, 1)
+	reftest.CheckNMSE(t, "dpos", reftest.F64s(gp), wp, 1e-10)
+	reftest.CheckNMSE(t, "dneg", reftest.F64s(gn), wn, 1e-10)
 	if a.Grad() != nil || negatives.Grad() != nil || negatives.RequiresGrad() {
 		t.Error("a gradient reached alpha or the negatives")
 	}

@@ -7,16 +7,17 @@ import "github.com/shlpt-vk/shlpt-vk/kernels"
 func Embedding(table, ids *Tensor) *Tensor {
 	e := table.e
 	const op = "embedding"
-	if !e.inputsOK(op, table) {
-		return e.poisoned(ids.shape, F32)
+	var shape []int
+	if ids != nil {
+		shape = ids.Shape()
 	}
-	if err := ids.usable(op); err != nil || ids.dtype != I32 {
-		e.failf("%s: ids %v must be usable int32 (%v)", op, ids, err)
-		return e.poisoned(ids.shape, F32)
+	shape = append(shape, table.d(1))
+	if !e.inputsOK(op, table) || !e.idsOK(op, "ids", ids) {
+		return e.poisoned(shape, F32)
 	}
 	if table.Rank() != 2 {
 		e.failf("%s: table %v must be (V, C)", op, table)
-		return e.poisoned(ids.shape, F32)
+		return e.poisoned(shape, F32)
 	}
 	V, C, n := table.Dim(0), table.Dim(1), ids.Len()
 	out := e.newTensor(op, F32, append(ids.Shape(), C)...)

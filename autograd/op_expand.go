@@ -9,14 +9,15 @@ import "github.com/shlpt-vk/shlpt-vk/kernels"
 func Expand(x *Tensor, axis, n int) *Tensor {
 	e := x.e
 	const op = "expand"
+	at := min(max(axis, 0), x.Rank())
+	shape := append(append(x.Shape()[:at:at], n), x.shape[at:]...)
 	if !e.inputsOK(op, x) {
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(shape, F32)
 	}
 	if axis < 0 || axis > x.Rank() || n <= 0 {
 		e.failf("%s: axis %d of size %d for %v (axis must be in [0, %d], size positive)", op, axis, n, x, x.Rank())
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(shape, F32)
 	}
-	shape := append(append(x.Shape()[:axis:axis], n), x.shape[axis:]...)
 	// x is (outer, inner) around the new axis, the result (outer, n, inner).
 	outer, inner := int64(numel(x.shape[:axis])), int64(numel(x.shape[axis:]))
 	N := int64(n)

@@ -37,20 +37,19 @@ func (e *Engine) takeRows(dst kernels.Mem, acc bool, src kernels.Mem, outer, T, 
 func Concat(a, b *Tensor, axis int) *Tensor {
 	e := a.e
 	const op = "concat"
-	if !e.inputsOK(op, a, b) {
-		return e.poisoned(a.shape, F32)
-	}
 	axis = normAxis(axis, a.Rank())
+	shape := withAxis(a.shape, axis, a.d(axis)+b.d(axis))
+	if !e.inputsOK(op, a, b) {
+		return e.poisoned(shape, F32)
+	}
 	ok := a.Rank() == b.Rank() && axis >= 0 && axis < a.Rank()
 	for i := 0; ok && i < a.Rank(); i++ {
 		ok = i == axis || a.shape[i] == b.shape[i]
 	}
 	if !ok {
 		e.failf("%s: %v and %v along axis %d", op, a, b, axis)
-		return e.poisoned(a.shape, F32)
+		return e.poisoned(shape, F32)
 	}
-	shape := a.Shape()
-	shape[axis] += b.shape[axis]
 	outer, ta, inner := seqView(a.shape, axis)
 	_, tb, _ := seqView(b.shape, axis)
 	out := e.newTensor(op, F32, shape...)
@@ -81,16 +80,15 @@ func Concat(a, b *Tensor, axis int) *Tensor {
 func Slice(x *Tensor, axis, start, n int) *Tensor {
 	e := x.e
 	const op = "slice"
-	if !e.inputsOK(op, x) {
-		return e.poisoned(x.shape, F32)
-	}
 	axis = normAxis(axis, x.Rank())
+	shape := withAxis(x.shape, axis, n)
+	if !e.inputsOK(op, x) {
+		return e.poisoned(shape, F32)
+	}
 	if axis < 0 || axis >= x.Rank() || start < 0 || n <= 0 || start+n > x.shape[axis] {
 		e.failf("%s: [%d:%d] along axis %d of %v", op, start, start+n, axis, x)
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(shape, F32)
 	}
-	shape := x.Shape()
-	shape[axis] = n
 	outer, T, inner := seqView(x.shape, axis)
 	t0, t1 := int64(start), int64(start+n)
 	out := e.newTensor(op, F32, shape...)
@@ -117,13 +115,14 @@ func Slice(x *Tensor, axis, start, n int) *Tensor {
 func PrependRows(p, x *Tensor) *Tensor {
 	e := p.e
 	const op = "prepend_rows"
+	placeholder := []int{x.d(0), p.d(-2) + x.d(1), x.d(2)}
 	if !e.inputsOK(op, p, x) {
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	perRow := p.Rank() == 3
 	if (p.Rank() != 2 && !perRow) || x.Rank() != 3 || p.Dim(-1) != x.Dim(2) || (perRow && p.Dim(0) != x.Dim(0)) {
 		e.failf("%s: prompt %v must be (Lp, C) or (B, Lp, C) for x %v (B, L, C)", op, p, x)
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	B, Lp, L, C := int64(x.Dim(0)), int64(p.Dim(-2)), int64(x.Dim(1)), int64(x.Dim(2))
 	T := Lp + L
@@ -176,12 +175,16 @@ func PrependRows(p, x *Tensor) *Tensor {
 func SplitHeads(x *Tensor, heads int) *Tensor {
 	e := x.e
 	const op = "split_heads"
+	placeholder := []int{x.d(0), heads, x.d(1), 0}
+	if heads > 0 {
+		placeholder[3] = x.d(2) / heads
+	}
 	if !e.inputsOK(op, x) {
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	if x.Rank() != 3 || heads <= 0 || x.Dim(2)%heads != 0 {
 		e.failf("%s: %v into %d heads", op, x, heads)
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	B, T, H, D := int64(x.Dim(0)), int64(x.Dim(1)), int64(heads), int64(x.Dim(2)/heads)
 	out := e.newTensor(op, F32, int(B), int(H), int(T), int(D))
@@ -204,12 +207,13 @@ func SplitHeads(x *Tensor, heads int) *Tensor {
 func MergeHeads(x *Tensor) *Tensor {
 	e := x.e
 	const op = "merge_heads"
+	placeholder := []int{x.d(0), x.d(2), x.d(1) * x.d(3)}
 	if !e.inputsOK(op, x) {
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	if x.Rank() != 4 {
 		e.failf("%s: %v must be (B, H, T, D)", op, x)
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	B, H, T, D := int64(x.Dim(0)), int64(x.Dim(1)), int64(x.Dim(2)), int64(x.Dim(3))
 	out := e.newTensor(op, F32, int(B), int(T), int(H*D))

@@ -12,15 +12,15 @@ import (
 func Linear(x, w *Tensor) *Tensor {
 	e := x.e
 	const op = "linear"
+	shape := append(leading(x.shape, 1), w.d(0))
 	if !e.inputsOK(op, x, w) {
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(shape, F32)
 	}
 	if w.Rank() != 2 || x.Rank() < 1 || x.Dim(-1) != w.Dim(1) {
 		e.failf("%s: x %v does not match weight %v (out, in)", op, x, w)
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(shape, F32)
 	}
 	rows := x.Len() / x.Dim(-1)
-	shape := append(x.Shape()[:x.Rank()-1], w.Dim(0))
 	p := kernels.MatMulParams{M: rows, N: w.Dim(0), K: w.Dim(1), TransB: true, Alpha: 1}
 	return e.matmul(op, x, w, p, shape)
 }
@@ -32,39 +32,50 @@ func Linear(x, w *Tensor) *Tensor {
 func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 	e := a.e
 	const op = "matmul"
-	if !e.inputsOK(op, a, b) {
-		return e.poisoned(a.shape, F32)
-	}
-	if a.Rank() < 2 || b.Rank() < 2 {
-		e.failf("%s: %v and %v must have at least 2 axes", op, a, b)
-		return e.poisoned(a.shape, F32)
-	}
-	M, K := a.Dim(-2), a.Dim(-1)
+	M, K := a.d(-2), a.d(-1)
 	if transA {
 		M, K = K, M
 	}
-	Kb, N := b.Dim(-2), b.Dim(-1)
+	Kb, N := b.d(-2), b.d(-1)
 	if transB {
 		Kb, N = N, Kb
 	}
-	lead := a.shape[:a.Rank()-2]
+	lead := leading(a.shape, 2)
+	shape := append(append([]int(nil), lead...), M, N)
+	if !e.inputsOK(op, a, b) {
+		return e.poisoned(shape, F32)
+	}
+	if a.Rank() < 2 || b.Rank() < 2 {
+		e.failf("%s: %v and %v must have at least 2 axes", op, a, b)
+		return e.poisoned(shape, F32)
+	}
 	batch := numel(lead)
 	shared := b.Rank() == 2 && batch > 1
 	if K != Kb || (!shared && !sameShape(lead, b.shape[:b.Rank()-2])) {
 		e.failf("%s: %v (trans %v) and %v (trans %v) do not multiply", op, a, transA, b, transB)
-		return e.poisoned(a.shape, F32)
+		return e.poisoned(shape, F32)
 	}
 	p := kernels.MatMulParams{M: M, N: N, K: K, TransA: transA, TransB: transB, Batch: batch, Alpha: 1,
 		StrideA: int64(M * K), StrideC: int64(M * N)}
 	if !shared {
 		p.StrideB = int64(K * N)
 	}
-	shape := append(append([]int(nil), lead...), M, N)
 	return e.matmul(op, a, b, p, shape)
 }
 
 // matmul records C = A·B per p and its backward.
 func (e *Engine) matmul(op string, a, b *Tensor, p kernels.MatMulParams, shape []int) *Tensor {
+	return e.matmulOver(op, a, b, p, shape, false)
+}
+
+// matmulRows is matmul where p reads only some of b's elements (a prefix
+// of rows): a fresh gradient of b is zeroed first, since the product's
+// gradient covers only those elements.
+func (e *Engine) matmulRows(op string, a, b *Tensor, p kernels.MatMulParams, shape []int) *Tensor {
+	return e.matmulOver(op, a, b, p, shape, true)
+}
+
+func (e *Engine) matmulOver(op string, a, b *Tensor, p kernels.MatMulParams, shape []int, partialB bool) *Tensor {
 	out := e.newTensor(op, F32, shape...)
 	if !e.ok() {
 		return out
@@ -94,6 +105,10 @@ func (e *Engine) matmul(op string, a, b *Tensor, p kernels.MatMulParams, shape [
 		}
 		if b.requiresGrad {
 			dst, acc := e.gradDst(b)
+			if e.ok() && partialB && !acc {
+				e.fail(kernels.Fill(e.rec, dst, int64(b.Len()), 0))
+				acc = true
+			}
 			if e.ok() {
 				e.fail(kernels.MatMulGradB(e.rec, dst, a.Mem(), g.Mem(), p, acc))
 			}

@@ -10,8 +10,8 @@ func RMSNorm(x, w *Tensor, eps float32) *Tensor {
 	if !e.inputsOK(op, x, w) {
 		return e.poisoned(x.shape, F32)
 	}
-	C := x.Dim(-1)
-	if w.Len() != C {
+	C := x.d(-1)
+	if x.Rank() < 1 || w.Len() != C {
 		e.failf("%s: x %v and weight %v", op, x, w)
 		return e.poisoned(x.shape, F32)
 	}
@@ -50,8 +50,8 @@ func LayerNorm(x, w, b *Tensor, eps float32) *Tensor {
 	if !e.inputsOK(op, x, w, b) {
 		return e.poisoned(x.shape, F32)
 	}
-	C := x.Dim(-1)
-	if w.Len() != C || b.Len() != C {
+	C := x.d(-1)
+	if x.Rank() < 1 || w.Len() != C || b.Len() != C {
 		e.failf("%s: x %v, weight %v, bias %v", op, x, w, b)
 		return e.poisoned(x.shape, F32)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 )
 
@@ -13,7 +14,7 @@ import (
 // (finite differences must not cross it), with row 1 (when B > 1) keeping
 // nothing.
 func partitionAlpha(seed uint64, B, P int, delta float64) []float64 {
-	a := randn(newRNG(seed), B*P, 2)
+	a := reftest.Randn(newRNG(seed), B*P, 2)
 	for b := 0; b < B; b++ {
 		row := a[b*P : (b+1)*P]
 		m, s := math.Inf(-1), 0.0
@@ -34,7 +35,7 @@ func partitionAlpha(seed uint64, B, P int, delta float64) []float64 {
 			}
 		}
 	}
-	return f64s(f32s(a))
+	return reftest.F64s(reftest.F32s(a))
 }
 
 // Partition's mixture against the reference, forward and gradient, in
@@ -62,7 +63,7 @@ func TestPartitionOp(t *testing.T) {
 							t.Fatal(err)
 						}
 						_, want := kernels.PartitionRef(alpha, B, P, o)
-						checkClose(t, "negatives", f64s(got), want, 0)
+						reftest.CheckNMSE(t, "negatives", reftest.F64s(got), want, 0)
 						neg.Release()
 						return mixed
 					},

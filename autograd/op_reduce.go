@@ -43,19 +43,22 @@ func reduceAll(op string, x *Tensor, mean bool) *Tensor {
 func SumAxis(x *Tensor, axis int) *Tensor {
 	e := x.e
 	const op = "sum_axis"
-	if !e.inputsOK(op, x) {
-		return e.poisoned(x.shape, F32)
-	}
 	axis = normAxis(axis, x.Rank())
-	if axis < 0 || axis >= x.Rank() {
-		e.failf("%s: axis %d of %v", op, axis, x)
-		return e.poisoned(x.shape, F32)
+	shape := x.Shape()
+	if axis >= 0 && axis < x.Rank() {
+		shape = append(shape[:axis], x.shape[axis+1:]...)
 	}
-	outer, a, inner := seqView(x.shape, axis)
-	shape := append(x.Shape()[:axis], x.shape[axis+1:]...)
 	if len(shape) == 0 {
 		shape = []int{1}
 	}
+	if !e.inputsOK(op, x) {
+		return e.poisoned(shape, F32)
+	}
+	if axis < 0 || axis >= x.Rank() {
+		e.failf("%s: axis %d of %v", op, axis, x)
+		return e.poisoned(shape, F32)
+	}
+	outer, a, inner := seqView(x.shape, axis)
 	out := e.newTensor(op, F32, shape...)
 	if e.ok() {
 		e.fail(kernels.Sum(e.rec, out.Mem(), x.Mem(), outer, a, inner))
@@ -82,12 +85,13 @@ func MaxPool(x, mask *Tensor) *Tensor {
 	if mask != nil {
 		ins = append(ins, mask)
 	}
+	placeholder := []int{x.d(0), x.d(2)}
 	if !e.inputsOK(op, ins...) {
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	if x.Rank() != 3 || (mask != nil && !sameShape(mask.shape, x.shape[:2])) {
 		e.failf("%s: x %v must be (B, T, C) and mask %v (B, T)", op, x, mask)
-		return e.poisoned(x.shape, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	B, T, C := int64(x.Dim(0)), int64(x.Dim(1)), int64(x.Dim(2))
 	out := e.newTensor(op, F32, int(B), int(C))
@@ -117,19 +121,19 @@ func MaxPool(x, mask *Tensor) *Tensor {
 func Cosine(a, b *Tensor) *Tensor {
 	e := a.e
 	const op = "cosine"
-	if !e.inputsOK(op, a, b) {
-		return e.poisoned(a.shape, F32)
-	}
-	if !sameShape(a.shape, b.shape) {
-		e.failf("%s: shapes %v and %v differ", op, a, b)
-		return e.poisoned(a.shape, F32)
-	}
-	C := int64(a.Dim(-1))
-	n := int64(a.Len()) / C
-	shape := a.Shape()[:a.Rank()-1]
+	shape := leading(a.shape, 1)
 	if len(shape) == 0 {
 		shape = []int{1}
 	}
+	if !e.inputsOK(op, a, b) {
+		return e.poisoned(shape, F32)
+	}
+	if a.Rank() < 1 || !sameShape(a.shape, b.shape) {
+		e.failf("%s: shapes %v and %v differ", op, a, b)
+		return e.poisoned(shape, F32)
+	}
+	C := int64(a.Dim(-1))
+	n := int64(a.Len()) / C
 	out := e.newTensor(op, F32, shape...)
 	if e.ok() {
 		e.fail(kernels.Cosine(e.rec, out.Mem(), a.Mem(), b.Mem(), n, C))

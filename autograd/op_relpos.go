@@ -9,12 +9,13 @@ import "github.com/shlpt-vk/shlpt-vk/kernels"
 func RelPosBias(table *Tensor, Tq, Tk, qOffset int, bidirectional bool, numBuckets, maxDistance int) *Tensor {
 	e := table.e
 	const op = "relpos_bias"
+	placeholder := []int{table.d(1), Tq, Tk}
 	if !e.inputsOK(op, table) {
-		return e.poisoned([]int{0, Tq, Tk}, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	if table.Rank() != 2 || table.Dim(0) != numBuckets {
 		e.failf("%s: table %v must be (%d buckets, heads)", op, table, numBuckets)
-		return e.poisoned([]int{0, Tq, Tk}, F32)
+		return e.poisoned(placeholder, F32)
 	}
 	H := table.Dim(1)
 	p := kernels.RelPos{NumBuckets: numBuckets, MaxDistance: maxDistance, Bidirectional: bidirectional}

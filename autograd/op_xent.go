@@ -9,11 +9,11 @@ import "github.com/shlpt-vk/shlpt-vk/kernels"
 func CrossEntropy(logits, labels *Tensor) *Tensor {
 	e := logits.e
 	const op = "cross_entropy"
-	if !e.inputsOK(op, logits) {
+	if !e.inputsOK(op, logits) || !e.idsOK(op, "labels", labels) {
 		return e.poisoned([]int{1}, F32)
 	}
-	if err := labels.usable(op); err != nil || labels.dtype != I32 {
-		e.failf("%s: labels %v must be usable int32 (%v)", op, labels, err)
+	if logits.Rank() < 1 {
+		e.failf("%s: logits %v must be (..., V)", op, logits)
 		return e.poisoned([]int{1}, F32)
 	}
 	V := int64(logits.Dim(-1))

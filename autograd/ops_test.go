@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 )
 
@@ -210,7 +211,7 @@ func TestEmbeddingAndXent(t *testing.T) {
 	V, C := 11, 6
 	ids := []int32{3, 0, 3, 10, 7}
 	e := newEngine(t)
-	table := e.Param("table", f32s(randn(newRNG(1), V*C, 1)), V, C)
+	table := e.Param("table", reftest.F32s(reftest.Randn(newRNG(1), V*C, 1)), V, C)
 	idt := e.FromInt32(ids, 5)
 	emb := Embedding(table, idt)
 	labels := e.FromInt32([]int32{2, -100, 5, 1, 0}, 5)
@@ -222,7 +223,7 @@ func TestEmbeddingAndXent(t *testing.T) {
 	got, _ := table.Grad().Float32s()
 	// Reference: loss = mean over non-ignored rows of CE(table[ids[i]], label).
 	lab := []int{2, -100, 5, 1, 0}
-	x := f64s(tab)
+	x := reftest.F64s(tab)
 	ref := func(v []float64) float64 {
 		s, cnt := 0.0, 0
 		for i, id := range ids {
@@ -247,7 +248,7 @@ func TestEmbeddingAndXent(t *testing.T) {
 	if d := math.Abs(float64(lv) - ref(x)); d > 1e-5 {
 		t.Errorf("loss %v, want %v", lv, ref(x))
 	}
-	checkClose(t, "table gradient", f64s(got), numGrad(ref, x, 1e-6), 1e-9)
+	reftest.CheckNMSE(t, "table gradient", reftest.F64s(got), reftest.NumGrad(ref, x, 1e-6), 1e-9)
 	for _, x := range []*Tensor{table, idt, emb, labels, loss} {
 		x.Release()
 	}
@@ -315,7 +316,7 @@ func TestSoftmaxDropoutOp(t *testing.T) {
 func TestSoftmaxDropoutMatchesUnfused(t *testing.T) {
 	e := newEngine(t)
 	const B, H, T = 2, 2, 33
-	xv := f32s(randn(newRNG(3), B*H*T*T, 2))
+	xv := reftest.F32s(reftest.Randn(newRNG(3), B*H*T*T, 2))
 	var ys, gs [2][]float32
 	for k := 0; k < 2; k++ {
 		seed := e.NewSeed(11)
@@ -329,7 +330,7 @@ func TestSoftmaxDropoutMatchesUnfused(t *testing.T) {
 			y = SoftmaxDropout(x, nil, nil, true, 0.4, seed, 2)
 		}
 		AdvanceSeed(seed)
-		w := e.FromFloat32(f32s(randn(newRNG(4), B*H*T*T, 1)), B, H, T, T)
+		w := e.FromFloat32(reftest.F32s(reftest.Randn(newRNG(4), B*H*T*T, 1)), B, H, T, T)
 		if err := e.BackwardFrom(y, w); err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +352,7 @@ func TestSoftmaxDropoutMatchesUnfused(t *testing.T) {
 func TestDropoutOp(t *testing.T) {
 	e := newEngine(t)
 	seed := e.NewSeed(5)
-	x := e.Param("x", f32s(randn(newRNG(2), 1000, 1)), 1000)
+	x := e.Param("x", reftest.F32s(reftest.Randn(newRNG(2), 1000, 1)), 1000)
 	y := Dropout(x, 0.3, seed, 1)
 	AdvanceSeed(seed)
 	w := e.Full(1, 1000)

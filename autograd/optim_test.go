@@ -3,6 +3,8 @@ package autograd
 import (
 	"math"
 	"testing"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // An optimizer restored from State continues bit for bit like the one it
@@ -10,8 +12,8 @@ import (
 func TestAdamWStateRoundTrip(t *testing.T) {
 	e := newEngine(t)
 	rng := newRNG(7)
-	x := randn(rng, mlpN*mlpIn, 1)
-	xt := e.FromFloat32(f32s(x), mlpN, mlpIn)
+	x := reftest.Randn(rng, mlpN*mlpIn, 1)
+	xt := e.FromFloat32(reftest.F32s(x), mlpN, mlpIn)
 	defer xt.Release()
 	lab := make([]int32, len(mlpLabels))
 	for i, l := range mlpLabels {
@@ -60,7 +62,7 @@ func TestAdamWStateRoundTrip(t *testing.T) {
 		for _, d := range sh {
 			n *= d
 		}
-		init[i] = f32s(randn(rng, n, 0.3))
+		init[i] = reftest.F32s(reftest.Randn(rng, n, 0.3))
 	}
 
 	a, optA := newRun(init)

@@ -85,6 +85,9 @@ func (e *Engine) accumulateGrad(t *Tensor, g kernels.Mem) {
 // intermediate gradients and the tensors kept for backward are released as
 // soon as backward is past them. The tape is cleared.
 func (e *Engine) Backward(loss *Tensor) error {
+	if e.err == nil && loss == nil {
+		e.failf("backward: nil loss")
+	}
 	if e.err == nil && loss.Len() != 1 {
 		e.failf("backward: loss must be one f32 value, got %v", loss)
 	}

@@ -68,12 +68,33 @@ func (t *Tensor) Engine() *Engine { return t.e }
 // Shape returns a copy of the dimensions.
 func (t *Tensor) Shape() []int { return append([]int(nil), t.shape...) }
 
-// Dim returns dimension i; negative i counts from the end.
+// Dim returns dimension i; negative i counts from the end. An axis the
+// tensor does not have is an error recorded on the engine, and Dim returns 0.
 func (t *Tensor) Dim(i int) int {
+	d, ok := t.dim(i)
+	if !ok {
+		t.e.failf("dim %d of %v: no such axis", i, t)
+	}
+	return d
+}
+
+// dim returns dimension i (negative counts from the end), or 0 and false
+// when t has no such axis.
+func (t *Tensor) dim(i int) (int, bool) {
 	if i < 0 {
 		i += len(t.shape)
 	}
-	return t.shape[i]
+	if i < 0 || i >= len(t.shape) {
+		return 0, false
+	}
+	return t.shape[i], true
+}
+
+// d is dim without the flag: 0 for a missing axis. Ops use it to describe
+// their output's shape before their inputs are checked.
+func (t *Tensor) d(i int) int {
+	v, _ := t.dim(i)
+	return v
 }
 
 // Rank is the number of dimensions.

@@ -3,10 +3,10 @@ package gpu
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	vk "github.com/vulkan-go/vulkan"
 )
@@ -34,17 +34,23 @@ type Options struct {
 	// PipelineCacheDir holds the on-disk VkPipelineCache. Empty means the
 	// user cache folder (~/.cache/shlpt-vk); "off" disables the disk cache.
 	PipelineCacheDir string
+	// MaxBindingBytes, when positive, caps what one binding may hold below
+	// the device's own limits (see Device.SetMaxBindingBytes), so that the
+	// code splitting large operands runs on devices that bind gigabytes.
+	MaxBindingBytes int64
+
+	// envErr is OptionsFromEnv's error, returned by Open and Devices.
+	envErr error
 }
 
 // OptionsFromEnv returns options from SHLPT_VK_DEVICE, SHLPT_VK_VALIDATE and
 // SHLPT_VK_PIPELINE_CACHE. A command-line --device flag should override
-// Device after this call.
+// Device after this call. A variable with an invalid value (see EnvOptions)
+// makes Open and Devices with these options fail with an error naming it.
 func OptionsFromEnv() Options {
-	return Options{
-		Device:           os.Getenv(DeviceEnv),
-		Validate:         os.Getenv(ValidateEnv) == "1",
-		PipelineCacheDir: os.Getenv(PipelineCacheEnv),
-	}
+	o, err := EnvOptions()
+	o.envErr = err
+	return o
 }
 
 // instance is a VkInstance with its optional validation messenger.
@@ -277,6 +283,9 @@ func deviceList(infos []DeviceInfo) string {
 
 // Devices lists every Vulkan device and marks the one Open(o) would choose.
 func Devices(o Options) ([]DeviceInfo, error) {
+	if o.envErr != nil {
+		return nil, o.envErr
+	}
 	in, err := newInstance(o.Validate)
 	if err != nil {
 		return nil, err
@@ -324,10 +333,16 @@ type Device struct {
 	objects    ObjectCounts
 	validate   bool
 	bandwidth  float64 // measured copy bandwidth in bytes/s, 0 until measured
+
+	bindLimit atomic.Int64 // MaxBindingBytes in force, 0 for the device's own
+	deferred  error        // met where it could not be returned; the next wait returns it
 }
 
 // Open creates a device according to o.
 func Open(o Options) (*Device, error) {
+	if o.envErr != nil {
+		return nil, o.envErr
+	}
 	in, err := newInstance(o.Validate)
 	if err != nil {
 		return nil, err
@@ -386,6 +401,10 @@ func openOn(in *instance, o Options) (*Device, error) {
 	var q vk.Queue // out-parameters must be plain locals (cgo pointer rules)
 	vk.GetDeviceQueue(dev, uint32(info.ComputeQueueFamily), 0, &q)
 	d.q = q
+	if _, err := d.SetMaxBindingBytes(o.MaxBindingBytes); err != nil {
+		d.destroy()
+		return nil, err
+	}
 	if err := d.init(o); err != nil {
 		d.destroy()
 		return nil, err
@@ -423,8 +442,48 @@ func (d *Device) init(o Options) error {
 	return nil
 }
 
-// Info describes the device.
-func (d *Device) Info() DeviceInfo { return d.info }
+// Info describes the device. Its binding limits (MaxStorageBufferRange,
+// MaxTexelBufferElements) are those in force: the device's own, or lower
+// ones set with SetMaxBindingBytes.
+func (d *Device) Info() DeviceInfo {
+	info := d.info
+	info.MaxStorageBufferRange, info.MaxTexelBufferElements = d.bindingLimits()
+	return info
+}
+
+// minBindingLimit is the smallest binding limit SetMaxBindingBytes accepts:
+// every kernel must still fit a row of a few hundred elements in a binding.
+const minBindingLimit = 4096
+
+// SetMaxBindingBytes caps the bytes one binding may hold at n: storage
+// buffers at n bytes, texel buffers at n/4 texels. Kernels split their
+// operands to fit, and the recorder refuses larger bindings, exactly as
+// they do at the device's own limits; tests use it to run the splitting
+// code on every device. A cap above the device's limits changes nothing;
+// 0 restores them. It returns the previous cap. Change it only between
+// recordings: a recording made under a larger cap is not checked again.
+func (d *Device) SetMaxBindingBytes(n int64) (previous int64, err error) {
+	if n < 0 || (n > 0 && n < minBindingLimit) {
+		return d.bindLimit.Load(), fmt.Errorf("gpu: binding limit of %d bytes; it must be 0 (the device's) or at least %d", n, minBindingLimit)
+	}
+	n = n &^ 15 // whole texels
+	return d.bindLimit.Swap(n), nil
+}
+
+// bindingLimits returns maxStorageBufferRange and maxTexelBufferElements in
+// force.
+func (d *Device) bindingLimits() (storage, texels uint32) {
+	storage, texels = d.info.MaxStorageBufferRange, d.info.MaxTexelBufferElements
+	if n := d.bindLimit.Load(); n > 0 {
+		if n < int64(storage) {
+			storage = uint32(n)
+		}
+		if n/4 < int64(texels) {
+			texels = uint32(n / 4)
+		}
+	}
+	return storage, texels
+}
 
 // String names the device.
 func (d *Device) String() string { return d.info.Name }
@@ -474,8 +533,9 @@ func (d *Device) destroy() error {
 	if d.dev != nil {
 		vk.DeviceWaitIdle(d.dev)
 	}
+	var err error
 	for _, s := range d.inflight {
-		d.recycle(s)
+		err = errors.Join(err, d.recycle(s))
 	}
 	d.inflight = nil
 	for p := range d.programs {
@@ -513,9 +573,8 @@ func (d *Device) destroy() error {
 		freeDeviceFns(d.fns)
 		d.fns = nil
 	}
-	var err error
 	if d.in != nil {
-		err = d.checkValidation("closing the device")
+		err = errors.Join(err, d.checkValidation("closing the device"))
 		d.in.destroy()
 		d.in = nil
 	}
@@ -542,6 +601,7 @@ func (d *Device) ObjectCounts() ObjectCounts {
 	c := d.objects
 	c.DescriptorSets = d.pipes.nsets
 	c.Pipelines = len(d.pipes.pipes)
+	c.Blocks = len(d.mem.retired)
 	for a := range d.mem.arenas {
 		c.Blocks += len(a.blocks)
 	}

@@ -24,3 +24,11 @@ func (d *Device) TriggerValidationErrorForTest() error {
 	}
 	return d.checkValidation("test")
 }
+
+// SetFaultForTest makes the engine's step fail with the error f returns
+// for it ("fence": getting a fence for a submission; "reset": resetting a
+// command buffer) until restore is called.
+func SetFaultForTest(f func(step string) error) (restore func()) {
+	faultHook = f
+	return func() { faultHook = nil }
+}

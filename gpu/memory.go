@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"unsafe"
@@ -43,6 +44,15 @@ type block struct {
 	dedicated bool
 	pins      int // programs that reference this block
 	views     map[viewKey]vk.BufferView
+
+	// A block in use by work not yet finished outlives the buffers in it:
+	// recs counts the open recordings and inflight the unfinished
+	// submissions that use it. An empty dedicated block is retired (taken
+	// out of its arena) and destroyed once both are 0 and no program pins
+	// it; until then Alloc may take it back.
+	recs, inflight int
+	retired        bool
+	dead           bool // destroyed, or its arena released: buffers in it are unusable
 }
 
 type viewKey struct {
@@ -64,6 +74,7 @@ type memory struct {
 	nextID       uint32
 	def          *Arena
 	arenas       map[*Arena]struct{}
+	retired      []*block // see block.recs
 
 	allocated, peak, reserved int64
 }
@@ -195,8 +206,11 @@ func (m *memory) newBlock(a *Arena, size int64, dedicated bool, typeIndex uint32
 	return b, nil
 }
 
+// destroyBlock frees a block's descriptor sets, views and memory. Nothing
+// recorded or in flight may use it any more.
 func (m *memory) destroyBlock(b *block) {
 	d := m.d
+	b.dead = true
 	if d.pipes != nil {
 		d.pipes.forgetBlock(b)
 	}
@@ -220,6 +234,84 @@ func (m *memory) destroy() {
 		}
 		a.blocks = nil
 	}
+	for _, b := range m.retired {
+		m.destroyBlock(b)
+	}
+	m.retired = nil
+}
+
+// retire takes b out of its arena for good (an empty dedicated block, or
+// any block of a released arena) and destroys it as soon as no recording,
+// submission or program uses it. Freeing memory that an open recording or
+// unfinished work still uses is normal (autograd frees intermediates in the
+// middle of a recording): destroying the block at once would leave them
+// with a dangling buffer and descriptor sets.
+func (m *memory) retire(b *block) {
+	if a := b.arena; a != nil {
+		for i, x := range a.blocks {
+			if x == b {
+				a.blocks = append(a.blocks[:i], a.blocks[i+1:]...)
+				break
+			}
+		}
+	}
+	b.retired = true
+	m.retired = append(m.retired, b)
+	m.maybeDestroy(b)
+}
+
+// maybeDestroy destroys a retired block that nothing uses any more.
+func (m *memory) maybeDestroy(b *block) {
+	if !b.retired || b.recs > 0 || b.inflight > 0 || b.pins > 0 {
+		return
+	}
+	for i, x := range m.retired {
+		if x == b {
+			m.retired = append(m.retired[:i], m.retired[i+1:]...)
+			break
+		}
+	}
+	b.retired = false
+	m.destroyBlock(b)
+}
+
+// reuse takes back a retired dedicated block of arena a for a request of
+// size bytes, when one is at least that large and at most twice as large:
+// a model frees and allocates intermediates of the same sizes layer after
+// layer, and the recorder orders the reuse as for any other memory.
+func (m *memory) reuse(a *Arena, size int64) *block {
+	var best *block
+	for _, b := range m.retired {
+		if b.arena != a || !b.dedicated || b.dead || b.pins > 0 || b.used != 0 || b.size < size || b.size > 2*size {
+			continue
+		}
+		if best == nil || b.size < best.size {
+			best = b
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	for i, x := range m.retired {
+		if x == best {
+			m.retired = append(m.retired[:i], m.retired[i+1:]...)
+			break
+		}
+	}
+	best.retired = false
+	a.blocks = append(a.blocks, best)
+	return best
+}
+
+// waitable reports whether waiting for the queue would destroy a retired
+// block (one that only unfinished submissions hold).
+func (m *memory) waitable() bool {
+	for _, b := range m.retired {
+		if b.recs == 0 && b.pins == 0 && b.inflight > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // alloc carves size bytes (aligned) out of b, or returns -1.
@@ -283,29 +375,34 @@ func (d *Device) NewArena(name string) *Arena {
 }
 
 // Release frees all blocks of the arena. Buffers still allocated from it
-// become unusable. It waits for the queue first.
+// become unusable. Memory that recorded or unfinished work still uses is
+// destroyed when that work is done (without waiting for it here).
 func (a *Arena) Release() error {
-	d := a.m.d
+	m := a.m
+	d := m.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if a.released || a == a.m.def {
+	if a.released || a == m.def {
 		return nil
 	}
-	err := d.waitLocked()
-	for _, b := range a.blocks {
+	for _, b := range append([]*block(nil), a.blocks...) {
 		if b.pins > 0 {
 			// A live program still references it; keep it until unpinned.
-			b.arena = a.m.def
-			a.m.def.blocks = append(a.m.def.blocks, b)
+			b.arena = m.def
+			m.def.blocks = append(m.def.blocks, b)
 			continue
 		}
-		a.m.allocated -= b.used
-		a.m.destroyBlock(b)
+		m.allocated -= b.used
+		b.dead = true
+		m.retire(b)
 	}
 	a.blocks = nil
 	a.released = true
-	delete(a.m.arenas, a)
-	return err
+	delete(m.arenas, a)
+	if !d.closed {
+		d.reapQuiet() // finished work may hold the arena's last blocks
+	}
+	return nil
 }
 
 // Buffer is a byte range of device memory. It is freed with Free; using it
@@ -344,8 +441,12 @@ func (a *Arena) Alloc(size int64) (*Buffer, error) {
 		return nil, fmt.Errorf("gpu: alloc of %s exceeds the largest allocation %s allows (%s)",
 			FormatBytes(size), d.info.Name, FormatBytes(m.maxAlloc))
 	}
+	// Large requests always get a block of their own, so that their memory
+	// goes back to Vulkan when they are freed; small ones never land in such
+	// a block.
+	dedicated := rsize > m.blockSize/2
 	for _, b := range a.blocks {
-		if b.size-b.used < rsize {
+		if dedicated || b.dedicated || b.size-b.used < rsize {
 			continue
 		}
 		if off := b.alloc(rsize, m.align); off >= 0 {
@@ -353,11 +454,22 @@ func (a *Arena) Alloc(size int64) (*Buffer, error) {
 		}
 	}
 	bsize := m.blockSize
-	dedicated := rsize > m.blockSize/2
 	if dedicated {
 		bsize = (rsize + m.align - 1) / m.align * m.align
+		if b := m.reuse(a, bsize); b != nil {
+			off := b.alloc(rsize, m.align)
+			return m.track(&Buffer{d: d, blk: b, off: off, size: size, alloc: rsize}), nil
+		}
 	}
 	b, err := m.newBlock(a, bsize, dedicated, m.typeIndex)
+	if err != nil && m.waitable() {
+		// Retired blocks that only unfinished work holds go once it is
+		// done; wait for it and try once more.
+		if werr := d.waitLocked(); werr != nil {
+			return nil, errors.Join(err, werr)
+		}
+		b, err = m.newBlock(a, bsize, dedicated, m.typeIndex)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -375,8 +487,10 @@ func (m *memory) track(b *Buffer) *Buffer {
 }
 
 // Free returns the buffer's memory to its arena. Freeing twice is a no-op.
-// Work already recorded that uses the buffer must be submitted and finished,
-// or be part of the same recording (the recorder orders reuse with barriers).
+// Work already recorded or submitted may still use the buffer: memory freed
+// and reused within a recording, or after a submission, is ordered by the
+// recorder's barriers, and device memory given back to Vulkan (an empty
+// dedicated block) goes once that work has finished. Free never waits.
 func (b *Buffer) Free() {
 	if b == nil {
 		return
@@ -396,17 +510,24 @@ func (b *Buffer) Free() {
 	m := d.mem
 	m.allocated -= b.alloc
 	blk.release(b.off, b.alloc)
-	if blk.used == 0 && blk.dedicated && blk.pins == 0 {
-		// Dedicated blocks are given back at once: they are large.
-		a := blk.arena
-		for i, x := range a.blocks {
-			if x == blk {
-				a.blocks = append(a.blocks[:i], a.blocks[i+1:]...)
-				break
-			}
+	if blk.used == 0 && blk.dedicated {
+		// Dedicated blocks are large: give them back as soon as the work
+		// using them is done. Polling the fences here returns finished
+		// work's memory without stalling the queue; an error it meets is
+		// returned by the next wait.
+		m.retire(blk)
+		if blk.inflight > 0 {
+			d.reapQuiet()
 		}
-		_ = d.waitLocked()
-		m.destroyBlock(blk)
+	}
+}
+
+// reapQuiet finishes the signaled submissions for an operation whose
+// error this is not (or that returns none); what finishing them meets is
+// returned by the next wait. d.mu is held.
+func (d *Device) reapQuiet() {
+	if err := d.reapLocked(); err != nil {
+		d.deferred = errors.Join(d.deferred, err)
 	}
 }
 
@@ -428,18 +549,26 @@ type MemoryStats struct {
 	Allocated int64 // live buffers, rounded to their reserved size
 	Peak      int64 // highest Allocated since Open or ResetPeak
 	Reserved  int64 // device memory held in blocks
-	Blocks    int
+	Blocks    int   // blocks held, including freed ones that work in flight still uses
 }
 
 // MemoryStats returns current allocation figures.
 func (d *Device) MemoryStats() MemoryStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := 0
+	n := len(d.mem.retired)
 	for a := range d.mem.arenas {
 		n += len(a.blocks)
 	}
 	return MemoryStats{Allocated: d.mem.allocated, Peak: d.mem.peak, Reserved: d.mem.reserved, Blocks: n}
+}
+
+// AllocLimits returns the largest buffer Alloc accepts and the size of the
+// memory heap that buffers come from (0 where the device does not say), so
+// that callers can refuse work that cannot fit before preparing it.
+func (d *Device) AllocLimits() (largest, heap int64) {
+	m := d.mem
+	return m.maxAlloc, int64(d.info.Heaps[d.info.MemoryTypes[m.typeIndex].Heap].Size)
 }
 
 // ResetPeak sets the peak to the current allocation.

@@ -417,7 +417,8 @@ func (pc *pipelineCache) view(b Binding, k BindingKind) (vk.BufferView, error) {
 }
 
 // forgetBlock drops descriptor sets that reference a block about to be
-// destroyed. The queue is idle when blocks are destroyed.
+// destroyed. No open recording and no unfinished submission uses the block
+// any more (see memory.retire), so none of its sets can still be bound.
 func (pc *pipelineCache) forgetBlock(b *block) {
 	d := pc.d
 	for _, l := range pc.layouts {

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"errors"
 	"fmt"
 	"time"
 	"unsafe"
@@ -35,6 +36,8 @@ func (a access) overlaps(b access) bool { return a.blk == b.blk && a.lo < b.hi &
 // that reused memory is ordered too.
 //
 // The first error is kept; later calls do nothing and Submit returns it.
+// A recording ends with Submit (or Run), Compile or Discard; until then the
+// memory it uses stays allocated even if freed (see Buffer.Free).
 type Recorder struct {
 	d        *Device
 	cmds     []cmd
@@ -87,25 +90,29 @@ func (r *Recorder) check(what string, i int, b Binding, kind BindingKind) (acces
 	if b.Off < 0 || b.Size <= 0 || b.Off+b.Size > b.Buf.alloc {
 		return access{}, fmt.Errorf("gpu: %s: binding %d range [%d,%d) is outside %s", what, i, b.Off, b.Off+b.Size, b.Buf)
 	}
+	if b.Buf.blk.dead {
+		return access{}, fmt.Errorf("gpu: %s: binding %d uses %s, whose arena was released", what, i, b.Buf)
+	}
 	abs := b.Buf.off + b.Off
+	maxStorage, maxTexels := d.bindingLimits()
 	if kind.texel() {
 		ts := kind.texelSize()
 		if abs%int64(d.info.MinTexelBufferAlign) != 0 || b.Size%ts != 0 {
 			return access{}, fmt.Errorf("gpu: %s: binding %d texel range (offset %d, %d bytes) must be aligned to %d and a multiple of %d bytes",
 				what, i, abs, b.Size, d.info.MinTexelBufferAlign, ts)
 		}
-		if b.Size/ts > int64(d.info.MaxTexelBufferElements) {
+		if b.Size/ts > int64(maxTexels) {
 			return access{}, fmt.Errorf("gpu: %s: binding %d has %d texels; %s allows %d (maxTexelBufferElements)",
-				what, i, b.Size/ts, d.info.Name, d.info.MaxTexelBufferElements)
+				what, i, b.Size/ts, d.info.Name, maxTexels)
 		}
 	} else {
 		if abs%int64(d.info.MinStorageBufferAlign) != 0 {
 			return access{}, fmt.Errorf("gpu: %s: binding %d offset %d is not a multiple of minStorageBufferOffsetAlignment %d",
 				what, i, abs, d.info.MinStorageBufferAlign)
 		}
-		if b.Size > int64(d.info.MaxStorageBufferRange) {
+		if b.Size > int64(maxStorage) {
 			return access{}, fmt.Errorf("gpu: %s: binding %d is %s; %s binds at most %s (maxStorageBufferRange): split it",
-				what, i, FormatBytes(b.Size), d.info.Name, FormatBytes(int64(d.info.MaxStorageBufferRange)))
+				what, i, FormatBytes(b.Size), d.info.Name, FormatBytes(int64(maxStorage)))
 		}
 	}
 	return access{blk: b.Buf.blk, lo: abs, hi: abs + b.Size}, nil
@@ -142,12 +149,42 @@ func (r *Recorder) hazard(reads, writes []access) {
 	}
 	r.reads = append(r.reads, reads...)
 	r.writes = append(r.writes, writes...)
-	for _, a := range reads {
-		r.blocks[a.blk] = struct{}{}
+}
+
+// use registers the blocks a command touches as used by this recording, so
+// that freeing their memory meanwhile does not destroy them (see
+// memory.retire). d.mu is held.
+func (r *Recorder) use(accs ...[]access) {
+	for _, as := range accs {
+		for _, a := range as {
+			if _, ok := r.blocks[a.blk]; !ok {
+				r.blocks[a.blk] = struct{}{}
+				a.blk.recs++
+			}
+		}
 	}
-	for _, a := range writes {
-		r.blocks[a.blk] = struct{}{}
+}
+
+// lockUse registers the blocks of a command under the device lock.
+func (r *Recorder) lockUse(accs ...[]access) error {
+	d := r.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
 	}
+	r.use(accs...)
+	return nil
+}
+
+// dropBlocksLocked ends this recording's use of its blocks; those freed in
+// the meantime are destroyed when nothing else uses them. d.mu is held.
+func (r *Recorder) dropBlocksLocked() {
+	for b := range r.blocks {
+		b.recs--
+		r.d.mem.maybeDestroy(b)
+	}
+	clear(r.blocks)
 }
 
 // Dispatch records p with groups workgroups, push constants push (at most
@@ -192,6 +229,9 @@ func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []uint32, binds 
 		return r.fail(errClosed)
 	}
 	set, err := d.pipes.descriptorSet(p.lay, binds)
+	if err == nil {
+		r.use(reads, writes)
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return r.fail(fmt.Errorf("%w (kernel %s)", err, k.Name))
@@ -223,6 +263,9 @@ func (r *Recorder) Fill(b Binding, value uint32) error {
 	if b.Size%4 != 0 || (b.Buf.off+b.Off)%4 != 0 {
 		return r.fail(fmt.Errorf("gpu: fill: range (offset %d, %d bytes) must be 4-byte aligned", b.Off, b.Size))
 	}
+	if err := r.lockUse([]access{a}); err != nil {
+		return r.fail(err)
+	}
 	r.hazard(nil, []access{a})
 	r.cmds = append(r.cmds, cmd{op: cmdFill, buf: handle(unsafe.Pointer(b.Buf.blk.buf)), off: cUint64(a.lo), size: cUint64(b.Size), x: cU32(value)})
 	return nil
@@ -247,6 +290,9 @@ func (r *Recorder) Copy(dst, src Binding) error {
 	if ra.overlaps(wa) {
 		return r.fail(fmt.Errorf("gpu: copy: source and destination overlap"))
 	}
+	if err := r.lockUse([]access{ra}, []access{wa}); err != nil {
+		return r.fail(err)
+	}
 	r.hazard([]access{ra}, []access{wa})
 	r.cmds = append(r.cmds, cmd{op: cmdCopy, buf: handle(unsafe.Pointer(src.Buf.blk.buf)), off: cUint64(ra.lo),
 		buf2: handle(unsafe.Pointer(dst.Buf.blk.buf)), off2: cUint64(wa.lo), size: cUint64(src.Size)})
@@ -257,24 +303,39 @@ func (r *Recorder) Copy(dst, src Binding) error {
 // Reads of buffers (and Device.Wait) wait for it. The recorder can be
 // reused afterwards for a new recording.
 func (r *Recorder) Submit() error {
-	if r.err != nil {
-		err := r.err
-		r.reset()
-		return err
-	}
 	d := r.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return errClosed
 	}
+	defer r.reset()
+	if r.err != nil {
+		err := r.err
+		r.dropBlocksLocked()
+		return err
+	}
 	cmds := append(r.cmds, cmd{op: cmdHostBarrier})
-	s, err := d.submitLocked(cmds, r)
-	if err == nil && r.profile {
+	s, err := d.submitLocked(cmds, r, r.blocks)
+	if s != nil && r.profile {
 		s.labels = r.labels
 	}
-	r.reset()
+	r.dropBlocksLocked()
 	return err
+}
+
+// Discard drops what was recorded without running it; the recorder can be
+// used for a new recording. A recording that is given up on must be
+// discarded (or submitted, or compiled): until then the memory freed while
+// it was open stays reserved, since the recording may still use it.
+func (r *Recorder) Discard() {
+	d := r.d
+	d.mu.Lock()
+	if !d.closed {
+		r.dropBlocksLocked()
+	}
+	d.mu.Unlock()
+	r.reset()
 }
 
 // Run submits the recording and waits for it to finish.
@@ -325,6 +386,7 @@ type submission struct {
 	labels []string
 	rec    *Recorder // receives timings, may be nil
 	prog   *Program  // replayed program (its command buffer is not recycled)
+	blocks []*block  // memory the command buffer uses, kept alive until it finishes
 }
 
 func (d *Device) getCmd() (vk.CommandBuffer, error) {
@@ -345,7 +407,22 @@ func (d *Device) getCmd() (vk.CommandBuffer, error) {
 	return cbs[0], nil
 }
 
+// faultHook, when set (by tests), makes the named step fail with the error
+// it returns: "fence" (getting a fence) or "reset" (resetting a command
+// buffer).
+var faultHook func(step string) error
+
+func fault(step string) error {
+	if faultHook == nil {
+		return nil
+	}
+	return faultHook(step)
+}
+
 func (d *Device) getFence() (vk.Fence, error) {
+	if err := fault("fence"); err != nil {
+		return nil, err
+	}
 	if n := len(d.freeFences); n > 0 {
 		f := d.freeFences[n-1]
 		d.freeFences = d.freeFences[:n-1]
@@ -411,25 +488,35 @@ func (d *Device) encode(cb vk.CommandBuffer, cmds []cmd, oneTime bool) (vk.Query
 	return pool, nq, nil
 }
 
-// submitLocked records and submits a one-time command buffer. d.mu is held.
-func (d *Device) submitLocked(cmds []cmd, rec *Recorder) (*submission, error) {
-	cb, err := d.getCmd()
-	if err != nil {
-		return nil, err
-	}
-	pool, nq, err := d.encode(cb, cmds, true)
-	if err != nil {
-		d.freeCmds = append(d.freeCmds, cb)
-		return nil, err
-	}
+// submitLocked records and submits a one-time command buffer that uses the
+// memory of blocks. d.mu is held.
+func (d *Device) submitLocked(cmds []cmd, rec *Recorder, blocks map[*block]struct{}) (*submission, error) {
+	// Finished work gives its objects (and retired memory) back first; an
+	// error of that work is the next wait's to return, not this submit's.
+	d.reapQuiet()
+	// The fence first: nothing else needs undoing when it cannot be had.
 	fence, err := d.getFence()
 	if err != nil {
 		return nil, err
 	}
-	s := &submission{cb: cb, fence: fence, pool: pool, nq: nq, rec: rec}
-	if err := submit(d.fns, d.q, cb, fence); err != nil {
-		d.recycle(s)
+	cb, err := d.getCmd()
+	if err != nil {
+		d.freeFences = append(d.freeFences, fence)
 		return nil, err
+	}
+	s := &submission{cb: cb, fence: fence, rec: rec}
+	s.pool, s.nq, err = d.encode(cb, cmds, true)
+	if err == nil {
+		err = submit(d.fns, d.q, cb, fence)
+	}
+	if err != nil {
+		// Never submitted: the fence is unsignaled and the command buffer
+		// goes back after a reset.
+		return nil, errors.Join(err, d.recycle(s))
+	}
+	for b := range blocks {
+		b.inflight++
+		s.blocks = append(s.blocks, b)
 	}
 	d.inflight = append(d.inflight, s)
 	if err := d.checkValidation("recording and submitting"); err != nil {
@@ -438,17 +525,35 @@ func (d *Device) submitLocked(cmds []cmd, rec *Recorder) (*submission, error) {
 	return s, nil
 }
 
-// recycle returns a finished submission's objects to the free lists.
-func (d *Device) recycle(s *submission) {
+// recycle returns a finished (or never submitted) submission's objects to
+// the free lists and ends its use of memory. A command buffer that cannot be
+// reset is freed instead of reused.
+func (d *Device) recycle(s *submission) error {
+	var err error
 	if s.prog == nil {
-		_ = resetCommandBuffer(d.fns, s.cb)
-		d.freeCmds = append(d.freeCmds, s.cb)
+		if err = resetCommandBuffer(d.fns, s.cb); err != nil {
+			d.freeCommandBuffer(s.cb)
+		} else {
+			d.freeCmds = append(d.freeCmds, s.cb)
+		}
 		if s.pool != nil {
 			vk.DestroyQueryPool(d.dev, s.pool, nil)
 			d.objects.QueryPools--
 		}
 	}
 	d.freeFences = append(d.freeFences, s.fence)
+	for _, b := range s.blocks {
+		b.inflight--
+		d.mem.maybeDestroy(b)
+	}
+	s.blocks = nil
+	return err
+}
+
+// freeCommandBuffer gives a command buffer back to the pool.
+func (d *Device) freeCommandBuffer(cb vk.CommandBuffer) {
+	vk.FreeCommandBuffers(d.dev, d.cmdPool, 1, []vk.CommandBuffer{cb})
+	d.objects.CommandBuffers--
 }
 
 // Wait blocks until all submitted work has finished.
@@ -470,25 +575,64 @@ func (d *Device) waitLocked() error {
 		if err := waitFence(d.fns, d.dev, s.fence, waitTimeout); err != nil && first == nil {
 			first = err
 		}
-		if s.nq > 0 && (s.rec != nil || s.prog != nil) {
-			t, err := d.readTimings(s)
-			if err != nil && first == nil {
-				first = err
-			}
-			if s.rec != nil {
-				s.rec.timings = t
-			}
-			if s.prog != nil {
-				s.prog.timings = t
-			}
+		if err := d.finish(s); err != nil && first == nil {
+			first = err
 		}
-		if s.prog != nil {
-			s.prog.running = false
-		}
-		d.recycle(s)
 	}
 	d.inflight = d.inflight[:0]
+	if d.deferred != nil {
+		first = errors.Join(first, d.deferred)
+		d.deferred = nil
+	}
 	if err := d.checkValidation("executing submitted work"); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// reapLocked finishes the submissions whose fences have signaled, without
+// waiting for the others, and returns the first error of finishing them. A
+// fence that cannot be queried stays in flight: Wait meets (and returns)
+// its error. d.mu is held.
+func (d *Device) reapLocked() error {
+	var first error
+	keep := d.inflight[:0]
+	for _, s := range d.inflight {
+		done, err := fenceSignaled(d.fns, d.dev, s.fence)
+		if err == nil && done {
+			// Signaled: this wait returns at once and resets the fence.
+			err = waitFence(d.fns, d.dev, s.fence, 0)
+		}
+		if err != nil || !done {
+			keep = append(keep, s)
+			continue
+		}
+		if err := d.finish(s); err != nil && first == nil {
+			first = err
+		}
+	}
+	clear(d.inflight[len(keep):])
+	d.inflight = keep
+	return first
+}
+
+// finish collects a finished submission's timings and recycles it.
+func (d *Device) finish(s *submission) error {
+	var first error
+	if s.nq > 0 && (s.rec != nil || s.prog != nil) {
+		t, err := d.readTimings(s)
+		first = err
+		if s.rec != nil {
+			s.rec.timings = t
+		}
+		if s.prog != nil {
+			s.prog.timings = t
+		}
+	}
+	if s.prog != nil {
+		s.prog.running = false
+	}
+	if err := d.recycle(s); err != nil && first == nil {
 		first = err
 	}
 	return first
@@ -539,18 +683,18 @@ type Program struct {
 // Compile turns the recording into a replayable Program (without running
 // it). The recorder is reset.
 func (r *Recorder) Compile() (*Program, error) {
-	if r.err != nil {
-		err := r.err
-		r.reset()
-		return nil, err
-	}
 	d := r.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	defer r.reset()
 	if d.closed {
 		return nil, errClosed
 	}
+	defer r.reset()
+	if r.err != nil {
+		r.dropBlocksLocked()
+		return nil, r.err
+	}
+	defer r.dropBlocksLocked()
 	cb, err := d.getCmd()
 	if err != nil {
 		return nil, err
@@ -558,6 +702,14 @@ func (r *Recorder) Compile() (*Program, error) {
 	cmds := append(r.cmds, cmd{op: cmdHostBarrier})
 	pool, nq, err := d.encode(cb, cmds, false)
 	if err != nil {
+		if pool != nil {
+			vk.DestroyQueryPool(d.dev, pool, nil)
+			d.objects.QueryPools--
+		}
+		if rerr := resetCommandBuffer(d.fns, cb); rerr != nil {
+			d.freeCommandBuffer(cb)
+			return nil, errors.Join(err, rerr)
+		}
 		d.freeCmds = append(d.freeCmds, cb)
 		return nil, err
 	}
@@ -623,14 +775,19 @@ func (p *Program) Release() error {
 	err := d.waitLocked()
 	p.released = true
 	delete(d.programs, p)
-	_ = resetCommandBuffer(d.fns, p.cb)
-	d.freeCmds = append(d.freeCmds, p.cb)
+	if rerr := resetCommandBuffer(d.fns, p.cb); rerr != nil {
+		d.freeCommandBuffer(p.cb)
+		err = errors.Join(err, rerr)
+	} else {
+		d.freeCmds = append(d.freeCmds, p.cb)
+	}
 	if p.pool != nil {
 		vk.DestroyQueryPool(d.dev, p.pool, nil)
 		d.objects.QueryPools--
 	}
 	for _, b := range p.blocks {
 		b.pins--
+		d.mem.maybeDestroy(b)
 	}
 	p.blocks = nil
 	return err

@@ -294,6 +294,9 @@ func endCommandBuffer(f *shimFns, cb vk.CommandBuffer) error {
 }
 
 func resetCommandBuffer(f *shimFns, cb vk.CommandBuffer) error {
+	if err := fault("reset"); err != nil {
+		return err
+	}
 	return vkError("vkResetCommandBuffer", vk.Result(C.shim_reset_cmdbuf(f, handle(unsafe.Pointer(cb)))))
 }
 

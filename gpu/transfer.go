@@ -62,6 +62,9 @@ func (b *Buffer) transfer(off int64, data []byte, write bool) error {
 	if b.freed {
 		return fmt.Errorf("gpu: %s of %s after Free", what, b)
 	}
+	if b.blk.dead {
+		return fmt.Errorf("gpu: %s of %s, whose arena was released", what, b)
+	}
 	n := int64(len(data))
 	if off < 0 || off+n > b.size {
 		return fmt.Errorf("gpu: %s of bytes [%d,%d) outside %s", what, off, off+n, b)
@@ -160,10 +163,8 @@ func (d *Device) stagedTransfer(b *Buffer, off int64, data []byte, write bool) e
 // runNow records cmds into a one-time command buffer, submits it and waits.
 // d.mu is held.
 func (d *Device) runNow(cmds []cmd) error {
-	s, err := d.submitLocked(cmds, nil)
-	if err != nil {
+	if _, err := d.submitLocked(cmds, nil, nil); err != nil {
 		return err
 	}
-	_ = s
 	return d.waitLocked()
 }

@@ -1,6 +1,7 @@
-// vkshim.c: see vkshim.h. The struct layouts below follow the Vulkan
-// specification (registry vk.xml); only the members the shim touches are
-// named, the rest are sized placeholders.
+// vkshim.c: see vkshim.h. The Vulkan structures come from the Khronos
+// headers (Debian package libvulkan-dev), so their layouts are the
+// specification's; only the functions are loaded at run time
+// (VK_NO_PROTOTYPES: nothing links against libvulkan).
 #include "vkshim.h"
 
 #include <dlfcn.h>
@@ -9,245 +10,78 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int32_t VkResult_;
-typedef uint32_t VkBool32_;
-typedef void (*PFN_void)(void);
-typedef PFN_void (*PFN_getInstanceProcAddr)(shim_handle instance, const char *name);
-typedef PFN_void (*PFN_getDeviceProcAddr)(shim_handle device, const char *name);
+#define VK_NO_PROTOTYPES
+#include <vulkan/vulkan_core.h>
 
-enum {
-	ST_DEVICE_QUEUE_CREATE_INFO = 2,
-	ST_DEVICE_CREATE_INFO = 3,
-	ST_SUBMIT_INFO = 4,
-	ST_COMMAND_BUFFER_BEGIN_INFO = 42,
-	ST_MEMORY_BARRIER = 46,
-	ST_FEATURES_2 = 1000059000,
-	ST_PROPERTIES_2 = 1000059001,
-	ST_FLOAT16_INT8_FEATURES = 1000082000,
-	ST_16BIT_STORAGE_FEATURES = 1000083000,
-	ST_SUBGROUP_PROPERTIES = 1000094000,
-	ST_DEBUG_UTILS_MESSENGER_CREATE_INFO = 1000128004,
-	ST_MAINTENANCE_3_PROPERTIES = 1000168000,
-	ST_8BIT_STORAGE_FEATURES = 1000177000,
-	ST_DRIVER_PROPERTIES = 1000196000,
-	ST_SUBGROUP_SIZE_CONTROL_PROPERTIES = 1000225000,
-	ST_SUBGROUP_SIZE_CONTROL_FEATURES = 1000225002,
-	ST_BDA_FEATURES = 1000257000,
-	ST_MAINTENANCE_4_PROPERTIES = 1000413001,
-	ST_COOPMAT_FEATURES_KHR = 1000506000,
-	ST_COOPMAT_PROPERTIES_KHR = 1000506001,
-};
+// shim_handle carries every Vulkan handle: dispatchable handles are
+// pointers, and so are non-dispatchable ones on 64-bit platforms.
+_Static_assert(sizeof(shim_handle) == sizeof(VkBuffer), "non-dispatchable Vulkan handles must be pointers (64-bit platform)");
+_Static_assert(VK_USE_64_BIT_PTR_DEFINES == 1, "non-dispatchable Vulkan handles must be pointers (64-bit platform)");
 
+// VK_KHR_cooperative_matrix is newer than some distributions' headers
+// (Debian 12 ships 1.3.239); its two structures are declared here when the
+// header lacks them, following the registry (vk.xml), and checked against
+// the header when it has them.
+#ifdef VK_KHR_cooperative_matrix
+typedef VkPhysicalDeviceCooperativeMatrixFeaturesKHR coopmat_features;
+typedef VkCooperativeMatrixPropertiesKHR coopmat_props;
+#else
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
 typedef struct {
-	int32_t sType;
+	VkStructureType sType;
 	void *pNext;
-} chain_head;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	uint64_t properties[1024 / 8]; // VkPhysicalDeviceProperties is 824 bytes
-} props2;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	VkBool32_ features[55]; // VkPhysicalDeviceFeatures
-} features2;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	uint32_t subgroupSize;
-	uint32_t supportedStages;
-	uint32_t supportedOperations;
-	VkBool32_ quadOperationsInAllStages;
-} subgroup_props;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	uint32_t minSubgroupSize, maxSubgroupSize, maxComputeWorkgroupSubgroups;
-	uint32_t requiredSubgroupSizeStages;
-} subgroup_size_props;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	int32_t driverID;
-	char driverName[256];
-	char driverInfo[256];
-	uint8_t conformance[4];
-} driver_props;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	uint32_t maxPerSetDescriptors;
-	uint64_t maxMemoryAllocationSize;
-} maint3_props;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	uint64_t maxBufferSize;
-} maint4_props;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	VkBool32_ storageBuffer16BitAccess, uniformAndStorageBuffer16BitAccess;
-	VkBool32_ storagePushConstant16, storageInputOutput16;
-} storage16_features;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	VkBool32_ storageBuffer8BitAccess, uniformAndStorageBuffer8BitAccess;
-	VkBool32_ storagePushConstant8;
-} storage8_features;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	VkBool32_ shaderFloat16, shaderInt8;
-} float16_int8_features;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	VkBool32_ bufferDeviceAddress, captureReplay, multiDevice;
-} bda_features;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	VkBool32_ subgroupSizeControl, computeFullSubgroups;
-} subgroup_size_features;
-
-typedef struct {
-	int32_t sType;
-	void *pNext;
-	VkBool32_ cooperativeMatrix, robustBufferAccess;
+	VkBool32 cooperativeMatrix;
+	VkBool32 cooperativeMatrixRobustBufferAccess;
 } coopmat_features;
-
 typedef struct {
-	int32_t sType;
+	VkStructureType sType;
 	void *pNext;
 	uint32_t MSize, NSize, KSize;
-	int32_t AType, BType, CType, ResultType;
-	VkBool32_ saturatingAccumulation;
-	int32_t scope;
+	int32_t AType, BType, CType, ResultType; // VkComponentTypeKHR
+	VkBool32 saturatingAccumulation;
+	int32_t scope; // VkScopeKHR
 } coopmat_props;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	uint32_t queueFamilyIndex;
-	uint32_t queueCount;
-	const float *pQueuePriorities;
-} queue_create_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	uint32_t queueCreateInfoCount;
-	const queue_create_info *pQueueCreateInfos;
-	uint32_t enabledLayerCount;
-	const char *const *ppEnabledLayerNames;
-	uint32_t enabledExtensionCount;
-	const char *const *ppEnabledExtensionNames;
-	const void *pEnabledFeatures;
-} device_create_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	const char *pMessageIdName;
-	int32_t messageIdNumber;
-	const char *pMessage;
-	// remaining members unused
-} messenger_callback_data;
-
-typedef VkBool32_ (*PFN_messenger_cb)(uint32_t severity, uint32_t types,
-                                      const messenger_callback_data *data, void *user);
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	uint32_t messageSeverity;
-	uint32_t messageType;
-	PFN_messenger_cb pfnUserCallback;
-	void *pUserData;
-} messenger_create_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t srcAccessMask, dstAccessMask;
-} memory_barrier;
-
-typedef struct {
-	uint64_t srcOffset, dstOffset, size;
-} buffer_copy;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t waitSemaphoreCount;
-	const void *pWaitSemaphores;
-	const uint32_t *pWaitDstStageMask;
-	uint32_t commandBufferCount;
-	const shim_handle *pCommandBuffers;
-	uint32_t signalSemaphoreCount;
-	const void *pSignalSemaphores;
-} submit_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	const void *pInheritanceInfo;
-} cmdbuf_begin_info;
+#endif
+// The layout rules the registry implies, whichever declaration is in use.
+_Static_assert(offsetof(coopmat_features, cooperativeMatrix) == 16 && sizeof(coopmat_features) == 24, "VkPhysicalDeviceCooperativeMatrixFeaturesKHR layout");
+_Static_assert(offsetof(coopmat_props, MSize) == 16 && offsetof(coopmat_props, saturatingAccumulation) == 44 &&
+                   offsetof(coopmat_props, scope) == 48 && sizeof(coopmat_props) == 56,
+               "VkCooperativeMatrixPropertiesKHR layout");
+typedef VkResult (*PFN_getCoopMatProps)(VkPhysicalDevice, uint32_t *, coopmat_props *);
 
 // Function pointers ------------------------------------------------------------
 
-static PFN_getInstanceProcAddr getInstanceProcAddr;
-static shim_handle shim_current_instance;
-static void (*fnGetProperties2)(shim_handle, void *);
-static void (*fnGetFeatures2)(shim_handle, void *);
-static VkResult_ (*fnGetCoopMatProps)(shim_handle, uint32_t *, coopmat_props *);
-static VkResult_ (*fnCreateDevice)(shim_handle, const device_create_info *, const void *, shim_handle *);
-static PFN_getDeviceProcAddr getDeviceProcAddr;
-static VkResult_ (*fnCreateMessenger)(shim_handle, const messenger_create_info *, const void *, shim_handle *);
-static void (*fnDestroyMessenger)(shim_handle, shim_handle, const void *);
+static PFN_vkGetInstanceProcAddr getInstanceProcAddr;
+static VkInstance shim_current_instance;
+static PFN_vkGetPhysicalDeviceProperties2 fnGetProperties2;
+static PFN_vkGetPhysicalDeviceFeatures2 fnGetFeatures2;
+static PFN_getCoopMatProps fnGetCoopMatProps;
+static PFN_vkCreateDevice fnCreateDevice;
+static PFN_vkGetDeviceProcAddr getDeviceProcAddr;
+static PFN_vkCreateDebugUtilsMessengerEXT fnCreateMessenger;
+static PFN_vkDestroyDebugUtilsMessengerEXT fnDestroyMessenger;
 
 // Device-level functions, loaded per device with vkGetDeviceProcAddr so that
 // calls skip the loader's trampolines and two devices from different drivers
 // can coexist.
 struct shim_fns {
-	void (*CmdBindPipeline)(shim_handle, uint32_t, shim_handle);
-	void (*CmdBindDescriptorSets)(shim_handle, uint32_t, shim_handle, uint32_t, uint32_t,
-	                              const shim_handle *, uint32_t, const uint32_t *);
-	void (*CmdPushConstants)(shim_handle, shim_handle, uint32_t, uint32_t, uint32_t, const void *);
-	void (*CmdDispatch)(shim_handle, uint32_t, uint32_t, uint32_t);
-	void (*CmdPipelineBarrier)(shim_handle, uint32_t, uint32_t, uint32_t, uint32_t,
-	                           const memory_barrier *, uint32_t, const void *, uint32_t, const void *);
-	void (*CmdFillBuffer)(shim_handle, shim_handle, uint64_t, uint64_t, uint32_t);
-	void (*CmdCopyBuffer)(shim_handle, shim_handle, shim_handle, uint32_t, const buffer_copy *);
-	void (*CmdWriteTimestamp)(shim_handle, uint32_t, shim_handle, uint32_t);
-	void (*CmdResetQueryPool)(shim_handle, shim_handle, uint32_t, uint32_t);
-	VkResult_ (*QueueSubmit)(shim_handle, uint32_t, const submit_info *, shim_handle);
-	VkResult_ (*WaitForFences)(shim_handle, uint32_t, const shim_handle *, VkBool32_, uint64_t);
-	VkResult_ (*ResetFences)(shim_handle, uint32_t, const shim_handle *);
-	VkResult_ (*GetFenceStatus)(shim_handle, shim_handle);
-	VkResult_ (*BeginCommandBuffer)(shim_handle, const cmdbuf_begin_info *);
-	VkResult_ (*EndCommandBuffer)(shim_handle);
-	VkResult_ (*ResetCommandBuffer)(shim_handle, uint32_t);
+	PFN_vkCmdBindPipeline CmdBindPipeline;
+	PFN_vkCmdBindDescriptorSets CmdBindDescriptorSets;
+	PFN_vkCmdPushConstants CmdPushConstants;
+	PFN_vkCmdDispatch CmdDispatch;
+	PFN_vkCmdPipelineBarrier CmdPipelineBarrier;
+	PFN_vkCmdFillBuffer CmdFillBuffer;
+	PFN_vkCmdCopyBuffer CmdCopyBuffer;
+	PFN_vkCmdWriteTimestamp CmdWriteTimestamp;
+	PFN_vkCmdResetQueryPool CmdResetQueryPool;
+	PFN_vkQueueSubmit QueueSubmit;
+	PFN_vkWaitForFences WaitForFences;
+	PFN_vkResetFences ResetFences;
+	PFN_vkGetFenceStatus GetFenceStatus;
+	PFN_vkBeginCommandBuffer BeginCommandBuffer;
+	PFN_vkEndCommandBuffer EndCommandBuffer;
+	PFN_vkResetCommandBuffer ResetCommandBuffer;
 };
 
 void *shim_load(const char *name, char *err, size_t errlen) {
@@ -259,7 +93,7 @@ void *shim_load(const char *name, char *err, size_t errlen) {
 		snprintf(err, errlen, "%s", dlerror());
 		return NULL;
 	}
-	getInstanceProcAddr = (PFN_getInstanceProcAddr)dlsym(lib, "vkGetInstanceProcAddr");
+	getInstanceProcAddr = (PFN_vkGetInstanceProcAddr)dlsym(lib, "vkGetInstanceProcAddr");
 	if (!getInstanceProcAddr) {
 		snprintf(err, errlen, "%s has no vkGetInstanceProcAddr", name);
 		return NULL;
@@ -268,20 +102,21 @@ void *shim_load(const char *name, char *err, size_t errlen) {
 }
 
 uint32_t shim_instance_version(void) {
-	VkResult_ (*fn)(uint32_t *) = (VkResult_(*)(uint32_t *))getInstanceProcAddr(NULL, "vkEnumerateInstanceVersion");
+	PFN_vkEnumerateInstanceVersion fn = (PFN_vkEnumerateInstanceVersion)getInstanceProcAddr(NULL, "vkEnumerateInstanceVersion");
 	if (!fn) {
-		return 1u << 22; // Vulkan 1.0 loader
+		return VK_API_VERSION_1_0; // Vulkan 1.0 loader
 	}
 	uint32_t v = 0;
-	if (fn(&v) != 0) {
-		return 1u << 22;
+	if (fn(&v) != VK_SUCCESS) {
+		return VK_API_VERSION_1_0;
 	}
 	return v;
 }
 
 #define LOAD_I(var, name) var = (__typeof__(var))getInstanceProcAddr(instance, name)
 
-int shim_init_instance(shim_handle instance) {
+int shim_init_instance(shim_handle handle) {
+	VkInstance instance = handle;
 	shim_current_instance = instance;
 	LOAD_I(fnGetProperties2, "vkGetPhysicalDeviceProperties2");
 	LOAD_I(fnGetFeatures2, "vkGetPhysicalDeviceFeatures2");
@@ -293,37 +128,39 @@ int shim_init_instance(shim_handle instance) {
 	return (fnGetProperties2 && fnGetFeatures2 && fnCreateDevice && getDeviceProcAddr) ? 0 : -1;
 }
 
-static void push_chain(chain_head *head, void *s, int32_t stype) {
-	chain_head *h = (chain_head *)s;
-	h->sType = stype;
-	h->pNext = head->pNext;
-	head->pNext = s;
+// push_chain puts structure s (of type stype) at the front of head's pNext
+// chain.
+static void push_chain(void *head, void *s, VkStructureType stype) {
+	VkBaseOutStructure *h = head, *x = s;
+	x->sType = stype;
+	x->pNext = h->pNext;
+	h->pNext = x;
 }
 
 int shim_query_caps(shim_handle phys, const shim_exts *exts, shim_caps *caps) {
 	memset(caps, 0, sizeof(*caps));
-	if (exts->api_version < ((1u << 22) | (1u << 12))) {
+	if (exts->api_version < VK_API_VERSION_1_1) {
 		return -1; // Properties2 is core from Vulkan 1.1
 	}
-	props2 p2;
-	subgroup_props sg;
-	subgroup_size_props sgs;
-	driver_props drv;
-	maint3_props m3;
-	maint4_props m4;
+	VkPhysicalDeviceProperties2 p2;
+	VkPhysicalDeviceSubgroupProperties sg;
+	VkPhysicalDeviceSubgroupSizeControlProperties sgs;
+	VkPhysicalDeviceDriverProperties drv;
+	VkPhysicalDeviceMaintenance3Properties m3;
+	VkPhysicalDeviceMaintenance4Properties m4;
 	memset(&p2, 0, sizeof p2);
 	memset(&sg, 0, sizeof sg);
 	memset(&sgs, 0, sizeof sgs);
 	memset(&drv, 0, sizeof drv);
 	memset(&m3, 0, sizeof m3);
 	memset(&m4, 0, sizeof m4);
-	p2.sType = ST_PROPERTIES_2;
-	push_chain((chain_head *)&p2, &sg, ST_SUBGROUP_PROPERTIES);
-	if (exts->ext_subgroup_size) push_chain((chain_head *)&p2, &sgs, ST_SUBGROUP_SIZE_CONTROL_PROPERTIES);
-	if (exts->ext_driver_props) push_chain((chain_head *)&p2, &drv, ST_DRIVER_PROPERTIES);
-	if (exts->ext_maintenance3) push_chain((chain_head *)&p2, &m3, ST_MAINTENANCE_3_PROPERTIES);
-	if (exts->ext_maintenance4) push_chain((chain_head *)&p2, &m4, ST_MAINTENANCE_4_PROPERTIES);
-	fnGetProperties2(phys, &p2);
+	p2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+	push_chain(&p2, &sg, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES);
+	if (exts->ext_subgroup_size) push_chain(&p2, &sgs, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES);
+	if (exts->ext_driver_props) push_chain(&p2, &drv, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES);
+	if (exts->ext_maintenance3) push_chain(&p2, &m3, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES);
+	if (exts->ext_maintenance4) push_chain(&p2, &m4, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES);
+	fnGetProperties2((VkPhysicalDevice)phys, &p2);
 
 	caps->subgroup_size = sg.subgroupSize;
 	caps->subgroup_stages = sg.supportedStages;
@@ -331,18 +168,20 @@ int shim_query_caps(shim_handle phys, const shim_exts *exts, shim_caps *caps) {
 	caps->min_subgroup_size = exts->ext_subgroup_size ? sgs.minSubgroupSize : sg.subgroupSize;
 	caps->max_subgroup_size = exts->ext_subgroup_size ? sgs.maxSubgroupSize : sg.subgroupSize;
 	caps->driver_id = (uint32_t)drv.driverID;
+	_Static_assert(sizeof caps->driver_name == sizeof drv.driverName && sizeof caps->driver_info == sizeof drv.driverInfo,
+	               "driver name and info sizes");
 	memcpy(caps->driver_name, drv.driverName, sizeof caps->driver_name);
 	memcpy(caps->driver_info, drv.driverInfo, sizeof caps->driver_info);
-	caps->driver_name[255] = caps->driver_info[255] = 0;
+	caps->driver_name[sizeof caps->driver_name - 1] = caps->driver_info[sizeof caps->driver_info - 1] = 0;
 	caps->max_memory_allocation_size = m3.maxMemoryAllocationSize;
 	caps->max_buffer_size = m4.maxBufferSize;
 
-	features2 f2;
-	storage16_features s16;
-	storage8_features s8;
-	float16_int8_features f16;
-	bda_features bda;
-	subgroup_size_features sgf;
+	VkPhysicalDeviceFeatures2 f2;
+	VkPhysicalDevice16BitStorageFeatures s16;
+	VkPhysicalDevice8BitStorageFeatures s8;
+	VkPhysicalDeviceShaderFloat16Int8Features f16;
+	VkPhysicalDeviceBufferDeviceAddressFeatures bda;
+	VkPhysicalDeviceSubgroupSizeControlFeatures sgf;
 	coopmat_features cm;
 	memset(&f2, 0, sizeof f2);
 	memset(&s16, 0, sizeof s16);
@@ -351,14 +190,14 @@ int shim_query_caps(shim_handle phys, const shim_exts *exts, shim_caps *caps) {
 	memset(&bda, 0, sizeof bda);
 	memset(&sgf, 0, sizeof sgf);
 	memset(&cm, 0, sizeof cm);
-	f2.sType = ST_FEATURES_2;
-	if (exts->ext_16bit_storage) push_chain((chain_head *)&f2, &s16, ST_16BIT_STORAGE_FEATURES);
-	if (exts->ext_8bit_storage) push_chain((chain_head *)&f2, &s8, ST_8BIT_STORAGE_FEATURES);
-	if (exts->ext_float16_int8) push_chain((chain_head *)&f2, &f16, ST_FLOAT16_INT8_FEATURES);
-	if (exts->ext_bda) push_chain((chain_head *)&f2, &bda, ST_BDA_FEATURES);
-	if (exts->ext_subgroup_size) push_chain((chain_head *)&f2, &sgf, ST_SUBGROUP_SIZE_CONTROL_FEATURES);
-	if (exts->ext_coopmat) push_chain((chain_head *)&f2, &cm, ST_COOPMAT_FEATURES_KHR);
-	fnGetFeatures2(phys, &f2);
+	f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+	if (exts->ext_16bit_storage) push_chain(&f2, &s16, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES);
+	if (exts->ext_8bit_storage) push_chain(&f2, &s8, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES);
+	if (exts->ext_float16_int8) push_chain(&f2, &f16, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES);
+	if (exts->ext_bda) push_chain(&f2, &bda, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_BUFFER_DEVICE_ADDRESS_FEATURES);
+	if (exts->ext_subgroup_size) push_chain(&f2, &sgf, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES);
+	if (exts->ext_coopmat) push_chain(&f2, &cm, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR);
+	fnGetFeatures2((VkPhysicalDevice)phys, &f2);
 	caps->storage_buffer_16bit = s16.storageBuffer16BitAccess;
 	caps->uniform_storage_16bit = s16.uniformAndStorageBuffer16BitAccess;
 	caps->storage_push_16bit = s16.storagePushConstant16;
@@ -372,13 +211,13 @@ int shim_query_caps(shim_handle phys, const shim_exts *exts, shim_caps *caps) {
 
 	if (exts->ext_coopmat && cm.cooperativeMatrix && fnGetCoopMatProps) {
 		uint32_t n = 0;
-		if (fnGetCoopMatProps(phys, &n, NULL) == 0 && n > 0) {
+		if (fnGetCoopMatProps((VkPhysicalDevice)phys, &n, NULL) == VK_SUCCESS && n > 0) {
 			if (n > SHIM_MAX_COOPMAT) n = SHIM_MAX_COOPMAT;
 			coopmat_props *cp = calloc(n, sizeof *cp);
 			if (cp) {
-				for (uint32_t i = 0; i < n; i++) cp[i].sType = ST_COOPMAT_PROPERTIES_KHR;
-				VkResult_ r = fnGetCoopMatProps(phys, &n, cp);
-				if (r == 0 || r == 5 /* VK_INCOMPLETE */) {
+				for (uint32_t i = 0; i < n; i++) cp[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+				VkResult r = fnGetCoopMatProps((VkPhysicalDevice)phys, &n, cp);
+				if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
 					caps->n_coopmat = n;
 					for (uint32_t i = 0; i < n; i++) {
 						shim_coopmat *o = &caps->coopmat[i];
@@ -403,18 +242,18 @@ int shim_query_caps(shim_handle phys, const shim_exts *exts, shim_caps *caps) {
 int32_t shim_create_device(shim_handle phys, const shim_exts *exts,
                            const shim_device_request *req, shim_handle *device) {
 	float priority = 1.0f;
-	queue_create_info q;
+	VkDeviceQueueCreateInfo q;
 	memset(&q, 0, sizeof q);
-	q.sType = ST_DEVICE_QUEUE_CREATE_INFO;
+	q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO;
 	q.queueFamilyIndex = req->queue_family;
 	q.queueCount = 1;
 	q.pQueuePriorities = &priority;
 
-	features2 f2;
-	storage16_features s16;
-	storage8_features s8;
-	float16_int8_features f16;
-	subgroup_size_features sgf;
+	VkPhysicalDeviceFeatures2 f2;
+	VkPhysicalDevice16BitStorageFeatures s16;
+	VkPhysicalDevice8BitStorageFeatures s8;
+	VkPhysicalDeviceShaderFloat16Int8Features f16;
+	VkPhysicalDeviceSubgroupSizeControlFeatures sgf;
 	coopmat_features cm;
 	memset(&f2, 0, sizeof f2);
 	memset(&s16, 0, sizeof s16);
@@ -422,50 +261,54 @@ int32_t shim_create_device(shim_handle phys, const shim_exts *exts,
 	memset(&f16, 0, sizeof f16);
 	memset(&sgf, 0, sizeof sgf);
 	memset(&cm, 0, sizeof cm);
-	f2.sType = ST_FEATURES_2;
+	f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	if (req->storage_buffer_16bit && exts->ext_16bit_storage) {
-		s16.storageBuffer16BitAccess = 1;
-		push_chain((chain_head *)&f2, &s16, ST_16BIT_STORAGE_FEATURES);
+		s16.storageBuffer16BitAccess = VK_TRUE;
+		push_chain(&f2, &s16, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES);
 	}
 	if (req->storage_buffer_8bit && exts->ext_8bit_storage) {
-		s8.storageBuffer8BitAccess = 1;
-		push_chain((chain_head *)&f2, &s8, ST_8BIT_STORAGE_FEATURES);
+		s8.storageBuffer8BitAccess = VK_TRUE;
+		push_chain(&f2, &s8, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES);
 	}
 	if ((req->shader_float16 || req->shader_int8) && exts->ext_float16_int8) {
-		f16.shaderFloat16 = req->shader_float16 ? 1 : 0;
-		f16.shaderInt8 = req->shader_int8 ? 1 : 0;
-		push_chain((chain_head *)&f2, &f16, ST_FLOAT16_INT8_FEATURES);
+		f16.shaderFloat16 = req->shader_float16 ? VK_TRUE : VK_FALSE;
+		f16.shaderInt8 = req->shader_int8 ? VK_TRUE : VK_FALSE;
+		push_chain(&f2, &f16, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES);
 	}
 	if (req->subgroup_size_control && exts->ext_subgroup_size) {
-		sgf.subgroupSizeControl = 1;
-		push_chain((chain_head *)&f2, &sgf, ST_SUBGROUP_SIZE_CONTROL_FEATURES);
+		sgf.subgroupSizeControl = VK_TRUE;
+		push_chain(&f2, &sgf, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES);
 	}
 	if (req->cooperative_matrix && exts->ext_coopmat) {
-		cm.cooperativeMatrix = 1;
-		push_chain((chain_head *)&f2, &cm, ST_COOPMAT_FEATURES_KHR);
+		cm.cooperativeMatrix = VK_TRUE;
+		push_chain(&f2, &cm, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR);
 	}
 
-	device_create_info ci;
+	VkDeviceCreateInfo ci;
 	memset(&ci, 0, sizeof ci);
-	ci.sType = ST_DEVICE_CREATE_INFO;
-	ci.pNext = exts->api_version >= ((1u << 22) | (1u << 12)) ? &f2 : NULL;
+	ci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
+	ci.pNext = exts->api_version >= VK_API_VERSION_1_1 ? &f2 : NULL;
 	ci.queueCreateInfoCount = 1;
 	ci.pQueueCreateInfos = &q;
 	ci.enabledExtensionCount = req->n_extensions;
 	ci.ppEnabledExtensionNames = req->extensions;
-	return fnCreateDevice(phys, &ci, NULL, device);
+	VkDevice dev = VK_NULL_HANDLE;
+	VkResult r = fnCreateDevice((VkPhysicalDevice)phys, &ci, NULL, &dev);
+	*device = dev;
+	return r;
 }
 
-#define LOAD_D(member, name)                                            \
-	do {                                                                \
+#define LOAD_D(member, name)                                                \
+	do {                                                                    \
 		f->member = (__typeof__(f->member))getDeviceProcAddr(device, name); \
-		if (!f->member) {                                               \
-			free(f);                                                    \
-			return NULL;                                                \
-		}                                                               \
+		if (!f->member) {                                                   \
+			free(f);                                                        \
+			return NULL;                                                    \
+		}                                                                   \
 	} while (0)
 
-shim_fns *shim_init_device(shim_handle device) {
+shim_fns *shim_init_device(shim_handle handle) {
+	VkDevice device = handle;
 	shim_fns *f = calloc(1, sizeof *f);
 	if (!f) return NULL;
 	LOAD_D(CmdBindPipeline, "vkCmdBindPipeline");
@@ -498,11 +341,11 @@ static int msg_count;
 
 enum { MSG_KEEP = 1 << 16 }; // bytes kept; later messages are counted, not stored
 
-static VkBool32_ messenger_cb(uint32_t severity, uint32_t types,
-                              const messenger_callback_data *data, void *user) {
+static VkBool32 VKAPI_PTR messenger_cb(VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
+                                       const VkDebugUtilsMessengerCallbackDataEXT *data, void *user) {
 	(void)types;
 	(void)user;
-	const char *level = (severity & 0x1000) ? "error" : "warning";
+	const char *level = (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error" : "warning";
 	const char *text = (data && data->pMessage) ? data->pMessage : "(no message)";
 	pthread_mutex_lock(&msg_mu);
 	msg_count++;
@@ -522,22 +365,26 @@ static VkBool32_ messenger_cb(uint32_t severity, uint32_t types,
 		}
 	}
 	pthread_mutex_unlock(&msg_mu);
-	return 0; // never abort the call
+	return VK_FALSE; // never abort the call
 }
 
 int32_t shim_create_messenger(shim_handle instance, shim_handle *messenger) {
-	if (!fnCreateMessenger) return -7; // VK_ERROR_EXTENSION_NOT_PRESENT
-	messenger_create_info ci;
+	if (!fnCreateMessenger) return VK_ERROR_EXTENSION_NOT_PRESENT;
+	VkDebugUtilsMessengerCreateInfoEXT ci;
 	memset(&ci, 0, sizeof ci);
-	ci.sType = ST_DEBUG_UTILS_MESSENGER_CREATE_INFO;
-	ci.messageSeverity = 0x100 | 0x1000;  // warning | error
-	ci.messageType = 0x1 | 0x2 | 0x4;     // general | validation | performance
+	ci.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
+	ci.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+	ci.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+	                 VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
 	ci.pfnUserCallback = messenger_cb;
-	return fnCreateMessenger(instance, &ci, NULL, messenger);
+	VkDebugUtilsMessengerEXT m = VK_NULL_HANDLE;
+	VkResult r = fnCreateMessenger((VkInstance)instance, &ci, NULL, &m);
+	*messenger = m;
+	return r;
 }
 
 void shim_destroy_messenger(shim_handle instance, shim_handle messenger) {
-	if (fnDestroyMessenger && messenger) fnDestroyMessenger(instance, messenger, NULL);
+	if (fnDestroyMessenger && messenger) fnDestroyMessenger((VkInstance)instance, (VkDebugUtilsMessengerEXT)messenger, NULL);
 }
 
 int shim_take_messages(char *buf, size_t len) {
@@ -556,65 +403,53 @@ int shim_take_messages(char *buf, size_t len) {
 
 // Recording ------------------------------------------------------------------------
 
-enum {
-	STAGE_COMPUTE = 0x800,
-	STAGE_TRANSFER = 0x1000,
-	STAGE_BOTTOM = 0x2000,
-	STAGE_HOST = 0x4000,
-	ACCESS_SHADER_READ = 0x20,
-	ACCESS_SHADER_WRITE = 0x40,
-	ACCESS_TRANSFER_READ = 0x800,
-	ACCESS_TRANSFER_WRITE = 0x1000,
-	ACCESS_HOST_READ = 0x2000,
-	BIND_POINT_COMPUTE = 1,
-	STAGE_FLAG_COMPUTE = 0x20,
-};
-
-int shim_record(const shim_fns *f, shim_handle cb, const shim_cmd *cmds, int n) {
-	shim_handle bound = NULL;
+int shim_record(const shim_fns *f, shim_handle handle, const shim_cmd *cmds, int n) {
+	VkCommandBuffer cb = handle;
+	const VkPipelineStageFlags work = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+	const VkAccessFlags writes = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+	VkPipeline bound = VK_NULL_HANDLE;
 	for (int i = 0; i < n; i++) {
 		const shim_cmd *c = &cmds[i];
 		switch (c->op) {
 		case SHIM_CMD_DISPATCH:
-			if (c->pipeline != bound) {
-				f->CmdBindPipeline(cb, BIND_POINT_COMPUTE, c->pipeline);
+			if ((VkPipeline)c->pipeline != bound) {
 				bound = c->pipeline;
+				f->CmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, bound);
 			}
 			if (c->set) {
-				f->CmdBindDescriptorSets(cb, BIND_POINT_COMPUTE, c->layout, 0, 1, &c->set, 0, NULL);
+				VkDescriptorSet set = c->set;
+				f->CmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, (VkPipelineLayout)c->layout, 0, 1, &set, 0, NULL);
 			}
 			if (c->push_words) {
-				f->CmdPushConstants(cb, c->layout, STAGE_FLAG_COMPUTE, 0, c->push_words * 4, c->push);
+				f->CmdPushConstants(cb, (VkPipelineLayout)c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, c->push_words * 4, c->push);
 			}
 			f->CmdDispatch(cb, c->x, c->y, c->z);
 			break;
 		case SHIM_CMD_BARRIER: {
-			memory_barrier b = {ST_MEMORY_BARRIER, NULL,
-			                    ACCESS_SHADER_WRITE | ACCESS_TRANSFER_WRITE,
-			                    ACCESS_SHADER_READ | ACCESS_SHADER_WRITE | ACCESS_TRANSFER_READ | ACCESS_TRANSFER_WRITE};
-			f->CmdPipelineBarrier(cb, STAGE_COMPUTE | STAGE_TRANSFER, STAGE_COMPUTE | STAGE_TRANSFER, 0,
-			                     1, &b, 0, NULL, 0, NULL);
+			VkMemoryBarrier b = {VK_STRUCTURE_TYPE_MEMORY_BARRIER, NULL, writes,
+			                     VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+			                         VK_ACCESS_TRANSFER_WRITE_BIT};
+			f->CmdPipelineBarrier(cb, work, work, 0, 1, &b, 0, NULL, 0, NULL);
 			break;
 		}
 		case SHIM_CMD_HOST_BARRIER: {
-			memory_barrier b = {ST_MEMORY_BARRIER, NULL,
-			                    ACCESS_SHADER_WRITE | ACCESS_TRANSFER_WRITE, ACCESS_HOST_READ};
-			f->CmdPipelineBarrier(cb, STAGE_COMPUTE | STAGE_TRANSFER, STAGE_HOST, 0, 1, &b, 0, NULL, 0, NULL);
+			VkMemoryBarrier b = {VK_STRUCTURE_TYPE_MEMORY_BARRIER, NULL, writes, VK_ACCESS_HOST_READ_BIT};
+			f->CmdPipelineBarrier(cb, work, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &b, 0, NULL, 0, NULL);
 			break;
 		}
 		case SHIM_CMD_FILL:
-			f->CmdFillBuffer(cb, c->buf, c->off, c->size, c->x);
+			f->CmdFillBuffer(cb, (VkBuffer)c->buf, c->off, c->size, c->x);
 			break;
 		case SHIM_CMD_COPY: {
-			buffer_copy r = {c->off, c->off2, c->size};
-			f->CmdCopyBuffer(cb, c->buf, c->buf2, 1, &r);
+			VkBufferCopy r = {c->off, c->off2, c->size};
+			f->CmdCopyBuffer(cb, (VkBuffer)c->buf, (VkBuffer)c->buf2, 1, &r);
 			break;
 		}
 		case SHIM_CMD_TIMESTAMP:
-			f->CmdWriteTimestamp(cb, STAGE_BOTTOM, c->buf, c->x);
+			f->CmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, (VkQueryPool)c->buf, c->x);
 			break;
 		case SHIM_CMD_RESET_QUERIES:
-			f->CmdResetQueryPool(cb, c->buf, 0, c->x);
+			f->CmdResetQueryPool(cb, (VkQueryPool)c->buf, 0, c->x);
 			break;
 		}
 	}
@@ -622,48 +457,39 @@ int shim_record(const shim_fns *f, shim_handle cb, const shim_cmd *cmds, int n) 
 }
 
 int32_t shim_submit(const shim_fns *f, shim_handle queue, shim_handle cmdbuf, shim_handle fence) {
-	submit_info si;
+	VkCommandBuffer cb = cmdbuf;
+	VkSubmitInfo si;
 	memset(&si, 0, sizeof si);
-	si.sType = ST_SUBMIT_INFO;
+	si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
 	si.commandBufferCount = 1;
-	si.pCommandBuffers = &cmdbuf;
-	return f->QueueSubmit(queue, 1, &si, fence);
+	si.pCommandBuffers = &cb;
+	return f->QueueSubmit((VkQueue)queue, 1, &si, (VkFence)fence);
 }
 
 int32_t shim_wait_fence(const shim_fns *f, shim_handle device, shim_handle fence, uint64_t timeout) {
-	VkResult_ r = f->WaitForFences(device, 1, &fence, 1, timeout);
-	if (r != 0) return r;
-	return f->ResetFences(device, 1, &fence);
+	VkFence fc = fence;
+	VkResult r = f->WaitForFences((VkDevice)device, 1, &fc, VK_TRUE, timeout);
+	if (r != VK_SUCCESS) return r;
+	return f->ResetFences((VkDevice)device, 1, &fc);
 }
 
 int32_t shim_fence_status(const shim_fns *f, shim_handle device, shim_handle fence) {
-	return f->GetFenceStatus(device, fence);
+	return f->GetFenceStatus((VkDevice)device, (VkFence)fence);
 }
 
 int32_t shim_begin(const shim_fns *f, shim_handle cmdbuf, uint32_t one_time) {
-	cmdbuf_begin_info bi;
+	VkCommandBufferBeginInfo bi;
 	memset(&bi, 0, sizeof bi);
-	bi.sType = ST_COMMAND_BUFFER_BEGIN_INFO;
-	bi.flags = one_time ? 1u : 0u;
-	return f->BeginCommandBuffer(cmdbuf, &bi);
+	bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+	bi.flags = one_time ? VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT : 0;
+	return f->BeginCommandBuffer((VkCommandBuffer)cmdbuf, &bi);
 }
 
-int32_t shim_end(const shim_fns *f, shim_handle cmdbuf) { return f->EndCommandBuffer(cmdbuf); }
+int32_t shim_end(const shim_fns *f, shim_handle cmdbuf) { return f->EndCommandBuffer((VkCommandBuffer)cmdbuf); }
 
-int32_t shim_reset_cmdbuf(const shim_fns *f, shim_handle cmdbuf) { return f->ResetCommandBuffer(cmdbuf, 0); }
+int32_t shim_reset_cmdbuf(const shim_fns *f, shim_handle cmdbuf) { return f->ResetCommandBuffer((VkCommandBuffer)cmdbuf, 0); }
 
 // Name lists ------------------------------------------------------------------------
-
-typedef struct {
-	char name[256];
-	uint32_t specVersion;
-} extension_props;
-
-typedef struct {
-	char layerName[256];
-	uint32_t specVersion, implementationVersion;
-	char description[256];
-} layer_props;
 
 static size_t append_name(char *buf, size_t len, size_t at, const char *name) {
 	size_t n = strlen(name);
@@ -675,67 +501,58 @@ static size_t append_name(char *buf, size_t len, size_t at, const char *name) {
 }
 
 int shim_instance_layers(char *buf, size_t len) {
-	VkResult_ (*fn)(uint32_t *, layer_props *) =
-	    (VkResult_(*)(uint32_t *, layer_props *))getInstanceProcAddr(NULL, "vkEnumerateInstanceLayerProperties");
+	PFN_vkEnumerateInstanceLayerProperties fn =
+	    (PFN_vkEnumerateInstanceLayerProperties)getInstanceProcAddr(NULL, "vkEnumerateInstanceLayerProperties");
 	if (!fn || len == 0) return -1;
 	buf[0] = 0;
 	uint32_t n = 0;
-	if (fn(&n, NULL) != 0) return -1;
-	layer_props *p = calloc(n ? n : 1, sizeof *p);
+	if (fn(&n, NULL) != VK_SUCCESS) return -1;
+	VkLayerProperties *p = calloc(n ? n : 1, sizeof *p);
 	if (!p) return -1;
-	VkResult_ r = fn(&n, p);
+	VkResult r = fn(&n, p);
 	size_t at = 0;
-	for (uint32_t i = 0; (r == 0 || r == 5) && i < n; i++) at = append_name(buf, len, at, p[i].layerName);
+	for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n; i++) at = append_name(buf, len, at, p[i].layerName);
 	free(p);
 	return (int)n;
 }
 
 int shim_instance_extensions(const char *layer, char *buf, size_t len) {
-	VkResult_ (*fn)(const char *, uint32_t *, extension_props *) =
-	    (VkResult_(*)(const char *, uint32_t *, extension_props *))getInstanceProcAddr(NULL, "vkEnumerateInstanceExtensionProperties");
+	PFN_vkEnumerateInstanceExtensionProperties fn =
+	    (PFN_vkEnumerateInstanceExtensionProperties)getInstanceProcAddr(NULL, "vkEnumerateInstanceExtensionProperties");
 	if (!fn || len == 0) return -1;
 	buf[0] = 0;
 	uint32_t n = 0;
-	if (fn(layer, &n, NULL) != 0) return -1;
-	extension_props *p = calloc(n ? n : 1, sizeof *p);
+	if (fn(layer, &n, NULL) != VK_SUCCESS) return -1;
+	VkExtensionProperties *p = calloc(n ? n : 1, sizeof *p);
 	if (!p) return -1;
-	VkResult_ r = fn(layer, &n, p);
+	VkResult r = fn(layer, &n, p);
 	size_t at = 0;
-	for (uint32_t i = 0; (r == 0 || r == 5) && i < n; i++) at = append_name(buf, len, at, p[i].name);
+	for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n; i++) at = append_name(buf, len, at, p[i].extensionName);
 	free(p);
 	return (int)n;
 }
 
 int shim_device_extensions(shim_handle instance, shim_handle phys, char *buf, size_t len) {
-	VkResult_ (*fn)(shim_handle, const char *, uint32_t *, extension_props *) =
-	    (VkResult_(*)(shim_handle, const char *, uint32_t *, extension_props *))getInstanceProcAddr(instance, "vkEnumerateDeviceExtensionProperties");
+	PFN_vkEnumerateDeviceExtensionProperties fn =
+	    (PFN_vkEnumerateDeviceExtensionProperties)getInstanceProcAddr((VkInstance)instance, "vkEnumerateDeviceExtensionProperties");
 	if (!fn || len == 0) return -1;
 	buf[0] = 0;
 	uint32_t n = 0;
-	if (fn(phys, NULL, &n, NULL) != 0) return -1;
-	extension_props *p = calloc(n ? n : 1, sizeof *p);
+	if (fn((VkPhysicalDevice)phys, NULL, &n, NULL) != VK_SUCCESS) return -1;
+	VkExtensionProperties *p = calloc(n ? n : 1, sizeof *p);
 	if (!p) return -1;
-	VkResult_ r = fn(phys, NULL, &n, p);
+	VkResult r = fn((VkPhysicalDevice)phys, NULL, &n, p);
 	size_t at = 0;
-	for (uint32_t i = 0; (r == 0 || r == 5) && i < n; i++) at = append_name(buf, len, at, p[i].name);
+	for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n; i++) at = append_name(buf, len, at, p[i].extensionName);
 	free(p);
 	return (int)n;
 }
 
 // Validation features: synchronization validation catches missing barriers.
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t enabledCount;
-	const int32_t *pEnabled;
-	uint32_t disabledCount;
-	const int32_t *pDisabled;
-} validation_features;
+static const VkValidationFeatureEnableEXT sync_validation[1] = {VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+static const VkValidationFeaturesEXT vfeatures = {VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT, NULL, 1, sync_validation, 0, NULL};
 
-static const int32_t sync_validation[1] = {4}; // VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT
-static validation_features vfeatures = {1000247000, NULL, 1, sync_validation, 0, NULL};
-
-void *shim_validation_features(void) { return &vfeatures; }
+void *shim_validation_features(void) { return (void *)&vfeatures; }
 
 // Object creation ---------------------------------------------------------------
 //
@@ -745,73 +562,40 @@ void *shim_validation_features(void) { return &vfeatures; }
 // Every call that takes such data is therefore made here, with the structs
 // built on the C stack.
 
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	const char *pApplicationName;
-	uint32_t applicationVersion;
-	const char *pEngineName;
-	uint32_t engineVersion;
-	uint32_t apiVersion;
-} application_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	const application_info *pApplicationInfo;
-	uint32_t enabledLayerCount;
-	const char *const *ppEnabledLayerNames;
-	uint32_t enabledExtensionCount;
-	const char *const *ppEnabledExtensionNames;
-} instance_create_info;
-
 int32_t shim_create_instance(uint32_t api, const char *const *layers, uint32_t nlayers,
                              const char *const *exts, uint32_t nexts, int sync_validation,
                              shim_handle *instance) {
-	VkResult_ (*fn)(const instance_create_info *, const void *, shim_handle *) =
-	    (VkResult_(*)(const instance_create_info *, const void *, shim_handle *))getInstanceProcAddr(NULL, "vkCreateInstance");
-	if (!fn) return -3; // VK_ERROR_INITIALIZATION_FAILED
-	application_info app = {0, NULL, "shlpt-vk", 1, "shlpt-vk", 1, api};
-	instance_create_info ci;
+	PFN_vkCreateInstance fn = (PFN_vkCreateInstance)getInstanceProcAddr(NULL, "vkCreateInstance");
+	if (!fn) return VK_ERROR_INITIALIZATION_FAILED;
+	VkApplicationInfo app = {VK_STRUCTURE_TYPE_APPLICATION_INFO, NULL, "shlpt-vk", 1, "shlpt-vk", 1, api};
+	VkInstanceCreateInfo ci;
 	memset(&ci, 0, sizeof ci);
-	ci.sType = 1;
+	ci.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
 	ci.pNext = sync_validation ? (const void *)&vfeatures : NULL;
 	ci.pApplicationInfo = &app;
 	ci.enabledLayerCount = nlayers;
 	ci.ppEnabledLayerNames = layers;
 	ci.enabledExtensionCount = nexts;
 	ci.ppEnabledExtensionNames = exts;
-	return fn(&ci, NULL, instance);
+	VkInstance inst = VK_NULL_HANDLE;
+	VkResult r = fn(&ci, NULL, &inst);
+	*instance = inst;
+	return r;
 }
 
-typedef struct {
-	uint32_t propertyFlags;
-	uint32_t heapIndex;
-} memory_type;
-
-typedef struct {
-	uint64_t size;
-	uint32_t flags;
-} memory_heap;
-
-typedef struct {
-	uint32_t memoryTypeCount;
-	memory_type memoryTypes[32];
-	uint32_t memoryHeapCount;
-	memory_heap memoryHeaps[16];
-} memory_props;
-
 int shim_memory_properties(shim_handle phys, shim_memory *out) {
-	void (*fn)(shim_handle, memory_props *) =
-	    (void (*)(shim_handle, memory_props *))getInstanceProcAddr(shim_current_instance, "vkGetPhysicalDeviceMemoryProperties");
+	PFN_vkGetPhysicalDeviceMemoryProperties fn =
+	    (PFN_vkGetPhysicalDeviceMemoryProperties)getInstanceProcAddr(shim_current_instance, "vkGetPhysicalDeviceMemoryProperties");
 	if (!fn) return -1;
-	memory_props p;
+	_Static_assert(sizeof out->type_flags / sizeof out->type_flags[0] == VK_MAX_MEMORY_TYPES &&
+	                   sizeof out->heap_size / sizeof out->heap_size[0] == VK_MAX_MEMORY_HEAPS,
+	               "shim_memory holds every memory type and heap");
+	VkPhysicalDeviceMemoryProperties p;
 	memset(&p, 0, sizeof p);
-	fn(phys, &p);
+	fn((VkPhysicalDevice)phys, &p);
 	memset(out, 0, sizeof *out);
-	out->n_types = p.memoryTypeCount > 32 ? 32 : p.memoryTypeCount;
-	out->n_heaps = p.memoryHeapCount > 16 ? 16 : p.memoryHeapCount;
+	out->n_types = p.memoryTypeCount > VK_MAX_MEMORY_TYPES ? VK_MAX_MEMORY_TYPES : p.memoryTypeCount;
+	out->n_heaps = p.memoryHeapCount > VK_MAX_MEMORY_HEAPS ? VK_MAX_MEMORY_HEAPS : p.memoryHeapCount;
 	for (uint32_t i = 0; i < out->n_types; i++) {
 		out->type_flags[i] = p.memoryTypes[i].propertyFlags;
 		out->type_heap[i] = p.memoryTypes[i].heapIndex;
@@ -823,24 +607,17 @@ int shim_memory_properties(shim_handle phys, shim_memory *out) {
 	return 0;
 }
 
-typedef struct {
-	uint32_t queueFlags;
-	uint32_t queueCount;
-	uint32_t timestampValidBits;
-	uint32_t granularity[3];
-} queue_family_props;
-
 int shim_queue_families(shim_handle phys, uint32_t *flags, uint32_t *timestamp_bits, int max) {
-	void (*fn)(shim_handle, uint32_t *, queue_family_props *) =
-	    (void (*)(shim_handle, uint32_t *, queue_family_props *))getInstanceProcAddr(shim_current_instance, "vkGetPhysicalDeviceQueueFamilyProperties");
+	PFN_vkGetPhysicalDeviceQueueFamilyProperties fn =
+	    (PFN_vkGetPhysicalDeviceQueueFamilyProperties)getInstanceProcAddr(shim_current_instance, "vkGetPhysicalDeviceQueueFamilyProperties");
 	if (!fn) return -1;
 	uint32_t n = 0;
-	fn(phys, &n, NULL);
+	fn((VkPhysicalDevice)phys, &n, NULL);
 	if (n > (uint32_t)max) n = (uint32_t)max;
-	queue_family_props p[64];
+	VkQueueFamilyProperties p[64];
 	memset(p, 0, sizeof p);
 	if (n > 64) n = 64;
-	fn(phys, &n, p);
+	fn((VkPhysicalDevice)phys, &n, p);
 	for (uint32_t i = 0; i < n; i++) {
 		flags[i] = p[i].queueFlags;
 		timestamp_bits[i] = p[i].timestampValidBits;
@@ -848,106 +625,46 @@ int shim_queue_families(shim_handle phys, uint32_t *flags, uint32_t *timestamp_b
 	return (int)n;
 }
 
-typedef struct {
-	uint32_t binding;
-	int32_t descriptorType;
-	uint32_t descriptorCount;
-	uint32_t stageFlags;
-	const void *pImmutableSamplers;
-} set_layout_binding;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	uint32_t bindingCount;
-	const set_layout_binding *pBindings;
-} set_layout_create_info;
-
-typedef struct {
-	uint32_t stageFlags;
-	uint32_t offset;
-	uint32_t size;
-} push_range;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	uint32_t setLayoutCount;
-	const shim_handle *pSetLayouts;
-	uint32_t pushConstantRangeCount;
-	const push_range *pPushConstantRanges;
-} pipeline_layout_create_info;
-
-int32_t shim_create_layouts(shim_handle device, const int32_t *types, uint32_t n, uint32_t push_bytes,
+int32_t shim_create_layouts(shim_handle handle, const int32_t *types, uint32_t n, uint32_t push_bytes,
                             shim_handle *set_layout, shim_handle *pipeline_layout) {
-	VkResult_ (*mkSet)(shim_handle, const set_layout_create_info *, const void *, shim_handle *) =
-	    (VkResult_(*)(shim_handle, const set_layout_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreateDescriptorSetLayout");
-	VkResult_ (*mkPipe)(shim_handle, const pipeline_layout_create_info *, const void *, shim_handle *) =
-	    (VkResult_(*)(shim_handle, const pipeline_layout_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreatePipelineLayout");
-	void (*rmSet)(shim_handle, shim_handle, const void *) =
-	    (void (*)(shim_handle, shim_handle, const void *))getDeviceProcAddr(device, "vkDestroyDescriptorSetLayout");
-	if (!mkSet || !mkPipe || !rmSet || n > 16) return -3;
-	set_layout_binding b[16];
+	VkDevice device = handle;
+	PFN_vkCreateDescriptorSetLayout mkSet = (PFN_vkCreateDescriptorSetLayout)getDeviceProcAddr(device, "vkCreateDescriptorSetLayout");
+	PFN_vkCreatePipelineLayout mkPipe = (PFN_vkCreatePipelineLayout)getDeviceProcAddr(device, "vkCreatePipelineLayout");
+	PFN_vkDestroyDescriptorSetLayout rmSet = (PFN_vkDestroyDescriptorSetLayout)getDeviceProcAddr(device, "vkDestroyDescriptorSetLayout");
+	if (!mkSet || !mkPipe || !rmSet || n > 16) return VK_ERROR_INITIALIZATION_FAILED;
+	VkDescriptorSetLayoutBinding b[16];
 	memset(b, 0, sizeof b);
 	for (uint32_t i = 0; i < n; i++) {
 		b[i].binding = i;
-		b[i].descriptorType = types[i];
+		b[i].descriptorType = (VkDescriptorType)types[i];
 		b[i].descriptorCount = 1;
-		b[i].stageFlags = STAGE_FLAG_COMPUTE;
+		b[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
 	}
-	set_layout_create_info sci = {32 /* DESCRIPTOR_SET_LAYOUT_CREATE_INFO */, NULL, 0, n, b};
-	VkResult_ r = mkSet(device, &sci, NULL, set_layout);
-	if (r != 0) return r;
-	push_range pr = {STAGE_FLAG_COMPUTE, 0, push_bytes};
-	pipeline_layout_create_info lci = {30 /* PIPELINE_LAYOUT_CREATE_INFO */, NULL, 0, 1, set_layout,
-	                                   push_bytes ? 1u : 0u, push_bytes ? &pr : NULL};
-	r = mkPipe(device, &lci, NULL, pipeline_layout);
-	if (r != 0) rmSet(device, *set_layout, NULL);
+	VkDescriptorSetLayoutCreateInfo sci = {VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO, NULL, 0, n, b};
+	VkDescriptorSetLayout sl = VK_NULL_HANDLE;
+	VkResult r = mkSet(device, &sci, NULL, &sl);
+	if (r != VK_SUCCESS) return r;
+	VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes};
+	VkPipelineLayoutCreateInfo lci = {VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, NULL, 0, 1, &sl,
+	                                  push_bytes ? 1u : 0u, push_bytes ? &pr : NULL};
+	VkPipelineLayout pl = VK_NULL_HANDLE;
+	r = mkPipe(device, &lci, NULL, &pl);
+	if (r != VK_SUCCESS) {
+		rmSet(device, sl, NULL);
+		return r;
+	}
+	*set_layout = sl;
+	*pipeline_layout = pl;
 	return r;
 }
 
-typedef struct {
-	uint32_t constantID;
-	uint32_t offset;
-	size_t size;
-} spec_entry;
-
-typedef struct {
-	uint32_t mapEntryCount;
-	const spec_entry *pMapEntries;
-	size_t dataSize;
-	const void *pData;
-} spec_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	uint32_t stage;
-	shim_handle module;
-	const char *pName;
-	const spec_info *pSpecializationInfo;
-} shader_stage_create_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	shader_stage_create_info stage;
-	shim_handle layout;
-	shim_handle basePipelineHandle;
-	int32_t basePipelineIndex;
-} compute_pipeline_create_info;
-
-int32_t shim_create_compute_pipeline(shim_handle device, shim_handle cache, shim_handle module,
+int32_t shim_create_compute_pipeline(shim_handle handle, shim_handle cache, shim_handle module,
                                      shim_handle layout, const uint32_t *spec, uint32_t nspec,
                                      shim_handle *pipeline) {
-	VkResult_ (*fn)(shim_handle, shim_handle, uint32_t, const compute_pipeline_create_info *, const void *, shim_handle *) =
-	    (VkResult_(*)(shim_handle, shim_handle, uint32_t, const compute_pipeline_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreateComputePipelines");
-	if (!fn || nspec > 64) return -3;
-	spec_entry entries[64];
+	VkDevice device = handle;
+	PFN_vkCreateComputePipelines fn = (PFN_vkCreateComputePipelines)getDeviceProcAddr(device, "vkCreateComputePipelines");
+	if (!fn || nspec > 64) return VK_ERROR_INITIALIZATION_FAILED;
+	VkSpecializationMapEntry entries[64];
 	uint32_t data[64];
 	for (uint32_t i = 0; i < nspec; i++) {
 		entries[i].constantID = i;
@@ -955,102 +672,73 @@ int32_t shim_create_compute_pipeline(shim_handle device, shim_handle cache, shim
 		entries[i].size = 4;
 		data[i] = spec[i];
 	}
-	spec_info si = {nspec, entries, 4 * (size_t)nspec, data};
-	compute_pipeline_create_info ci;
+	VkSpecializationInfo si = {nspec, entries, 4 * (size_t)nspec, data};
+	VkComputePipelineCreateInfo ci;
 	memset(&ci, 0, sizeof ci);
-	ci.sType = 29; // COMPUTE_PIPELINE_CREATE_INFO
-	ci.stage.sType = 18; // PIPELINE_SHADER_STAGE_CREATE_INFO
-	ci.stage.stage = STAGE_FLAG_COMPUTE;
-	ci.stage.module = module;
+	ci.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
+	ci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+	ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+	ci.stage.module = (VkShaderModule)module;
 	ci.stage.pName = "main";
 	ci.stage.pSpecializationInfo = nspec ? &si : NULL;
-	ci.layout = layout;
+	ci.layout = (VkPipelineLayout)layout;
 	ci.basePipelineIndex = -1;
-	return fn(device, cache, 1, &ci, NULL, pipeline);
+	VkPipeline p = VK_NULL_HANDLE;
+	VkResult r = fn(device, (VkPipelineCache)cache, 1, &ci, NULL, &p);
+	*pipeline = p;
+	return r;
 }
 
-typedef struct {
-	int32_t type;
-	uint32_t count;
-} pool_size;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	uint32_t flags;
-	uint32_t maxSets;
-	uint32_t poolSizeCount;
-	const pool_size *pPoolSizes;
-} pool_create_info;
-
-int32_t shim_create_descriptor_pool(shim_handle device, uint32_t max_sets, uint32_t per_type, shim_handle *pool) {
-	VkResult_ (*fn)(shim_handle, const pool_create_info *, const void *, shim_handle *) =
-	    (VkResult_(*)(shim_handle, const pool_create_info *, const void *, shim_handle *))getDeviceProcAddr(device, "vkCreateDescriptorPool");
-	if (!fn) return -3;
-	pool_size sizes[3] = {{7 /* STORAGE_BUFFER */, per_type}, {4 /* UNIFORM_TEXEL_BUFFER */, per_type},
-	                      {5 /* STORAGE_TEXEL_BUFFER */, per_type}};
-	pool_create_info ci = {33 /* DESCRIPTOR_POOL_CREATE_INFO */, NULL, 1 /* FREE_DESCRIPTOR_SET */, max_sets, 3, sizes};
-	return fn(device, &ci, NULL, pool);
+int32_t shim_create_descriptor_pool(shim_handle handle, uint32_t max_sets, uint32_t per_type, shim_handle *pool) {
+	VkDevice device = handle;
+	PFN_vkCreateDescriptorPool fn = (PFN_vkCreateDescriptorPool)getDeviceProcAddr(device, "vkCreateDescriptorPool");
+	if (!fn) return VK_ERROR_INITIALIZATION_FAILED;
+	VkDescriptorPoolSize sizes[3] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, per_type},
+	                                 {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, per_type},
+	                                 {VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, per_type}};
+	VkDescriptorPoolCreateInfo ci = {VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, NULL,
+	                                 VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT, max_sets, 3, sizes};
+	VkDescriptorPool p = VK_NULL_HANDLE;
+	VkResult r = fn(device, &ci, NULL, &p);
+	*pool = p;
+	return r;
 }
 
-typedef struct {
-	shim_handle buffer;
-	uint64_t offset, range;
-} buffer_info;
-
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	shim_handle dstSet;
-	uint32_t dstBinding;
-	uint32_t dstArrayElement;
-	uint32_t descriptorCount;
-	int32_t descriptorType;
-	const void *pImageInfo;
-	const buffer_info *pBufferInfo;
-	const shim_handle *pTexelBufferView;
-} write_set;
-
-int shim_write_descriptor_set(shim_handle device, shim_handle set, uint32_t n, const int32_t *types,
+int shim_write_descriptor_set(shim_handle handle, shim_handle set, uint32_t n, const int32_t *types,
                               const shim_handle *buffers, const uint64_t *offsets, const uint64_t *ranges,
                               const shim_handle *views) {
-	void (*fn)(shim_handle, uint32_t, const write_set *, uint32_t, const void *) =
-	    (void (*)(shim_handle, uint32_t, const write_set *, uint32_t, const void *))getDeviceProcAddr(device, "vkUpdateDescriptorSets");
+	VkDevice device = handle;
+	PFN_vkUpdateDescriptorSets fn = (PFN_vkUpdateDescriptorSets)getDeviceProcAddr(device, "vkUpdateDescriptorSets");
 	if (!fn || n > 16) return -1;
-	write_set w[16];
-	buffer_info bi[16];
+	VkWriteDescriptorSet w[16];
+	VkDescriptorBufferInfo bi[16];
+	VkBufferView tv[16];
 	memset(w, 0, sizeof w);
 	for (uint32_t i = 0; i < n; i++) {
-		w[i].sType = 35; // WRITE_DESCRIPTOR_SET
-		w[i].dstSet = set;
+		w[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+		w[i].dstSet = (VkDescriptorSet)set;
 		w[i].dstBinding = i;
 		w[i].descriptorCount = 1;
-		w[i].descriptorType = types[i];
-		if (types[i] == 7) {
-			bi[i].buffer = buffers[i];
+		w[i].descriptorType = (VkDescriptorType)types[i];
+		if (types[i] == VK_DESCRIPTOR_TYPE_STORAGE_BUFFER) {
+			bi[i].buffer = (VkBuffer)buffers[i];
 			bi[i].offset = offsets[i];
 			bi[i].range = ranges[i];
 			w[i].pBufferInfo = &bi[i];
 		} else {
-			w[i].pTexelBufferView = &views[i];
+			tv[i] = (VkBufferView)views[i];
+			w[i].pTexelBufferView = &tv[i];
 		}
 	}
 	fn(device, n, w, 0, NULL);
 	return 0;
 }
 
-typedef struct {
-	int32_t sType;
-	const void *pNext;
-	shim_handle memory;
-	uint64_t offset, size;
-} mapped_range;
-
-int32_t shim_sync_mapped(shim_handle device, shim_handle memory, uint64_t offset, uint64_t size, int flush) {
-	VkResult_ (*fn)(shim_handle, uint32_t, const mapped_range *) =
-	    (VkResult_(*)(shim_handle, uint32_t, const mapped_range *))getDeviceProcAddr(
-	        device, flush ? "vkFlushMappedMemoryRanges" : "vkInvalidateMappedMemoryRanges");
-	if (!fn) return -3;
-	mapped_range r = {6 /* MAPPED_MEMORY_RANGE */, NULL, memory, offset, size};
+int32_t shim_sync_mapped(shim_handle handle, shim_handle memory, uint64_t offset, uint64_t size, int flush) {
+	VkDevice device = handle;
+	PFN_vkFlushMappedMemoryRanges fn = (PFN_vkFlushMappedMemoryRanges)getDeviceProcAddr(
+	    device, flush ? "vkFlushMappedMemoryRanges" : "vkInvalidateMappedMemoryRanges");
+	if (!fn) return VK_ERROR_INITIALIZATION_FAILED;
+	VkMappedMemoryRange r = {VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE, NULL, (VkDeviceMemory)memory, offset, size};
 	return fn(device, 1, &r);
 }

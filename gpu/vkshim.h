@@ -9,8 +9,10 @@
 //   - recording a whole batch of dispatches and barriers in one cgo call,
 //   - submit and fence wait for the hot path.
 //
-// It declares only the Vulkan types it uses (Vulkan handles are pointers on
-// 64-bit platforms), so it needs no Vulkan headers at build time.
+// This header passes every Vulkan handle as a shim_handle (handles are
+// pointers on 64-bit platforms), so the Go side needs no Vulkan headers;
+// vkshim.c builds the Vulkan structures from the Khronos headers
+// (<vulkan/vulkan_core.h>, Debian package libvulkan-dev).
 #ifndef SHLPT_VKSHIM_H
 #define SHLPT_VKSHIM_H
 

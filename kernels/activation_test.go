@@ -7,6 +7,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 var activations = []Activation{ReLU, GELUNew, SiLU}
@@ -15,7 +16,7 @@ var activations = []Activation{ReLU, GELUNew, SiLU}
 // from ReLU's kink).
 func TestActivationRefGradients(t *testing.T) {
 	rng := newRNG(21)
-	x := randn(rng, 50, 3)
+	x := reftest.Randn(rng, 50, 3)
 	for i := range x {
 		if x[i] > -1e-3 && x[i] < 1e-3 {
 			x[i] = 0.5
@@ -24,7 +25,7 @@ func TestActivationRefGradients(t *testing.T) {
 	for _, act := range activations {
 		t.Run(act.String(), func(t *testing.T) {
 			for _, v := range x {
-				want := numGrad(func(u []float64) float64 { return ActivationValue(act, u[0]) }, []float64{v}, 1e-6)[0]
+				want := reftest.NumGrad(func(u []float64) float64 { return ActivationValue(act, u[0]) }, []float64{v}, 1e-6)[0]
 				got := ActivationGrad(act, v)
 				if d := got - want; d > 1e-8 || d < -1e-8 {
 					t.Fatalf("f'(%v) = %v, finite differences %v", v, got, want)
@@ -65,7 +66,7 @@ func TestActivation(t *testing.T) {
 		for _, n := range append(awkward, 3248*5+3) {
 			for _, pad := range []int64{0, 1, 3} {
 				t.Run(fmt.Sprintf("%v/n=%d/pad=%d", act, n, pad), func(t *testing.T) {
-					x, dy, dx0 := actInputs(rng, n), tlF32(randn(rng, n, 1)), tlF32(randn(rng, n, 1))
+					x, dy, dx0 := actInputs(rng, n), tlF32(reftest.Randn(rng, n, 1)), tlF32(reftest.Randn(rng, n, 1))
 					xm, dym := upload(t, d, x, pad), upload(t, d, dy, 2*pad+1)
 					ym, dxm, dxa := zeros(t, d, n, pad+2), zeros(t, d, n, 3*pad), upload(t, d, dx0, pad+1)
 					xi := upload(t, d, x, pad+3)
@@ -84,10 +85,10 @@ func TestActivation(t *testing.T) {
 					y, dx := make([]float64, n), make([]float64, n)
 					ActivateRef(y, x, act)
 					ActivateBackwardRef(dx, dy, x, act)
-					checkNMSE(t, "y", download(t, ym, n), y, tolFP32)
-					checkNMSE(t, "y in place", download(t, xi, n), y, tolFP32)
-					checkNMSE(t, "dx", download(t, dxm, n), dx, tolFP32)
-					checkNMSE(t, "dx accumulated", download(t, dxa, n), tlAdd(dx0, dx), tolFP32)
+					reftest.CheckNMSE(t, "y", download(t, ym, n), y, tolFP32)
+					reftest.CheckNMSE(t, "y in place", download(t, xi, n), y, tolFP32)
+					reftest.CheckNMSE(t, "dx", download(t, dxm, n), dx, tolFP32)
+					reftest.CheckNMSE(t, "dx accumulated", download(t, dxa, n), tlAdd(dx0, dx), tolFP32)
 				})
 			}
 		}
@@ -101,8 +102,8 @@ func TestGatedActivation(t *testing.T) {
 		for _, n := range append(awkward, 2816*3+1) {
 			for _, pad := range []int64{0, 2} {
 				t.Run(fmt.Sprintf("%v/n=%d/pad=%d", act, n, pad), func(t *testing.T) {
-					a, b, dh := actInputs(rng, n), tlF32(randn(rng, n, 1)), tlF32(randn(rng, n, 1))
-					da0, db0 := tlF32(randn(rng, n, 1)), tlF32(randn(rng, n, 1))
+					a, b, dh := actInputs(rng, n), tlF32(reftest.Randn(rng, n, 1)), tlF32(reftest.Randn(rng, n, 1))
+					da0, db0 := tlF32(reftest.Randn(rng, n, 1)), tlF32(reftest.Randn(rng, n, 1))
 					am, bm, dhm := upload(t, d, a, pad), upload(t, d, b, pad+1), upload(t, d, dh, pad+3)
 					hm, dam, dbm := zeros(t, d, n, pad+1), zeros(t, d, n, pad), zeros(t, d, n, pad+2)
 					daa, dba := upload(t, d, da0, pad+3), upload(t, d, db0, 1)
@@ -120,11 +121,11 @@ func TestGatedActivation(t *testing.T) {
 					h, da, db := make([]float64, n), make([]float64, n), make([]float64, n)
 					GatedActivationRef(h, a, b, act)
 					GatedActivationBackwardRef(da, db, dh, a, b, act)
-					checkNMSE(t, "h", download(t, hm, n), h, tolFP32)
-					checkNMSE(t, "da", download(t, dam, n), da, tolFP32)
-					checkNMSE(t, "db", download(t, dbm, n), db, tolFP32)
-					checkNMSE(t, "da accumulated", download(t, daa, n), tlAdd(da0, da), tolFP32)
-					checkNMSE(t, "db accumulated", download(t, dba, n), tlAdd(db0, db), tolFP32)
+					reftest.CheckNMSE(t, "h", download(t, hm, n), h, tolFP32)
+					reftest.CheckNMSE(t, "da", download(t, dam, n), da, tolFP32)
+					reftest.CheckNMSE(t, "db", download(t, dbm, n), db, tolFP32)
+					reftest.CheckNMSE(t, "da accumulated", download(t, daa, n), tlAdd(da0, da), tolFP32)
+					reftest.CheckNMSE(t, "db accumulated", download(t, dba, n), tlAdd(db0, db), tolFP32)
 				})
 			}
 		}
@@ -134,14 +135,14 @@ func TestGatedActivation(t *testing.T) {
 // The gated backward agrees with finite differences of L = Σ g ⊙ h.
 func TestGatedActivationRefGradients(t *testing.T) {
 	rng := newRNG(24)
-	a, b, g := randn(rng, 9, 2), randn(rng, 9, 1), randn(rng, 9, 1)
+	a, b, g := reftest.Randn(rng, 9, 2), reftest.Randn(rng, 9, 1), reftest.Randn(rng, 9, 1)
 	h := make([]float64, 9)
 	for _, act := range []Activation{GELUNew, SiLU} {
-		loss := func(a, b []float64) float64 { GatedActivationRef(h, a, b, act); return dot(g, h) }
+		loss := func(a, b []float64) float64 { GatedActivationRef(h, a, b, act); return reftest.Dot(g, h) }
 		da, db := make([]float64, 9), make([]float64, 9)
 		GatedActivationBackwardRef(da, db, g, a, b, act)
-		checkNMSE(t, act.String()+" da", da, numGrad(func(v []float64) float64 { return loss(v, b) }, a, 1e-5), 1e-16)
-		checkNMSE(t, act.String()+" db", db, numGrad(func(v []float64) float64 { return loss(a, v) }, b, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, act.String()+" da", da, reftest.NumGrad(func(v []float64) float64 { return loss(v, b) }, a, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, act.String()+" db", db, reftest.NumGrad(func(v []float64) float64 { return loss(a, v) }, b, 1e-5), 1e-16)
 	}
 }
 
@@ -168,15 +169,10 @@ func BenchmarkGELUGatedBackward(b *testing.B) {
 
 // Arrays larger than one binding may hold are processed in chunks.
 func TestActivationAboveBindingLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates 128 MiB")
-	}
 	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, 64<<10)
 	lim := actChunk(d)
 	n := lim + 1000
-	if n > 1<<28 {
-		t.Skipf("binding limit too large to exceed here")
-	}
 	xb, err := d.Alloc(4 * (n + 3))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // adamwParam is one parameter array with its optimizer state, on the device
@@ -49,17 +50,17 @@ func testAdamW(t *testing.T, d *gpu.Device, sizes []int, maxNorm float64, h Adam
 	rng := newRNG(70)
 	var params []*adamwParam
 	for i, n := range sizes {
-		q := &adamwParam{n: n, p: round32(randn(rng, n, 1)), m: make([]float64, n), v: make([]float64, n),
+		q := &adamwParam{n: n, p: reftest.Round32(reftest.Randn(rng, n, 1)), m: make([]float64, n), v: make([]float64, n),
 			clip: maxNorm > 0 && i != 1, pad: int64(i % 3)}
 		if h.Step > 0 { // a resumed optimizer has moments already
-			q.m, q.v = round32(randn(rng, n, 0.1)), round32(randn(rng, n, 0.1))
+			q.m, q.v = reftest.Round32(reftest.Randn(rng, n, 0.1)), reftest.Round32(reftest.Randn(rng, n, 0.1))
 			for j := range q.v {
 				q.v[j] = math.Abs(q.v[j])
 			}
 		}
 		q.p0 = append([]float64(nil), q.p...)
 		for s := 0; s < steps; s++ {
-			q.grads = append(q.grads, round32(randn(rng, n, 1)))
+			q.grads = append(q.grads, reftest.Round32(reftest.Randn(rng, n, 1)))
 		}
 		q.pm, q.gm = upload(t, d, q.p, q.pad), zeros(t, d, n, 2*q.pad)
 		q.mm, q.vm = upload(t, d, q.m, 0), upload(t, d, q.v, q.pad)
@@ -127,8 +128,8 @@ func testAdamW(t *testing.T, d *gpu.Device, sizes []int, maxNorm float64, h Adam
 		wantCoef, wantNorm := 1.0, 0.0
 		if len(cg) > 0 {
 			wantCoef, wantNorm = ClipGradNormRef(cg, maxNorm)
-			checkNMSE(t, fmt.Sprintf("step %d: norm", s+1), download(t, norm, 1), []float64{wantNorm}, tolFP32)
-			checkNMSE(t, fmt.Sprintf("step %d: coef", s+1), download(t, coef, 1), []float64{wantCoef}, tolFP32)
+			reftest.CheckNMSE(t, fmt.Sprintf("step %d: norm", s+1), download(t, norm, 1), []float64{wantNorm}, tolFP32)
+			reftest.CheckNMSE(t, fmt.Sprintf("step %d: coef", s+1), download(t, coef, 1), []float64{wantCoef}, tolFP32)
 		}
 		for _, q := range params {
 			c := 1.0
@@ -148,15 +149,15 @@ func testAdamW(t *testing.T, d *gpu.Device, sizes []int, maxNorm float64, h Adam
 	for i, q := range params {
 		what := fmt.Sprintf("param %d (%d, clip=%v)", i, q.n, q.clip)
 		got := download(t, q.pm, q.n)
-		checkNMSE(t, what+": p", got, q.p, tolFP32)
+		reftest.CheckNMSE(t, what+": p", got, q.p, tolFP32)
 		// The change alone, so that a wrong update is not hidden by p.
 		gotU, wantU := make([]float64, q.n), make([]float64, q.n)
 		for j := range got {
 			gotU[j], wantU[j] = got[j]-q.p0[j], q.p[j]-q.p0[j]
 		}
-		checkNMSE(t, what+": p − p0", gotU, wantU, 1e-9)
-		checkNMSE(t, what+": m", download(t, q.mm, q.n), q.m, tolFP32)
-		checkNMSE(t, what+": v", download(t, q.vm, q.n), q.v, tolFP32)
+		reftest.CheckNMSE(t, what+": p − p0", gotU, wantU, 1e-9)
+		reftest.CheckNMSE(t, what+": m", download(t, q.mm, q.n), q.m, tolFP32)
+		reftest.CheckNMSE(t, what+": v", download(t, q.vm, q.n), q.v, tolFP32)
 	}
 }
 
@@ -165,7 +166,7 @@ func testAdamW(t *testing.T, d *gpu.Device, sizes []int, maxNorm float64, h Adam
 func TestAdamWRefMatchesTorchSteps(t *testing.T) {
 	rng := newRNG(71)
 	h := AdamWHyper{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
-	p, g := randn(rng, 5, 1), randn(rng, 5, 1)
+	p, g := reftest.Randn(rng, 5, 1), reftest.Randn(rng, 5, 1)
 	m, v := make([]float64, 5), make([]float64, 5)
 	pt, mt, vt := append([]float64(nil), p...), make([]float64, 5), make([]float64, 5)
 	for step := 1; step <= 3; step++ {
@@ -181,7 +182,7 @@ func TestAdamWRefMatchesTorchSteps(t *testing.T) {
 			pt[i] += -(h.LR / bc1) * mt[i] / denom           // param.addcdiv_(exp_avg, denom, value=-step_size)
 		}
 	}
-	checkNMSE(t, "p", p, pt, 1e-28)
+	reftest.CheckNMSE(t, "p", p, pt, 1e-28)
 }
 
 func TestAdamWErrors(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // The references' gradients agree with central differences of
@@ -14,35 +15,35 @@ import (
 func TestArithRefGrads(t *testing.T) {
 	rng := newRNG(30)
 	const rows, C = 3, 5
-	a, b := randn(rng, rows*C, 1), randn(rng, C, 1)
-	a2 := randn(rng, rows*C, 1)
-	w := randn(rng, rows*C, 1)
+	a, b := reftest.Randn(rng, rows*C, 1), reftest.Randn(rng, C, 1)
+	a2 := reftest.Randn(rng, rows*C, 1)
+	w := reftest.Randn(rng, rows*C, 1)
 	s := 0.7
 	loss := func(f func(y []float64)) float64 {
 		y := make([]float64, rows*C)
 		f(y)
-		return dot(w, y)
+		return reftest.Dot(w, y)
 	}
 	t.Run("mul", func(t *testing.T) {
 		da, db := MulBackwardRef(w, a, a2)
-		checkNMSE(t, "da", da, numGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRef(y, v, a2) }) }, a, 1e-5), 1e-16)
-		checkNMSE(t, "db", db, numGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRef(y, a, v) }) }, a2, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "da", da, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRef(y, v, a2) }) }, a, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "db", db, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRef(y, a, v) }) }, a2, 1e-5), 1e-16)
 	})
 	t.Run("scale_by", func(t *testing.T) {
 		dx, ds := ScaleByBackwardRef(w, a, s)
-		checkNMSE(t, "dx", dx, numGrad(func(v []float64) float64 { return loss(func(y []float64) { ScaleRef(y, v, s) }) }, a, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "dx", dx, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { ScaleRef(y, v, s) }) }, a, 1e-5), 1e-16)
 		sv := []float64{s}
-		checkNMSE(t, "ds", []float64{ds}, numGrad(func(v []float64) float64 { return loss(func(y []float64) { ScaleRef(y, a, v[0]) }) }, sv, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "ds", []float64{ds}, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { ScaleRef(y, a, v[0]) }) }, sv, 1e-5), 1e-16)
 	})
 	t.Run("add_row", func(t *testing.T) {
 		da, db := AddRowBackwardRef(w, C)
-		checkNMSE(t, "da", da, numGrad(func(v []float64) float64 { return loss(func(y []float64) { AddRowRef(y, v, b) }) }, a, 1e-5), 1e-16)
-		checkNMSE(t, "db", db, numGrad(func(v []float64) float64 { return loss(func(y []float64) { AddRowRef(y, a, v) }) }, b, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "da", da, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { AddRowRef(y, v, b) }) }, a, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "db", db, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { AddRowRef(y, a, v) }) }, b, 1e-5), 1e-16)
 	})
 	t.Run("mul_row", func(t *testing.T) {
 		da, db := MulRowBackwardRef(w, a, b)
-		checkNMSE(t, "da", da, numGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRowRef(y, v, b) }) }, a, 1e-5), 1e-16)
-		checkNMSE(t, "db", db, numGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRowRef(y, a, v) }) }, b, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "da", da, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRowRef(y, v, b) }) }, a, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "db", db, reftest.NumGrad(func(v []float64) float64 { return loss(func(y []float64) { MulRowRef(y, a, v) }) }, b, 1e-5), 1e-16)
 	})
 }
 
@@ -64,7 +65,7 @@ func TestArith(t *testing.T) {
 	for _, n := range append(awkward, 1<<16+5) {
 		for _, pad := range []int64{0, 1} {
 			t.Run(fmt.Sprintf("n=%d/pad=%d", n, pad), func(t *testing.T) {
-				a, b := randn(rng, n, 1), randn(rng, n, 1)
+				a, b := reftest.Randn(rng, n, 1), reftest.Randn(rng, n, 1)
 				am, bm := upload(t, d, a, pad), upload(t, d, b, 2*pad)
 				sm := upload(t, d, []float64{-1.25}, pad)
 				ym := map[string]Mem{}
@@ -89,17 +90,17 @@ func TestArith(t *testing.T) {
 				run(t, r)
 				want := make([]float64, n)
 				AddRef(want, a, b)
-				checkNMSE(t, "add", download(t, ym["add"], n), want, tolFP32)
+				reftest.CheckNMSE(t, "add", download(t, ym["add"], n), want, tolFP32)
 				for i := range want {
 					want[i] *= b[i]
 				}
-				checkNMSE(t, "in place", download(t, cm, n), want, tolFP32)
+				reftest.CheckNMSE(t, "in place", download(t, cm, n), want, tolFP32)
 				MulRef(want, a, b)
-				checkNMSE(t, "mul", download(t, ym["mul"], n), want, tolFP32)
+				reftest.CheckNMSE(t, "mul", download(t, ym["mul"], n), want, tolFP32)
 				ScaleRef(want, a, 0.5)
-				checkNMSE(t, "scale", download(t, ym["scale"], n), want, tolFP32)
+				reftest.CheckNMSE(t, "scale", download(t, ym["scale"], n), want, tolFP32)
 				ScaleRef(want, a, -1.25)
-				checkNMSE(t, "scale_by", download(t, ym["scale_by"], n), want, tolFP32)
+				reftest.CheckNMSE(t, "scale_by", download(t, ym["scale_by"], n), want, tolFP32)
 			})
 		}
 	}
@@ -112,8 +113,8 @@ func TestArithBackward(t *testing.T) {
 		for _, acc := range []bool{false, true} {
 			t.Run(fmt.Sprintf("n=%d/acc=%v", n, acc), func(t *testing.T) {
 				pad := int64(n % 3)
-				a, b, dy := randn(rng, n, 1), randn(rng, n, 1), randn(rng, n, 1)
-				init := randn(rng, n, 1)
+				a, b, dy := reftest.Randn(rng, n, 1), reftest.Randn(rng, n, 1), reftest.Randn(rng, n, 1)
+				init := reftest.Randn(rng, n, 1)
 				am, bm, dym := upload(t, d, a, pad), upload(t, d, b, 0), upload(t, d, dy, pad+1)
 				s := 0.75
 				sm := upload(t, d, []float64{s}, 0)
@@ -134,17 +135,17 @@ func TestArithBackward(t *testing.T) {
 					}
 				}
 				run(t, r)
-				checkNMSE(t, "add da", download(t, g["add_a"], n), withAcc(init, dy, acc), tolFP32)
-				checkNMSE(t, "add db", download(t, g["add_b"], n), withAcc(init, dy, acc), tolFP32)
+				reftest.CheckNMSE(t, "add da", download(t, g["add_a"], n), withAcc(init, dy, acc), tolFP32)
+				reftest.CheckNMSE(t, "add db", download(t, g["add_b"], n), withAcc(init, dy, acc), tolFP32)
 				da, db := MulBackwardRef(dy, a, b)
-				checkNMSE(t, "mul da", download(t, g["mul_a"], n), withAcc(init, da, acc), tolFP32)
-				checkNMSE(t, "mul db", download(t, g["mul_b"], n), withAcc(init, db, acc), tolFP32)
+				reftest.CheckNMSE(t, "mul da", download(t, g["mul_a"], n), withAcc(init, da, acc), tolFP32)
+				reftest.CheckNMSE(t, "mul db", download(t, g["mul_b"], n), withAcc(init, db, acc), tolFP32)
 				want := make([]float64, n)
 				ScaleRef(want, dy, -2)
-				checkNMSE(t, "scale dx", download(t, g["scale"], n), withAcc(init, want, acc), tolFP32)
+				reftest.CheckNMSE(t, "scale dx", download(t, g["scale"], n), withAcc(init, want, acc), tolFP32)
 				dx, ds := ScaleByBackwardRef(dy, a, s)
-				checkNMSE(t, "scale_by dx", download(t, g["sb_x"], n), withAcc(init, dx, acc), tolFP32)
-				checkNMSE(t, "scale_by ds", download(t, dsm, 1), withAcc(init[:1], []float64{ds}, acc), tolFP32)
+				reftest.CheckNMSE(t, "scale_by dx", download(t, g["sb_x"], n), withAcc(init, dx, acc), tolFP32)
+				reftest.CheckNMSE(t, "scale_by ds", download(t, dsm, 1), withAcc(init[:1], []float64{ds}, acc), tolFP32)
 			})
 		}
 	}
@@ -168,7 +169,7 @@ func TestArithRow(t *testing.T) {
 
 func testArithRow(t *testing.T, d *gpu.Device, rng *rand.Rand, rows, C int, acc bool) {
 	n := rows * C
-	norm := func(k int) []float64 { return randn(rng, k, 1) }
+	norm := func(k int) []float64 { return reftest.Randn(rng, k, 1) }
 	a, b, dy := norm(n), norm(C), norm(n)
 	initA, initB := norm(n), norm(C)
 	pad := int64(rows % 2)
@@ -190,15 +191,15 @@ func testArithRow(t *testing.T, d *gpu.Device, rng *rand.Rand, rows, C int, acc 
 	run(t, r)
 	want := make([]float64, n)
 	AddRowRef(want, a, b)
-	checkNMSE(t, "add_row", download(t, yAdd, n), want, tolFP32)
+	reftest.CheckNMSE(t, "add_row", download(t, yAdd, n), want, tolFP32)
 	MulRowRef(want, a, b)
-	checkNMSE(t, "mul_row", download(t, yMul, n), want, tolFP32)
+	reftest.CheckNMSE(t, "mul_row", download(t, yMul, n), want, tolFP32)
 	da, db := AddRowBackwardRef(dy, C)
-	checkNMSE(t, "add_row da", download(t, daAdd, n), withAcc(initA, da, acc), tolFP32)
-	checkNMSE(t, "add_row db", download(t, dbAdd, C), withAcc(initB, db, acc), tolFP32)
+	reftest.CheckNMSE(t, "add_row da", download(t, daAdd, n), withAcc(initA, da, acc), tolFP32)
+	reftest.CheckNMSE(t, "add_row db", download(t, dbAdd, C), withAcc(initB, db, acc), tolFP32)
 	da, db = MulRowBackwardRef(dy, a, b)
-	checkNMSE(t, "mul_row da", download(t, daMul, n), withAcc(initA, da, acc), tolFP32)
-	checkNMSE(t, "mul_row db", download(t, dbMul, C), withAcc(initB, db, acc), tolFP32)
+	reftest.CheckNMSE(t, "mul_row da", download(t, daMul, n), withAcc(initA, da, acc), tolFP32)
+	reftest.CheckNMSE(t, "mul_row db", download(t, dbMul, C), withAcc(initB, db, acc), tolFP32)
 }
 
 // Operands larger than one binding are split; a small limit exercises the

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // contrastiveMask returns a 0/1 mask (B, P) with about half the entries
@@ -32,13 +33,13 @@ func contrastiveMask(rng *rand.Rand, B, P int) []float64 {
 func TestContrastiveRefGrad(t *testing.T) {
 	rng := newRNG(70)
 	const B, P, tau = 4, 5, 0.3
-	pos, neg := randn(rng, B, 1), randn(rng, B*P, 1)
+	pos, neg := reftest.Randn(rng, B, 1), reftest.Randn(rng, B*P, 1)
 	mask := contrastiveMask(rng, B, P)
 	const dloss = 0.7
 	dpos, dneg := ContrastiveBackwardRef(pos, neg, mask, B, P, tau, dloss)
 	loss := func(p, n []float64) float64 { return dloss * ContrastiveRef(p, n, mask, B, P, tau) }
-	checkNMSE(t, "dpos", dpos, numGrad(func(v []float64) float64 { return loss(v, neg) }, pos, 1e-6), 1e-14)
-	checkNMSE(t, "dneg", dneg, numGrad(func(v []float64) float64 { return loss(pos, v) }, neg, 1e-6), 1e-14)
+	reftest.CheckNMSE(t, "dpos", dpos, reftest.NumGrad(func(v []float64) float64 { return loss(v, neg) }, pos, 1e-6), 1e-14)
+	reftest.CheckNMSE(t, "dneg", dneg, reftest.NumGrad(func(v []float64) float64 { return loss(pos, v) }, neg, 1e-6), 1e-14)
 	if dpos[1] != 0 {
 		t.Errorf("row without negatives: dpos %v", dpos[1])
 	}
@@ -59,7 +60,7 @@ func contrastiveCase(t *testing.T, pos, neg, mask []float64, B, P int, tau float
 	loss, scratch := zeros(t, d, 1, pad), zeros(t, d, B, 3)
 	const dl = 0.625
 	dloss := upload(t, d, []float64{dl}, pad+2)
-	initP, initN := randn(rng, B, 1), randn(rng, B*P, 1)
+	initP, initN := reftest.Randn(rng, B, 1), reftest.Randn(rng, B*P, 1)
 	dpos, dneg := zeros(t, d, B, 1), zeros(t, d, B*P, pad)
 	dposOnly, dnegOnly := zeros(t, d, B, 0), zeros(t, d, B*P, 3)
 	dposAcc, dnegAcc := upload(t, d, initP, pad), upload(t, d, initN, 1)
@@ -83,13 +84,13 @@ func contrastiveCase(t *testing.T, pos, neg, mask []float64, B, P int, tau float
 		t.Fatalf("loss %v, want %v", got, want)
 	}
 	wp, wn := ContrastiveBackwardRef(pos, neg, mask, B, P, float64(tau), 1)
-	checkNMSE(t, "dpos", download(t, dpos, B), wp, tol)
-	checkNMSE(t, "dneg", download(t, dneg, B*P), wn, tol)
+	reftest.CheckNMSE(t, "dpos", download(t, dpos, B), wp, tol)
+	reftest.CheckNMSE(t, "dneg", download(t, dneg, B*P), wn, tol)
 	wp, wn = ContrastiveBackwardRef(pos, neg, mask, B, P, float64(tau), dl)
-	checkNMSE(t, "dpos alone", download(t, dposOnly, B), wp, tol)
-	checkNMSE(t, "dneg alone", download(t, dnegOnly, B*P), wn, tol)
-	checkNMSE(t, "dpos acc", download(t, dposAcc, B), withAcc(initP, wp, true), tol)
-	checkNMSE(t, "dneg acc", download(t, dnegAcc, B*P), withAcc(initN, wn, true), tol)
+	reftest.CheckNMSE(t, "dpos alone", download(t, dposOnly, B), wp, tol)
+	reftest.CheckNMSE(t, "dneg alone", download(t, dnegOnly, B*P), wn, tol)
+	reftest.CheckNMSE(t, "dpos acc", download(t, dposAcc, B), withAcc(initP, wp, true), tol)
+	reftest.CheckNMSE(t, "dneg acc", download(t, dnegAcc, B*P), withAcc(initN, wn, true), tol)
 	// Rows without negatives contribute exactly 0.
 	for i := 0; i < B; i++ {
 		none := true
@@ -112,7 +113,7 @@ func TestContrastive(t *testing.T) {
 		B, P := c[0], c[1]
 		for _, tau := range []float32{0.07, 1} {
 			t.Run(fmt.Sprintf("%dx%d/tau=%v", B, P, tau), func(t *testing.T) {
-				pos, neg := round32(randn(rng, B, 0.5)), round32(randn(rng, B*P, 0.5))
+				pos, neg := reftest.Round32(reftest.Randn(rng, B, 0.5)), reftest.Round32(reftest.Randn(rng, B*P, 0.5))
 				contrastiveCase(t, pos, neg, contrastiveMask(rng, B, P), B, P, tau, int64(ci%3), tolFP32)
 			})
 		}
@@ -129,7 +130,7 @@ func TestContrastivePieces(t *testing.T) {
 	for _, c := range [][2]int{{50, 7}, {30, 13}, {9, 40}, {100, 1}} {
 		B, P := c[0], c[1]
 		t.Run(fmt.Sprintf("%dx%d", B, P), func(t *testing.T) {
-			pos, neg := round32(randn(rng, B, 0.5)), round32(randn(rng, B*P, 0.5))
+			pos, neg := reftest.Round32(reftest.Randn(rng, B, 0.5)), reftest.Round32(reftest.Randn(rng, B*P, 0.5))
 			contrastiveCase(t, pos, neg, contrastiveMask(rng, B, P), B, P, 0.1, 1, tolFP32)
 		})
 	}
@@ -148,15 +149,15 @@ func TestContrastiveLargeMagnitudes(t *testing.T) {
 	const B, P = 9, 7
 	for _, c := range []struct{ offset, spread float64 }{{0, 1e3}, {0, 3e4}, {1e4, 0.05}, {-3e4, 0.5}} {
 		t.Run(fmt.Sprintf("%v+%v", c.offset, c.spread), func(t *testing.T) {
-			pos, neg := randn(rng, B, c.spread), randn(rng, B*P, c.spread)
+			pos, neg := reftest.Randn(rng, B, c.spread), reftest.Randn(rng, B*P, c.spread)
 			for i := range pos {
 				pos[i] += c.offset
 			}
 			for i := range neg {
 				neg[i] += c.offset
 			}
-			round32(pos)
-			round32(neg)
+			reftest.Round32(pos)
+			reftest.Round32(neg)
 			neg[0] = pos[0] // an exact tie with the positive
 			contrastiveCase(t, pos, neg, contrastiveMask(rng, B, P), B, P, 0.05, 1, tolFP32)
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 func TestDropout(t *testing.T) {
@@ -16,9 +17,9 @@ func TestDropout(t *testing.T) {
 		for _, p := range []float32{0, 0.1, 0.5} {
 			for _, pads := range [][2]int64{{1, 2}, {0, 4}} { // float texels; RGBA32F texels
 				t.Run(fmt.Sprintf("n=%d/p=%v/pads=%v", n, p, pads), func(t *testing.T) {
-					x := randn(rng, n, 1)
+					x := reftest.Randn(rng, n, 1)
 					xm := upload(t, d, x, pads[0])
-					ym := upload(t, d, randn(rng, n, 1), pads[1])
+					ym := upload(t, d, reftest.Randn(rng, n, 1), pads[1])
 					seed, err := d.Alloc(8)
 					if err != nil {
 						t.Fatal(err)
@@ -39,7 +40,7 @@ func TestDropout(t *testing.T) {
 					want := make([]float64, n)
 					DropoutRef(want, download(t, xm, n), p, 42, 3)
 					got := download(t, ym, n)
-					checkNMSE(t, "dropout", got, want, tolFP32)
+					reftest.CheckNMSE(t, "dropout", got, want, tolFP32)
 					if n >= 100000 {
 						zeros := 0
 						for _, v := range got {
@@ -61,7 +62,7 @@ func TestDropout(t *testing.T) {
 					for i := range want {
 						want[i] *= 2
 					}
-					checkNMSE(t, "dropout accumulate", download(t, ym, n), want, tolFP32)
+					reftest.CheckNMSE(t, "dropout accumulate", download(t, ym, n), want, tolFP32)
 				})
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 func TestFillCopyAxpy(t *testing.T) {
@@ -13,8 +14,8 @@ func TestFillCopyAxpy(t *testing.T) {
 	for _, n := range append(awkward, 1<<20+3) {
 		for _, pad := range []int64{0, 3} {
 			t.Run(fmt.Sprintf("n=%d/pad=%d", n, pad), func(t *testing.T) {
-				x := randn(rng, n, 1)
-				y := randn(rng, n, 1)
+				x := reftest.Randn(rng, n, 1)
+				y := reftest.Randn(rng, n, 1)
 				xm := upload(t, d, x, pad)
 				ym := upload(t, d, y, pad+1)
 				cm := zeros(t, d, n, 2*pad)
@@ -32,11 +33,11 @@ func TestFillCopyAxpy(t *testing.T) {
 				run(t, r)
 				AxpyRef(y, -0.75, x)
 				gotY := download(t, ym, n)
-				checkNMSE(t, "axpy", gotY, y, tolFP32)
-				checkNMSE(t, "copy", download(t, cm, n), gotY, 0) // bit-exact
+				reftest.CheckNMSE(t, "axpy", gotY, y, tolFP32)
+				reftest.CheckNMSE(t, "copy", download(t, cm, n), gotY, 0) // bit-exact
 				want := make([]float64, n)
 				FillRef(want, 2.5)
-				checkNMSE(t, "fill", download(t, fm, n), want, 0)
+				reftest.CheckNMSE(t, "fill", download(t, fm, n), want, 0)
 			})
 		}
 	}
@@ -44,14 +45,9 @@ func TestFillCopyAxpy(t *testing.T) {
 
 // Arrays larger than one storage binding may hold are split into chunks.
 func TestElementwiseAboveBindingLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates 2 x 128 MiB")
-	}
 	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, 64<<10)
 	n := maxElems(d) + 1000
-	if n > 1<<28 {
-		t.Skipf("binding limit too large to exceed here (%d elements)", n)
-	}
 	x, err := d.Alloc(4 * n)
 	if err != nil {
 		t.Fatal(err)

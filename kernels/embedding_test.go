@@ -7,6 +7,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // uploadIDs copies ids into a new int32 buffer with pad spare elements
@@ -44,11 +45,11 @@ func TestEmbeddingRefGradient(t *testing.T) {
 	rng := newRNG(41)
 	const V, C = 5, 3
 	ids := []int32{1, 4, 1, 1, 0, -1, 5}
-	table, g := randn(rng, V*C, 1), randn(rng, len(ids)*C, 1)
+	table, g := reftest.Randn(rng, V*C, 1), reftest.Randn(rng, len(ids)*C, 1)
 	out := make([]float64, len(ids)*C)
 	dt := make([]float64, V*C)
 	EmbeddingBackwardRef(dt, ids, g, V, C)
-	checkNMSE(t, "dtable", dt, numGrad(func(v []float64) float64 { EmbeddingRef(out, ids, v, V, C); return dot(g, out) }, table, 1e-5), 1e-16)
+	reftest.CheckNMSE(t, "dtable", dt, reftest.NumGrad(func(v []float64) float64 { EmbeddingRef(out, ids, v, V, C); return reftest.Dot(g, out) }, table, 1e-5), 1e-16)
 }
 
 func TestEmbedding(t *testing.T) {
@@ -66,8 +67,8 @@ func TestEmbedding(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("n=%d/V=%d/C=%d/pad=%d", c.n, c.V, c.C, c.pad), func(t *testing.T) {
 			ids := embeddingIDs(rng, c.n, c.V, true)
-			table, dout := tlF32(randn(rng, c.V*c.C, 1)), tlF32(randn(rng, c.n*c.C, 1))
-			dt0 := tlF32(randn(rng, c.V*c.C, 1))
+			table, dout := tlF32(reftest.Randn(rng, c.V*c.C, 1)), tlF32(reftest.Randn(rng, c.n*c.C, 1))
+			dt0 := tlF32(reftest.Randn(rng, c.V*c.C, 1))
 			im, tm, om := uploadIDs(t, d, ids, c.pad+1), upload(t, d, table, c.pad), zeros(t, d, c.n*c.C, c.pad+3)
 			dom, dtm, dta := upload(t, d, dout, c.pad+2), zeros(t, d, c.V*c.C, c.pad), upload(t, d, dt0, c.pad+1)
 			r := d.NewRecorder(false)
@@ -87,9 +88,9 @@ func TestEmbedding(t *testing.T) {
 			out, dt := make([]float64, c.n*c.C), make([]float64, c.V*c.C)
 			EmbeddingRef(out, ids, table, c.V, c.C)
 			EmbeddingBackwardRef(dt, ids, dout, c.V, c.C)
-			checkNMSE(t, "out", download(t, om, c.n*c.C), out, 0) // a copy: exact
-			checkNMSE(t, "dtable", download(t, dtm, c.V*c.C), dt, tolFP32)
-			checkNMSE(t, "dtable accumulated", download(t, dta, c.V*c.C), tlAdd(dt0, dt), tolFP32)
+			reftest.CheckNMSE(t, "out", download(t, om, c.n*c.C), out, 0) // a copy: exact
+			reftest.CheckNMSE(t, "dtable", download(t, dtm, c.V*c.C), dt, tolFP32)
+			reftest.CheckNMSE(t, "dtable accumulated", download(t, dta, c.V*c.C), tlAdd(dt0, dt), tolFP32)
 		})
 	}
 }
@@ -100,7 +101,7 @@ func TestEmbeddingBackwardDeterministic(t *testing.T) {
 	rng := newRNG(43)
 	const n, V, C = 2000, 3, 12
 	ids := embeddingIDs(rng, n, V, false)
-	dout := randn(rng, n*C, 10)
+	dout := reftest.Randn(rng, n*C, 10)
 	im, dom := uploadIDs(t, d, ids, 0), upload(t, d, dout, 0)
 	var first []float64
 	for rep := 0; rep < 3; rep++ {
@@ -115,21 +116,16 @@ func TestEmbeddingBackwardDeterministic(t *testing.T) {
 			first = got
 			continue
 		}
-		checkNMSE(t, "repeat", got, first, 0)
+		reftest.CheckNMSE(t, "repeat", got, first, 0)
 	}
 }
 
 // A table larger than one storage binding is processed in row chunks.
 func TestEmbeddingAboveBindingLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates 2 x 128 MiB")
-	}
 	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, 64<<10)
 	const C = 3
 	V := int(tlViewLimit(d)/C) + 100
-	if int64(V)*C > 1<<28 {
-		t.Skipf("binding limit too large to exceed here")
-	}
 	nv := int64(V) * C
 	tb, err := d.Alloc(4 * (nv + 1))
 	if err != nil {
@@ -173,7 +169,7 @@ func TestEmbeddingAboveBindingLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, r)
-	checkNMSE(t, "out", download(t, om, n*C), want, 0)
+	reftest.CheckNMSE(t, "out", download(t, om, n*C), want, 0)
 	dt := make([]float64, 0, 4*C)
 	wantDT := make([]float64, 0, 4*C)
 	for _, v := range []int32{0, int32(V / 2), int32(V - 50), int32(V - 1)} {
@@ -188,7 +184,7 @@ func TestEmbeddingAboveBindingLimit(t *testing.T) {
 			wantDT = append(wantDT, s)
 		}
 	}
-	checkNMSE(t, "dtable", dt, wantDT, 0)
+	reftest.CheckNMSE(t, "dtable", dt, wantDT, 0)
 }
 
 func TestEmbeddingErrors(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // Every backward is the adjoint of its forward: the gradient of
@@ -14,20 +15,20 @@ func TestLayoutRefGrads(t *testing.T) {
 	rng := newRNG(50)
 	check := func(t *testing.T, what string, f func(x []float64) []float64, x, w, grad []float64) {
 		t.Helper()
-		num := numGrad(func(v []float64) float64 { return dot(w, f(v)) }, x, 1e-3)
-		checkNMSE(t, what, grad, num, 1e-20)
+		num := reftest.NumGrad(func(v []float64) float64 { return reftest.Dot(w, f(v)) }, x, 1e-3)
+		reftest.CheckNMSE(t, what, grad, num, 1e-20)
 	}
 	const B, Ta, Tb, C = 2, 3, 2, 4
-	a, b := randn(rng, B*Ta*C, 1), randn(rng, B*Tb*C, 1)
-	w := randn(rng, B*(Ta+Tb)*C, 1)
+	a, b := reftest.Randn(rng, B*Ta*C, 1), reftest.Randn(rng, B*Tb*C, 1)
+	w := reftest.Randn(rng, B*(Ta+Tb)*C, 1)
 	da, db := ConcatBackwardRef(w, B, Ta, Tb, C)
 	check(t, "concat da", func(v []float64) []float64 { return ConcatRef(v, b, B, Ta, Tb, C) }, a, w, da)
 	check(t, "concat db", func(v []float64) []float64 { return ConcatRef(a, v, B, Ta, Tb, C) }, b, w, db)
-	x := randn(rng, B*5*C, 1)
-	ws := randn(rng, B*2*C, 1)
+	x := reftest.Randn(rng, B*5*C, 1)
+	ws := reftest.Randn(rng, B*2*C, 1)
 	check(t, "slice", func(v []float64) []float64 { return SliceRef(v, B, 5, C, 1, 3) }, x, ws, SliceBackwardRef(ws, B, 5, C, 1, 3))
 	const H, D, T = 3, 2, 5
-	xh, wh := randn(rng, B*T*H*D, 1), randn(rng, B*T*H*D, 1)
+	xh, wh := reftest.Randn(rng, B*T*H*D, 1), reftest.Randn(rng, B*T*H*D, 1)
 	check(t, "split heads", func(v []float64) []float64 { return SplitHeadsRef(v, B, T, H, D) }, xh, wh, MergeHeadsRef(wh, B, H, T, D))
 	check(t, "merge heads", func(v []float64) []float64 { return MergeHeadsRef(v, B, H, T, D) }, xh, wh, SplitHeadsRef(wh, B, T, H, D))
 	check(t, "transpose", func(v []float64) []float64 { return TransposeRef(v, B, 3, 5) }, xh[:B*15], wh[:B*15], TransposeRef(wh[:B*15], B, 5, 3))
@@ -121,7 +122,7 @@ func testStridedCopy(t *testing.T, d *gpu.Device, rnd func(int) []float64, shape
 	if acc {
 		tol = tolFP32
 	}
-	checkNMSE(t, "y", download(t, ym, n), want, tol)
+	reftest.CheckNMSE(t, "y", download(t, ym, n), want, tol)
 }
 
 func TestConcatSlice(t *testing.T) {
@@ -158,13 +159,13 @@ func TestConcatSlice(t *testing.T) {
 				if acc {
 					tol = tolFP32
 				}
-				checkNMSE(t, "concat", download(t, y, B*T*C), ConcatRef(a, b, B, Ta, Tb, C), 0)
+				reftest.CheckNMSE(t, "concat", download(t, y, B*T*C), ConcatRef(a, b, B, Ta, Tb, C), 0)
 				wa, wb := ConcatBackwardRef(dy, B, Ta, Tb, C)
-				checkNMSE(t, "concat da", download(t, da, B*Ta*C), withAcc(initA, wa, acc), tol)
-				checkNMSE(t, "concat db", download(t, db, B*Tb*C), withAcc(initB, wb, acc), tol)
+				reftest.CheckNMSE(t, "concat da", download(t, da, B*Ta*C), withAcc(initA, wa, acc), tol)
+				reftest.CheckNMSE(t, "concat db", download(t, db, B*Tb*C), withAcc(initB, wb, acc), tol)
 				ws := SliceRef(dy, B, T, C, int(t0), int(t1))
-				checkNMSE(t, "slice", download(t, s, len(ws)), ws, 0)
-				checkNMSE(t, "slice dx", download(t, dx, B*T*C), withAcc(initX, SliceBackwardRef(ws, B, T, C, int(t0), int(t1)), acc), tol)
+				reftest.CheckNMSE(t, "slice", download(t, s, len(ws)), ws, 0)
+				reftest.CheckNMSE(t, "slice dx", download(t, dx, B*T*C), withAcc(initX, SliceBackwardRef(ws, B, T, C, int(t0), int(t1)), acc), tol)
 			})
 		}
 	}
@@ -200,10 +201,10 @@ func TestHeads(t *testing.T) {
 				if acc {
 					tol = tolFP32
 				}
-				checkNMSE(t, "split", download(t, split, n), SplitHeadsRef(x, B, T, H, D), 0)
-				checkNMSE(t, "merge", download(t, merged, n), x, 0)
-				checkNMSE(t, "split backward", download(t, dSplit, n), withAcc(init, MergeHeadsRef(dy, B, H, T, D), acc), tol)
-				checkNMSE(t, "merge backward", download(t, dMerge, n), withAcc(init, SplitHeadsRef(dy, B, T, H, D), acc), tol)
+				reftest.CheckNMSE(t, "split", download(t, split, n), SplitHeadsRef(x, B, T, H, D), 0)
+				reftest.CheckNMSE(t, "merge", download(t, merged, n), x, 0)
+				reftest.CheckNMSE(t, "split backward", download(t, dSplit, n), withAcc(init, MergeHeadsRef(dy, B, H, T, D), acc), tol)
+				reftest.CheckNMSE(t, "merge backward", download(t, dMerge, n), withAcc(init, SplitHeadsRef(dy, B, T, H, D), acc), tol)
 			})
 		}
 	}
@@ -233,8 +234,8 @@ func TestTranspose(t *testing.T) {
 				if acc {
 					tol = tolFP32
 				}
-				checkNMSE(t, "transpose", download(t, y, n), TransposeRef(x, batch, rows, cols), 0)
-				checkNMSE(t, "transpose backward", download(t, dx, n), withAcc(init, TransposeRef(dy, batch, cols, rows), acc), tol)
+				reftest.CheckNMSE(t, "transpose", download(t, y, n), TransposeRef(x, batch, rows, cols), 0)
+				reftest.CheckNMSE(t, "transpose backward", download(t, dx, n), withAcc(init, TransposeRef(dy, batch, cols, rows), acc), tol)
 			})
 		}
 	}

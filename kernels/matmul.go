@@ -341,15 +341,31 @@ func (pr *mmProblem) split(d *gpu.Device, lim func(*mmProblem) (string, error), 
 }
 
 // mmSplitDim says which dimension to split so that an operand of n elements
-// fits max: the batch first, then the dimension that shortens it.
-func mmSplitDim(p *MatMulParams, n, max int64, along string) string {
+// fits max: the batch first, then the operand's rows (dimension rows), or
+// its columns (cols) when it has a single row: splitting the rows of a
+// one-row operand leaves it as long as it was.
+func mmSplitDim(p *MatMulParams, n, max int64, rows, cols string) string {
 	if n <= max {
 		return ""
 	}
 	if p.Batch > 1 {
 		return "batch"
 	}
-	return along
+	if p.dim(rows) < 2 {
+		return cols
+	}
+	return rows
+}
+
+// dim is the size of dimension "m", "n" or "k".
+func (p *MatMulParams) dim(name string) int {
+	switch name {
+	case "m":
+		return p.M
+	case "n":
+		return p.N
+	}
+	return p.K
 }
 
 // mmTexelCfg is a tile shape of the texel variant: a workgroup of lanes
@@ -456,21 +472,23 @@ func (q *mmProblem) splitFor(info gpu.DeviceInfo, maxA, maxB, maxC int64, tileM,
 	if p.Batch > int(info.MaxWorkgroupCount[2]) {
 		return "batch"
 	}
-	aAlong, bAlong := "m", "k"
+	// The stored rows and columns of A (M×K, or K×M when transposed) and
+	// B (K×N, or N×K).
+	aRows, aCols, bRows, bCols := "m", "k", "k", "n"
 	if p.TransA {
-		aAlong = "k"
+		aRows, aCols = "k", "m"
 	}
 	if p.TransB {
-		bAlong = "n"
+		bRows, bCols = "n", "k"
 	}
 	ea, eb, ec := q.extents()
-	if s := mmSplitDim(p, ea, maxA, aAlong); s != "" {
+	if s := mmSplitDim(p, ea, maxA, aRows, aCols); s != "" {
 		return s
 	}
-	if s := mmSplitDim(p, eb, maxB, bAlong); s != "" {
+	if s := mmSplitDim(p, eb, maxB, bRows, bCols); s != "" {
 		return s
 	}
-	if s := mmSplitDim(p, ec, maxC, "m"); s != "" {
+	if s := mmSplitDim(p, ec, maxC, "m", "n"); s != "" {
 		return s
 	}
 	if (p.N+tileN-1)/tileN > int(info.MaxWorkgroupCount[0]) {

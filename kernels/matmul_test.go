@@ -8,6 +8,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // mmCase is one matmul test: the parameters, spare elements before each
@@ -80,14 +81,14 @@ func runMatMulCase(t *testing.T, d *gpu.Device, rng *rand.Rand, v mmVariant, c m
 	}
 	pr.p = norm
 	ea, eb, ec := pr.extents()
-	a := randn(rng, int(ea), 1)
-	b := randn(rng, int(eb), 1)
-	cv := randn(rng, int(ec)+mmGuard, 1)
+	a := reftest.Randn(rng, int(ea), 1)
+	b := reftest.Randn(rng, int(eb), 1)
+	cv := reftest.Randn(rng, int(ec)+mmGuard, 1)
 	var bias []float64
 	am, bm, cm := upload(t, d, a, c.padA), upload(t, d, b, c.padB), upload(t, d, cv, c.padC)
 	var biasM Mem
 	if c.bias {
-		bias = randn(rng, c.p.N, 1)
+		bias = reftest.Randn(rng, c.p.N, 1)
 		biasM = upload(t, d, bias, 1)
 	}
 	r := d.NewRecorder(false)
@@ -100,7 +101,7 @@ func runMatMulCase(t *testing.T, d *gpu.Device, rng *rand.Rand, v mmVariant, c m
 		want[i] = float64(float32(want[i]))
 	}
 	MatMulRef(want, a, b, c.p, bias)
-	checkNMSE(t, "c", download(t, cm, len(want)), want, tolFP32)
+	reftest.CheckNMSE(t, "c", download(t, cm, len(want)), want, tolFP32)
 }
 
 // mmShapes are the M×N×K combinations: every awkward size in every
@@ -255,28 +256,28 @@ func TestMatMulRefGrad(t *testing.T) {
 				t.Fatal(err)
 			}
 			ea, eb, ec := pr.extents()
-			a, b := randn(rng, int(ea), 1), randn(rng, int(eb), 1)
-			c0, g, bias := randn(rng, int(ec), 1), randn(rng, int(ec), 1), randn(rng, p.N, 1)
+			a, b := reftest.Randn(rng, int(ea), 1), reftest.Randn(rng, int(eb), 1)
+			c0, g, bias := reftest.Randn(rng, int(ec), 1), reftest.Randn(rng, int(ec), 1), reftest.Randn(rng, p.N, 1)
 			loss := func(a, b []float64) float64 {
 				c := append([]float64(nil), c0...)
 				MatMulRef(c, a, b, p, bias)
-				return dot(c, g)
+				return reftest.Dot(c, g)
 			}
-			wantA := numGrad(func(x []float64) float64 { return loss(x, b) }, a, 1e-5)
-			wantB := numGrad(func(x []float64) float64 { return loss(a, x) }, b, 1e-5)
+			wantA := reftest.NumGrad(func(x []float64) float64 { return loss(x, b) }, a, 1e-5)
+			wantB := reftest.NumGrad(func(x []float64) float64 { return loss(a, x) }, b, 1e-5)
 			gotA, gotB := make([]float64, ea), make([]float64, eb)
 			MatMulGradARef(gotA, g, b, p, false)
 			MatMulGradBRef(gotB, a, g, p, false)
-			checkNMSE(t, "dA", gotA, wantA, 1e-16)
-			checkNMSE(t, "dB", gotB, wantB, 1e-16)
+			reftest.CheckNMSE(t, "dA", gotA, wantA, 1e-16)
+			reftest.CheckNMSE(t, "dB", gotB, wantB, 1e-16)
 			// accumulate adds to what is there.
-			acc := randn(rng, int(ea), 1)
+			acc := reftest.Randn(rng, int(ea), 1)
 			want := append([]float64(nil), acc...)
 			for i := range want {
 				want[i] += wantA[i]
 			}
 			MatMulGradARef(acc, g, b, p, true)
-			checkNMSE(t, "dA accumulated", acc, want, 1e-16)
+			reftest.CheckNMSE(t, "dA accumulated", acc, want, 1e-16)
 		})
 	}
 }
@@ -312,8 +313,8 @@ func TestMatMulBackward(t *testing.T) {
 						t.Fatal(err)
 					}
 					ea, eb, ec := pr.extents()
-					a, b, g := randn(rng, int(ea), 1), randn(rng, int(eb), 1), randn(rng, int(ec), 1)
-					da0, db0 := randn(rng, int(ea), 1), randn(rng, int(eb), 1)
+					a, b, g := reftest.Randn(rng, int(ea), 1), reftest.Randn(rng, int(eb), 1), reftest.Randn(rng, int(ec), 1)
+					da0, db0 := reftest.Randn(rng, int(ea), 1), reftest.Randn(rng, int(eb), 1)
 					am, bm, gm := upload(t, d, a, 1), upload(t, d, b, 2), upload(t, d, g, 3)
 					dam, dbm := upload(t, d, da0, 0), upload(t, d, db0, 5)
 					r := d.NewRecorder(false)
@@ -327,8 +328,8 @@ func TestMatMulBackward(t *testing.T) {
 					wantA, wantB := tlF32(da0), tlF32(db0)
 					MatMulGradARef(wantA, tlF32(g), tlF32(b), p, accumulate)
 					MatMulGradBRef(wantB, tlF32(a), tlF32(g), p, accumulate)
-					checkNMSE(t, "dA", download(t, dam, len(wantA)), wantA, tolFP32)
-					checkNMSE(t, "dB", download(t, dbm, len(wantB)), wantB, tolFP32)
+					reftest.CheckNMSE(t, "dA", download(t, dam, len(wantA)), wantA, tolFP32)
+					reftest.CheckNMSE(t, "dB", download(t, dbm, len(wantB)), wantB, tolFP32)
 				})
 			}
 		}
@@ -337,19 +338,15 @@ func TestMatMulBackward(t *testing.T) {
 
 // Operands larger than one storage binding: B (N×K, as the tied LM head)
 // just over maxStorageBufferRange, C just over it, and rows of C longer than
-// the grid allows in one dispatch. The product is split into pieces. To keep
-// the host's work small, the operands are filled with a cheap pattern and a
-// sample of C is checked: all of its rows, every 61st column and the first
-// and last 130.
+// the grid allows in one dispatch. The product is split into pieces. The
+// binding limit is lowered to 1 MiB, so that this runs on every device. To
+// keep the host's work small, the operands are filled with a cheap pattern
+// and a sample of C is checked: all of its rows, every 61st column and the
+// first and last 130.
 func TestMatMulAboveBindingLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates operands of 128 MiB")
-	}
 	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, 1<<20)
 	lim := maxElems(d)
-	if lim > 1<<26 {
-		t.Skipf("binding limit too large to exceed here (%d elements)", lim)
-	}
 	const k = 1024
 	type limitCase struct {
 		p     MatMulParams
@@ -436,7 +433,7 @@ func TestMatMulAboveBindingLimit(t *testing.T) {
 						sampleWant = append(sampleWant, s)
 					}
 				}
-				checkNMSE(t, "c (sampled)", sampleGot, sampleWant, tolFP32)
+				reftest.CheckNMSE(t, "c (sampled)", sampleGot, sampleWant, tolFP32)
 			})
 		}
 	}

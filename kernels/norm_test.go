@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // normCases are the (rows, C, pad) shapes the norm tests run: awkward row
@@ -41,28 +42,31 @@ func tlF32(v []float64) []float64 {
 func TestNormRefGradients(t *testing.T) {
 	rng := newRNG(7)
 	const rows, C, eps = 3, 5, 1e-6
-	x, w, b, g := randn(rng, rows*C, 1), randn(rng, C, 1), randn(rng, C, 1), randn(rng, rows*C, 1)
+	x, w, b, g := reftest.Randn(rng, rows*C, 1), reftest.Randn(rng, C, 1), reftest.Randn(rng, C, 1), reftest.Randn(rng, rows*C, 1)
 	y := make([]float64, rows*C)
 	t.Run("rmsnorm", func(t *testing.T) {
-		loss := func(x, w []float64) float64 { RMSNormRef(y, nil, x, w, rows, C, eps); return dot(g, y) }
+		loss := func(x, w []float64) float64 { RMSNormRef(y, nil, x, w, rows, C, eps); return reftest.Dot(g, y) }
 		rstd := make([]float64, rows)
 		RMSNormRef(y, rstd, x, w, rows, C, eps)
 		dx, dw := make([]float64, rows*C), make([]float64, C)
 		RMSNormBackwardRef(dx, g, x, w, rstd, rows, C)
 		RMSNormWeightGradRef(dw, g, x, rstd, rows, C)
-		checkNMSE(t, "dx", dx, numGrad(func(v []float64) float64 { return loss(v, w) }, x, 1e-5), 1e-16)
-		checkNMSE(t, "dw", dw, numGrad(func(v []float64) float64 { return loss(x, v) }, w, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "dx", dx, reftest.NumGrad(func(v []float64) float64 { return loss(v, w) }, x, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "dw", dw, reftest.NumGrad(func(v []float64) float64 { return loss(x, v) }, w, 1e-5), 1e-16)
 	})
 	t.Run("layernorm", func(t *testing.T) {
-		loss := func(x, w, b []float64) float64 { LayerNormRef(y, nil, nil, x, w, b, rows, C, eps); return dot(g, y) }
+		loss := func(x, w, b []float64) float64 {
+			LayerNormRef(y, nil, nil, x, w, b, rows, C, eps)
+			return reftest.Dot(g, y)
+		}
 		mean, rstd := make([]float64, rows), make([]float64, rows)
 		LayerNormRef(y, mean, rstd, x, w, b, rows, C, eps)
 		dx, dw, db := make([]float64, rows*C), make([]float64, C), make([]float64, C)
 		LayerNormBackwardRef(dx, g, x, w, mean, rstd, rows, C)
 		LayerNormWeightGradRef(dw, db, g, x, mean, rstd, rows, C)
-		checkNMSE(t, "dx", dx, numGrad(func(v []float64) float64 { return loss(v, w, b) }, x, 1e-5), 1e-16)
-		checkNMSE(t, "dw", dw, numGrad(func(v []float64) float64 { return loss(x, v, b) }, w, 1e-5), 1e-16)
-		checkNMSE(t, "db", db, numGrad(func(v []float64) float64 { return loss(x, w, v) }, b, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "dx", dx, reftest.NumGrad(func(v []float64) float64 { return loss(v, w, b) }, x, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "dw", dw, reftest.NumGrad(func(v []float64) float64 { return loss(x, v, b) }, w, 1e-5), 1e-16)
+		reftest.CheckNMSE(t, "db", db, reftest.NumGrad(func(v []float64) float64 { return loss(x, w, v) }, b, 1e-5), 1e-16)
 	})
 }
 
@@ -76,8 +80,8 @@ func TestRMSNorm(t *testing.T) {
 			if C == 1 {
 				eps = 0.5 // otherwise dx is about eps/x², all rounding error
 			}
-			x, w, dy := tlF32(randn(rng, rows*C, 1.5)), tlF32(randn(rng, C, 1)), tlF32(randn(rng, rows*C, 1))
-			dx0, dw0 := tlF32(randn(rng, rows*C, 1)), tlF32(randn(rng, C, 1))
+			x, w, dy := tlF32(reftest.Randn(rng, rows*C, 1.5)), tlF32(reftest.Randn(rng, C, 1)), tlF32(reftest.Randn(rng, rows*C, 1))
+			dx0, dw0 := tlF32(reftest.Randn(rng, rows*C, 1)), tlF32(reftest.Randn(rng, C, 1))
 			xm, wm, dym := upload(t, d, x, pad), upload(t, d, w, pad+1), upload(t, d, dy, 2*pad)
 			ym, rm := zeros(t, d, rows*C, pad+2), zeros(t, d, rows, pad+3)
 			dxm, dxa := zeros(t, d, rows*C, pad+1), upload(t, d, dx0, pad)
@@ -101,12 +105,12 @@ func TestRMSNorm(t *testing.T) {
 			dx, dw := make([]float64, rows*C), make([]float64, C)
 			RMSNormBackwardRef(dx, dy, x, w, rstd, rows, C)
 			RMSNormWeightGradRef(dw, dy, x, rstd, rows, C)
-			checkNMSE(t, "y", download(t, ym, rows*C), y, tolFP32)
-			checkNMSE(t, "rstd", download(t, rm, rows), rstd, tolFP32)
-			checkNMSE(t, "dx", download(t, dxm, rows*C), dx, tolFP32)
-			checkNMSE(t, "dx accumulated", download(t, dxa, rows*C), tlAdd(dx0, dx), tolFP32)
-			checkNMSE(t, "dw", download(t, dwm, C), dw, tolFP32)
-			checkNMSE(t, "dw accumulated", download(t, dwa, C), tlAdd(dw0, dw), tolFP32)
+			reftest.CheckNMSE(t, "y", download(t, ym, rows*C), y, tolFP32)
+			reftest.CheckNMSE(t, "rstd", download(t, rm, rows), rstd, tolFP32)
+			reftest.CheckNMSE(t, "dx", download(t, dxm, rows*C), dx, tolFP32)
+			reftest.CheckNMSE(t, "dx accumulated", download(t, dxa, rows*C), tlAdd(dx0, dx), tolFP32)
+			reftest.CheckNMSE(t, "dw", download(t, dwm, C), dw, tolFP32)
+			reftest.CheckNMSE(t, "dw accumulated", download(t, dwa, C), tlAdd(dw0, dw), tolFP32)
 		})
 	}
 }
@@ -118,12 +122,12 @@ func TestLayerNorm(t *testing.T) {
 		rows, C, pad := cs[0], cs[1], int64(cs[2])
 		t.Run(fmt.Sprintf("%dx%d/pad=%d", rows, C, pad), func(t *testing.T) {
 			const eps = 1e-5
-			x := tlF32(randn(rng, rows*C, 2))
+			x := tlF32(reftest.Randn(rng, rows*C, 2))
 			for i := range x {
 				x[i] += 3 // a mean far from 0
 			}
-			w, b, dy := tlF32(randn(rng, C, 1)), tlF32(randn(rng, C, 1)), tlF32(randn(rng, rows*C, 1))
-			dx0, dw0, db0 := tlF32(randn(rng, rows*C, 1)), tlF32(randn(rng, C, 1)), tlF32(randn(rng, C, 1))
+			w, b, dy := tlF32(reftest.Randn(rng, C, 1)), tlF32(reftest.Randn(rng, C, 1)), tlF32(reftest.Randn(rng, rows*C, 1))
+			dx0, dw0, db0 := tlF32(reftest.Randn(rng, rows*C, 1)), tlF32(reftest.Randn(rng, C, 1)), tlF32(reftest.Randn(rng, C, 1))
 			xm, wm, bm, dym := upload(t, d, x, pad), upload(t, d, w, pad+1), upload(t, d, b, pad+2), upload(t, d, dy, 2*pad)
 			ym, mm, rm := zeros(t, d, rows*C, pad+2), zeros(t, d, rows, pad+1), zeros(t, d, rows, pad+3)
 			dxm, dxa := zeros(t, d, rows*C, pad+1), upload(t, d, dx0, pad)
@@ -150,16 +154,16 @@ func TestLayerNorm(t *testing.T) {
 			dx, dw, db := make([]float64, rows*C), make([]float64, C), make([]float64, C)
 			LayerNormBackwardRef(dx, dy, x, w, mean, rstd, rows, C)
 			LayerNormWeightGradRef(dw, db, dy, x, mean, rstd, rows, C)
-			checkNMSE(t, "y", download(t, ym, rows*C), y, tolFP32)
-			checkNMSE(t, "mean", download(t, mm, rows), mean, tolFP32)
-			checkNMSE(t, "rstd", download(t, rm, rows), rstd, tolFP32)
-			checkNMSE(t, "dx", download(t, dxm, rows*C), dx, tolFP32)
-			checkNMSE(t, "dx accumulated", download(t, dxa, rows*C), tlAdd(dx0, dx), tolFP32)
-			checkNMSE(t, "dw", download(t, dwm, C), dw, tolFP32)
-			checkNMSE(t, "db", download(t, dbm, C), db, tolFP32)
-			checkNMSE(t, "dw accumulated", download(t, dwa, C), tlAdd(dw0, dw), tolFP32)
-			checkNMSE(t, "db accumulated", download(t, dba, C), tlAdd(db0, db), tolFP32)
-			checkNMSE(t, "db alone", download(t, dbOnly, C), db, tolFP32)
+			reftest.CheckNMSE(t, "y", download(t, ym, rows*C), y, tolFP32)
+			reftest.CheckNMSE(t, "mean", download(t, mm, rows), mean, tolFP32)
+			reftest.CheckNMSE(t, "rstd", download(t, rm, rows), rstd, tolFP32)
+			reftest.CheckNMSE(t, "dx", download(t, dxm, rows*C), dx, tolFP32)
+			reftest.CheckNMSE(t, "dx accumulated", download(t, dxa, rows*C), tlAdd(dx0, dx), tolFP32)
+			reftest.CheckNMSE(t, "dw", download(t, dwm, C), dw, tolFP32)
+			reftest.CheckNMSE(t, "db", download(t, dbm, C), db, tolFP32)
+			reftest.CheckNMSE(t, "dw accumulated", download(t, dwa, C), tlAdd(dw0, dw), tolFP32)
+			reftest.CheckNMSE(t, "db accumulated", download(t, dba, C), tlAdd(db0, db), tolFP32)
+			reftest.CheckNMSE(t, "db alone", download(t, dbOnly, C), db, tolFP32)
 		})
 	}
 }
@@ -169,7 +173,7 @@ func TestNormInPlace(t *testing.T) {
 	d := gputest.Device(t)
 	rng := newRNG(13)
 	const rows, C, eps = 5, 130, 1e-6
-	x, w, b, dy := tlF32(randn(rng, rows*C, 1)), tlF32(randn(rng, C, 1)), tlF32(randn(rng, C, 1)), tlF32(randn(rng, rows*C, 1))
+	x, w, b, dy := tlF32(reftest.Randn(rng, rows*C, 1)), tlF32(reftest.Randn(rng, C, 1)), tlF32(reftest.Randn(rng, C, 1)), tlF32(reftest.Randn(rng, rows*C, 1))
 	xm, wm, bm, xm2, dym := upload(t, d, x, 1), upload(t, d, w, 0), upload(t, d, b, 3), upload(t, d, x, 2), upload(t, d, dy, 3)
 	xs, rm, mm := upload(t, d, x, 0), zeros(t, d, rows, 0), zeros(t, d, rows, 0)
 	r := d.NewRecorder(false)
@@ -188,12 +192,12 @@ func TestNormInPlace(t *testing.T) {
 	run(t, r)
 	y, mean, rstd := make([]float64, rows*C), make([]float64, rows), make([]float64, rows)
 	RMSNormRef(y, nil, x, w, rows, C, eps)
-	checkNMSE(t, "rmsnorm in place", download(t, xm, rows*C), y, tolFP32)
+	reftest.CheckNMSE(t, "rmsnorm in place", download(t, xm, rows*C), y, tolFP32)
 	LayerNormRef(y, mean, rstd, x, w, b, rows, C, eps)
-	checkNMSE(t, "layernorm in place", download(t, xm2, rows*C), y, tolFP32)
+	reftest.CheckNMSE(t, "layernorm in place", download(t, xm2, rows*C), y, tolFP32)
 	dx := make([]float64, rows*C)
 	LayerNormBackwardRef(dx, dy, x, w, mean, rstd, rows, C)
-	checkNMSE(t, "layernorm backward in place", download(t, dym, rows*C), dx, tolFP32)
+	reftest.CheckNMSE(t, "layernorm backward in place", download(t, dym, rows*C), dx, tolFP32)
 }
 
 func TestNormErrors(t *testing.T) {
@@ -228,15 +232,10 @@ func TestNormErrors(t *testing.T) {
 
 // Inputs longer than one binding may hold are processed in row chunks.
 func TestNormAboveBindingLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates 2 x 128 MiB")
-	}
 	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, 64<<10)
 	const C = 5
 	rows := int(tlViewLimit(d)/C) + 7
-	if int64(rows)*C > 1<<28 {
-		t.Skipf("binding limit too large to exceed here")
-	}
 	n := int64(rows) * C
 	xb, err := d.Alloc(4 * (n + 1))
 	if err != nil {
@@ -260,13 +259,13 @@ func TestNormAboveBindingLimit(t *testing.T) {
 	}
 	run(t, r)
 	for _, row := range []int{0, rows/2 - 1, rows - 2, rows - 1} {
-		checkNMSE(t, fmt.Sprintf("row %d", row), download(t, x.At(int64(row)*C), C), wv, 0)
+		reftest.CheckNMSE(t, fmt.Sprintf("row %d", row), download(t, x.At(int64(row)*C), C), wv, 0)
 	}
 	want := make([]float64, C)
 	for j := range want {
 		want[j] = float64(rows) * wv[j]
 	}
-	checkNMSE(t, "column sums", download(t, db, C), want, 1e-12)
+	reftest.CheckNMSE(t, "column sums", download(t, db, C), want, 1e-12)
 }
 
 // tlBench runs the registered benchmark case op at shape (the same case as

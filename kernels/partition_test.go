@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // partitionModes are the three ways of choosing negatives.
@@ -19,7 +20,7 @@ var partitionModes = map[string]PartitionOpts{
 // softmaxRows returns B rows of P softmax weights of normal logits scaled by
 // s, rounded to float32.
 func softmaxRows(rng *rand.Rand, B, P int, s float64) []float64 {
-	a := randn(rng, B*P, s)
+	a := reftest.Randn(rng, B*P, s)
 	for b := 0; b < B; b++ {
 		row := a[b*P : (b+1)*P]
 		lse := logSumExp(row)
@@ -27,7 +28,7 @@ func softmaxRows(rng *rand.Rand, B, P int, s float64) []float64 {
 			row[j] = math.Exp(row[j] - lse)
 		}
 	}
-	return round32(a)
+	return reftest.Round32(a)
 }
 
 // The reference gradient against finite differences of the reference
@@ -47,13 +48,13 @@ func TestPartitionRefGrad(t *testing.T) {
 					alpha[i] += 0.01 // no finite difference crosses δ
 				}
 			}
-			g := randn(rng, B*P, 1)
+			g := reftest.Randn(rng, B*P, 1)
 			da := PartitionBackwardRef(g, alpha, B, P, o)
-			num := numGrad(func(v []float64) float64 {
+			num := reftest.NumGrad(func(v []float64) float64 {
 				m, _ := PartitionRef(v, B, P, o)
-				return dot(g, m)
+				return reftest.Dot(g, m)
 			}, alpha, 1e-6)
-			checkNMSE(t, "dalpha", da, num, 1e-14)
+			reftest.CheckNMSE(t, "dalpha", da, num, 1e-14)
 		})
 	}
 }
@@ -112,10 +113,10 @@ func TestPartitionTies(t *testing.T) {
 				wm = make([]float64, B*P)
 			}
 			m, n := PartitionRef(alpha, B, P, o)
-			checkNMSE(t, "reference mixed", m, wm, 0)
-			checkNMSE(t, "reference negatives", n, wantNeg[name], 0)
-			checkNMSE(t, "mixed", download(t, mixed, B*P), wm, 0)
-			checkNMSE(t, "negatives", download(t, neg, B*P), wantNeg[name], 0)
+			reftest.CheckNMSE(t, "reference mixed", m, wm, 0)
+			reftest.CheckNMSE(t, "reference negatives", n, wantNeg[name], 0)
+			reftest.CheckNMSE(t, "mixed", download(t, mixed, B*P), wm, 0)
+			reftest.CheckNMSE(t, "negatives", download(t, neg, B*P), wantNeg[name], 0)
 		})
 	}
 }
@@ -147,8 +148,8 @@ func partitionCase(t *testing.T, rng *rand.Rand, B, P int, o PartitionOpts, pad 
 			}
 		}
 	}
-	g := round32(randn(rng, B*P, 1))
-	init := randn(rng, B*P, 1)
+	g := reftest.Round32(reftest.Randn(rng, B*P, 1))
+	init := reftest.Randn(rng, B*P, 1)
 	am, gm := upload(t, d, alpha, pad), upload(t, d, g, pad+1)
 	mixed, neg := zeros(t, d, B*P, 2), zeros(t, d, B*P, pad)
 	da, daAcc := upload(t, d, init, 0), upload(t, d, init, pad)
@@ -165,11 +166,11 @@ func partitionCase(t *testing.T, rng *rand.Rand, B, P int, o PartitionOpts, pad 
 	}
 	run(t, r)
 	wm, wn := PartitionRef(alpha, B, P, o)
-	checkNMSE(t, "mixed", download(t, mixed, B*P), wm, tolFP32)
-	checkNMSE(t, "negatives", download(t, neg, B*P), wn, 0)
+	reftest.CheckNMSE(t, "mixed", download(t, mixed, B*P), wm, tolFP32)
+	reftest.CheckNMSE(t, "negatives", download(t, neg, B*P), wn, 0)
 	wda := PartitionBackwardRef(g, alpha, B, P, o)
-	checkNMSE(t, "dalpha", download(t, da, B*P), wda, tolFP32)
-	checkNMSE(t, "dalpha acc", download(t, daAcc, B*P), withAcc(init, wda, true), tolFP32)
+	reftest.CheckNMSE(t, "dalpha", download(t, da, B*P), wda, tolFP32)
+	reftest.CheckNMSE(t, "dalpha acc", download(t, daAcc, B*P), withAcc(init, wda, true), tolFP32)
 	if B > 2 {
 		for j := 0; j < P; j++ {
 			if wm[2*P+j] != 0 || (!o.BatchNegatives && wn[2*P+j] != 1) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // uploadInts copies v into a new int32 buffer with pad spare elements
@@ -34,15 +35,6 @@ func downloadInts(t testing.TB, m Mem, n int) []int32 {
 	return v
 }
 
-// round32 rounds v to float32 values in place and returns it, so that
-// references of exact ops (max, gathers) can be compared bit for bit.
-func round32(v []float64) []float64 {
-	for i, x := range v {
-		v[i] = float64(float32(x))
-	}
-	return v
-}
-
 func checkInts(t testing.TB, what string, got, want []int32) {
 	t.Helper()
 	for i := range want {
@@ -55,18 +47,18 @@ func checkInts(t testing.TB, what string, got, want []int32) {
 func TestReduceRefGrads(t *testing.T) {
 	rng := newRNG(40)
 	const outer, axis, inner = 2, 5, 3
-	x := randn(rng, outer*axis*inner, 1)
-	w := randn(rng, outer*inner, 1)
+	x := reftest.Randn(rng, outer*axis*inner, 1)
+	w := reftest.Randn(rng, outer*inner, 1)
 	for _, scale := range []float64{1, 1.0 / axis} {
 		t.Run(fmt.Sprintf("sum/scale=%.2f", scale), func(t *testing.T) {
 			dx := make([]float64, len(x))
 			SumBackwardRef(dx, w, outer, axis, inner, scale)
-			num := numGrad(func(v []float64) float64 {
+			num := reftest.NumGrad(func(v []float64) float64 {
 				y := make([]float64, outer*inner)
 				SumRef(y, v, outer, axis, inner, scale)
-				return dot(w, y)
+				return reftest.Dot(w, y)
 			}, x, 1e-5)
-			checkNMSE(t, "dx", dx, num, 1e-16)
+			reftest.CheckNMSE(t, "dx", dx, num, 1e-16)
 		})
 	}
 	t.Run("max_pool", func(t *testing.T) {
@@ -76,32 +68,32 @@ func TestReduceRefGrads(t *testing.T) {
 			MaxPoolRef(y, idx, x, m, outer, axis, inner)
 			dx := make([]float64, len(x))
 			MaxBackwardRef(dx, w, idx, outer, axis, inner)
-			num := numGrad(func(v []float64) float64 {
+			num := reftest.NumGrad(func(v []float64) float64 {
 				y := make([]float64, outer*inner)
 				MaxPoolRef(y, make([]int32, outer*inner), v, m, outer, axis, inner)
-				return dot(w, y)
+				return reftest.Dot(w, y)
 			}, x, 1e-6)
-			checkNMSE(t, "dx", dx, num, 1e-16)
+			reftest.CheckNMSE(t, "dx", dx, num, 1e-16)
 		}
 	})
 	t.Run("cosine", func(t *testing.T) {
 		const n, C = 3, 6
-		a, b, dy := randn(rng, n*C, 1), randn(rng, n*C, 1), randn(rng, n, 1)
+		a, b, dy := reftest.Randn(rng, n*C, 1), reftest.Randn(rng, n*C, 1), reftest.Randn(rng, n, 1)
 		da, db := CosineBackwardRef(dy, a, b, n, C)
 		loss := func(a, b []float64) float64 {
 			y := make([]float64, n)
 			CosineRef(y, a, b, n, C)
-			return dot(dy, y)
+			return reftest.Dot(dy, y)
 		}
-		checkNMSE(t, "da", da, numGrad(func(v []float64) float64 { return loss(v, b) }, a, 1e-6), 1e-14)
-		checkNMSE(t, "db", db, numGrad(func(v []float64) float64 { return loss(a, v) }, b, 1e-6), 1e-14)
+		reftest.CheckNMSE(t, "da", da, reftest.NumGrad(func(v []float64) float64 { return loss(v, b) }, a, 1e-6), 1e-14)
+		reftest.CheckNMSE(t, "db", db, reftest.NumGrad(func(v []float64) float64 { return loss(a, v) }, b, 1e-6), 1e-14)
 		// A row of norm below ε: the clamped norm is a constant.
 		small := make([]float64, n*C)
 		for i := range small {
 			small[i] = a[i] * 1e-12
 		}
 		da, _ = CosineBackwardRef(dy, small, b, n, C)
-		checkNMSE(t, "da (tiny a)", da, numGrad(func(v []float64) float64 { return loss(v, b) }, small, 1e-14), 1e-12)
+		reftest.CheckNMSE(t, "da (tiny a)", da, reftest.NumGrad(func(v []float64) float64 { return loss(v, b) }, small, 1e-14), 1e-12)
 	})
 }
 
@@ -119,15 +111,15 @@ func TestReduce(t *testing.T) {
 		pad := int64(ci % 3)
 		t.Run(fmt.Sprintf("%dx%dx%d/pad=%d", outer, axis, inner, pad), func(t *testing.T) {
 			n, m := outer*axis*inner, outer*inner
-			x := round32(randn(rng, n, 1))
+			x := reftest.Round32(reftest.Randn(rng, n, 1))
 			// Ties: the first maximum must win.
 			if ci%2 == 1 {
 				for i := range x {
 					x[i] = math.Round(x[i])
 				}
 			}
-			dy := round32(randn(rng, m, 1))
-			init := randn(rng, n, 1)
+			dy := reftest.Round32(reftest.Randn(rng, m, 1))
+			init := reftest.Randn(rng, n, 1)
 			xm, dym := upload(t, d, x, pad), upload(t, d, dy, pad+1)
 			sum, mean, mx := zeros(t, d, m, pad), zeros(t, d, m, 0), zeros(t, d, m, 1)
 			idx := uploadInts(t, d, make([]int32, m), pad)
@@ -152,23 +144,23 @@ func TestReduce(t *testing.T) {
 			run(t, r)
 			want := make([]float64, m)
 			SumRef(want, x, outer, axis, inner, 1)
-			checkNMSE(t, "sum", download(t, sum, m), want, tolFP32)
+			reftest.CheckNMSE(t, "sum", download(t, sum, m), want, tolFP32)
 			SumRef(want, x, outer, axis, inner, 1/float64(axis))
-			checkNMSE(t, "mean", download(t, mean, m), want, tolFP32)
+			reftest.CheckNMSE(t, "mean", download(t, mean, m), want, tolFP32)
 			wantIdx := make([]int32, m)
 			MaxPoolRef(want, wantIdx, x, nil, outer, axis, inner)
-			checkNMSE(t, "max", download(t, mx, m), want, 0)
+			reftest.CheckNMSE(t, "max", download(t, mx, m), want, 0)
 			checkInts(t, "argmax", downloadInts(t, idx, m), wantIdx)
 
 			dx := make([]float64, n)
 			SumBackwardRef(dx, dy, outer, axis, inner, 1)
-			checkNMSE(t, "sum backward", download(t, dSum, n), dx, tolFP32)
-			checkNMSE(t, "sum backward acc", download(t, dSumAcc, n), withAcc(init, dx, true), tolFP32)
+			reftest.CheckNMSE(t, "sum backward", download(t, dSum, n), dx, tolFP32)
+			reftest.CheckNMSE(t, "sum backward acc", download(t, dSumAcc, n), withAcc(init, dx, true), tolFP32)
 			SumBackwardRef(dx, dy, outer, axis, inner, 1/float64(axis))
-			checkNMSE(t, "mean backward", download(t, dMean, n), dx, tolFP32)
+			reftest.CheckNMSE(t, "mean backward", download(t, dMean, n), dx, tolFP32)
 			MaxBackwardRef(dx, dy, wantIdx, outer, axis, inner)
-			checkNMSE(t, "max backward", download(t, dMax, n), dx, 0)
-			checkNMSE(t, "max backward acc", download(t, dMaxAcc, n), withAcc(init, dx, true), tolFP32)
+			reftest.CheckNMSE(t, "max backward", download(t, dMax, n), dx, 0)
+			reftest.CheckNMSE(t, "max backward acc", download(t, dMaxAcc, n), withAcc(init, dx, true), tolFP32)
 		})
 	}
 }
@@ -181,8 +173,8 @@ func TestMaxPool(t *testing.T) {
 			B, T, C := c[0], c[1], c[2]
 			t.Run(fmt.Sprintf("%dx%dx%d/mask=%v", B, T, C, masked), func(t *testing.T) {
 				pad := int64(ci % 2)
-				x, dy := round32(randn(rng, B*T*C, 1)), round32(randn(rng, B*C, 1))
-				init := randn(rng, B*T*C, 1)
+				x, dy := reftest.Round32(reftest.Randn(rng, B*T*C, 1)), reftest.Round32(reftest.Randn(rng, B*C, 1))
+				init := reftest.Randn(rng, B*T*C, 1)
 				var mask []float64
 				maskM := Mem{}
 				if masked {
@@ -215,12 +207,12 @@ func TestMaxPool(t *testing.T) {
 				run(t, r)
 				want, wantIdx := make([]float64, B*C), make([]int32, B*C)
 				MaxPoolRef(want, wantIdx, x, mask, B, T, C)
-				checkNMSE(t, "y", download(t, y, B*C), want, 0)
+				reftest.CheckNMSE(t, "y", download(t, y, B*C), want, 0)
 				checkInts(t, "idx", downloadInts(t, idx, B*C), wantIdx)
 				wdx := make([]float64, B*T*C)
 				MaxBackwardRef(wdx, dy, wantIdx, B, T, C)
-				checkNMSE(t, "dx", download(t, dx, B*T*C), wdx, 0)
-				checkNMSE(t, "dx acc", download(t, dxAcc, B*T*C), withAcc(init, wdx, true), tolFP32)
+				reftest.CheckNMSE(t, "dx", download(t, dx, B*T*C), wdx, 0)
+				reftest.CheckNMSE(t, "dx acc", download(t, dxAcc, B*T*C), withAcc(init, wdx, true), tolFP32)
 			})
 		}
 	}
@@ -234,11 +226,11 @@ func TestCosine(t *testing.T) {
 		for _, acc := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%dx%d/acc=%v", n, C, acc), func(t *testing.T) {
 				pad := int64(ci % 2)
-				a, b, dy := randn(rng, n*C, 1), randn(rng, n*C, 2), randn(rng, n, 1)
+				a, b, dy := reftest.Randn(rng, n*C, 1), reftest.Randn(rng, n*C, 2), reftest.Randn(rng, n, 1)
 				if n > 2 {
 					clear(a[C : 2*C]) // a zero row: cos 0, finite gradients
 				}
-				initA, initB := randn(rng, n*C, 1), randn(rng, n*C, 1)
+				initA, initB := reftest.Randn(rng, n*C, 1), reftest.Randn(rng, n*C, 1)
 				am, bm, dym := upload(t, d, a, pad), upload(t, d, b, 0), upload(t, d, dy, pad)
 				y := zeros(t, d, n, 1)
 				da, db := upload(t, d, initA, pad), upload(t, d, initB, 0)
@@ -256,11 +248,11 @@ func TestCosine(t *testing.T) {
 				run(t, r)
 				want := make([]float64, n)
 				CosineRef(want, a, b, n, C)
-				checkNMSE(t, "cos", download(t, y, n), want, tolFP32)
+				reftest.CheckNMSE(t, "cos", download(t, y, n), want, tolFP32)
 				wa, wb := CosineBackwardRef(dy, a, b, n, C)
-				checkNMSE(t, "da", download(t, da, n*C), withAcc(initA, wa, acc), tolFP32)
-				checkNMSE(t, "db", download(t, db, n*C), withAcc(initB, wb, acc), tolFP32)
-				checkNMSE(t, "da alone", download(t, daOnly, n*C), withAcc(initA, wa, acc), tolFP32)
+				reftest.CheckNMSE(t, "da", download(t, da, n*C), withAcc(initA, wa, acc), tolFP32)
+				reftest.CheckNMSE(t, "db", download(t, db, n*C), withAcc(initB, wb, acc), tolFP32)
+				reftest.CheckNMSE(t, "da alone", download(t, daOnly, n*C), withAcc(initA, wa, acc), tolFP32)
 			})
 		}
 	}
@@ -272,14 +264,14 @@ func TestSumSquares(t *testing.T) {
 	for _, n := range append(awkward, 1<<20+3) {
 		for _, pad := range []int64{0, 3} {
 			t.Run(fmt.Sprintf("n=%d/pad=%d", n, pad), func(t *testing.T) {
-				x := randn(rng, n, 1)
+				x := reftest.Randn(rng, n, 1)
 				xm, y := upload(t, d, x, pad), zeros(t, d, 1, pad)
 				r := d.NewRecorder(false)
 				if err := SumSquares(r, y, xm, int64(n)); err != nil {
 					t.Fatal(err)
 				}
 				run(t, r)
-				checkNMSE(t, "sum of squares", download(t, y, 1), []float64{SumSquaresRef(x)}, tolFP32)
+				reftest.CheckNMSE(t, "sum of squares", download(t, y, 1), []float64{SumSquaresRef(x)}, tolFP32)
 			})
 		}
 	}
@@ -296,10 +288,10 @@ func TestReducePieces(t *testing.T) {
 		outer, axis, inner := c[0], c[1], c[2]
 		t.Run(fmt.Sprintf("%dx%dx%d", outer, axis, inner), func(t *testing.T) {
 			n, m := outer*axis*inner, outer*inner
-			x, dy := round32(randn(rng, n, 1)), round32(randn(rng, m, 1))
+			x, dy := reftest.Round32(reftest.Randn(rng, n, 1)), reftest.Round32(reftest.Randn(rng, m, 1))
 			xm, dym := upload(t, d, x, 1), upload(t, d, dy, 0)
 			sum, ss := zeros(t, d, m, 0), zeros(t, d, 1, 0)
-			dx := upload(t, d, randn(rng, n, 1), 0)
+			dx := upload(t, d, reftest.Randn(rng, n, 1), 0)
 			r := d.NewRecorder(false)
 			o, a, i := int64(outer), int64(axis), int64(inner)
 			for _, err := range []error{
@@ -320,15 +312,15 @@ func TestReducePieces(t *testing.T) {
 			run(t, r)
 			want := make([]float64, m)
 			SumRef(want, x, outer, axis, inner, 1)
-			checkNMSE(t, "sum", download(t, sum, m), want, tolFP32)
-			checkNMSE(t, "sum of squares", download(t, ss, 1), []float64{SumSquaresRef(x)}, tolFP32)
+			reftest.CheckNMSE(t, "sum", download(t, sum, m), want, tolFP32)
+			reftest.CheckNMSE(t, "sum of squares", download(t, ss, 1), []float64{SumSquaresRef(x)}, tolFP32)
 			wdx := make([]float64, n)
 			SumBackwardRef(wdx, dy, outer, axis, inner, 1/float64(axis))
-			checkNMSE(t, "mean backward", download(t, dx, n), wdx, tolFP32)
+			reftest.CheckNMSE(t, "mean backward", download(t, dx, n), wdx, tolFP32)
 			if fits {
 				wantIdx := make([]int32, m)
 				MaxPoolRef(want, wantIdx, x, nil, outer, axis, inner)
-				checkNMSE(t, "max", download(t, mx, m), want, 0)
+				reftest.CheckNMSE(t, "max", download(t, mx, m), want, 0)
 				checkInts(t, "argmax", downloadInts(t, idx, m), wantIdx)
 			}
 			// The max backward scatters by runs of the axis too.
@@ -341,7 +333,7 @@ func TestReducePieces(t *testing.T) {
 			}
 			run(t, r)
 			MaxBackwardRef(wdx, dy, wantIdx, outer, axis, inner)
-			checkNMSE(t, "max backward", download(t, dx, n), wdx, 0)
+			reftest.CheckNMSE(t, "max backward", download(t, dx, n), wdx, 0)
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // Buckets at the boundaries of T5's settings (32 buckets, max distance 128),
@@ -143,7 +144,7 @@ func TestRelPosBias(t *testing.T) {
 					table[b*c.H+h] = float64(1000*b + h)
 				}
 			}
-			dbias, dt0 := tlF32(randn(rng, n, 1)), tlF32(randn(rng, nt, 1))
+			dbias, dt0 := tlF32(reftest.Randn(rng, n, 1)), tlF32(reftest.Randn(rng, nt, 1))
 			tm, bm := upload(t, d, table, c.pad), zeros(t, d, n, c.pad+1)
 			dbm, dtm, dta := upload(t, d, dbias, c.pad+2), zeros(t, d, nt, c.pad+3), upload(t, d, dt0, c.pad)
 			r := d.NewRecorder(false)
@@ -167,8 +168,8 @@ func TestRelPosBias(t *testing.T) {
 				}
 			}
 			RelPosBiasBackwardRef(dt, dbias, c.H, c.Tq, c.Tk, c.qoff, c.p)
-			checkNMSE(t, "dtable", download(t, dtm, nt), dt, tolFP32)
-			checkNMSE(t, "dtable accumulated", download(t, dta, nt), tlAdd(dt0, dt), tolFP32)
+			reftest.CheckNMSE(t, "dtable", download(t, dtm, nt), dt, tolFP32)
+			reftest.CheckNMSE(t, "dtable accumulated", download(t, dta, nt), tlAdd(dt0, dt), tolFP32)
 		})
 	}
 }
@@ -177,11 +178,11 @@ func TestRelPosRefGradient(t *testing.T) {
 	rng := newRNG(52)
 	const H, Tq, Tk = 2, 5, 40
 	p := RelPos{NumBuckets: 8, MaxDistance: 20, Bidirectional: true}
-	table, g := randn(rng, p.NumBuckets*H, 1), randn(rng, H*Tq*Tk, 1)
+	table, g := reftest.Randn(rng, p.NumBuckets*H, 1), reftest.Randn(rng, H*Tq*Tk, 1)
 	bias := make([]float64, H*Tq*Tk)
 	dt := make([]float64, len(table))
 	RelPosBiasBackwardRef(dt, g, H, Tq, Tk, 1, p)
-	checkNMSE(t, "dtable", dt, numGrad(func(v []float64) float64 { RelPosBiasRef(bias, v, H, Tq, Tk, 1, p); return dot(g, bias) }, table, 1e-3), 1e-16)
+	reftest.CheckNMSE(t, "dtable", dt, reftest.NumGrad(func(v []float64) float64 { RelPosBiasRef(bias, v, H, Tq, Tk, 1, p); return reftest.Dot(g, bias) }, table, 1e-3), 1e-16)
 }
 
 func TestRelPosErrors(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // finfoMin is torch.finfo(torch.float32).min, HuggingFace's mask value.
@@ -96,19 +97,19 @@ func TestSoftmaxRefGradients(t *testing.T) {
 	for i := range x {
 		x[i] = rng.NormFloat64()
 	}
-	g := randn(rng, len(x), 1)
+	g := reftest.Randn(rng, len(x), 1)
 	y := make([]float64, len(x))
 	loss := func(x, bias []float64) float64 {
 		SoftmaxRef(y, x, c.B, c.H, c.Tq, c.Tk, bias, mask, c.causal, c.qoff)
-		return dot(g, y)
+		return reftest.Dot(g, y)
 	}
 	loss(x, bias)
 	dx := make([]float64, len(x))
 	SoftmaxBackwardRef(dx, g, y, c.B*c.H*c.Tq, c.Tk)
-	checkNMSE(t, "dx", dx, numGrad(func(v []float64) float64 { return loss(v, bias) }, x, 1e-5), 1e-16)
+	reftest.CheckNMSE(t, "dx", dx, reftest.NumGrad(func(v []float64) float64 { return loss(v, bias) }, x, 1e-5), 1e-16)
 	db := make([]float64, len(bias))
 	SoftmaxBiasBackwardRef(db, dx, c.B, len(bias))
-	checkNMSE(t, "dbias", db, numGrad(func(v []float64) float64 { return loss(x, v) }, bias, 1e-5), 1e-16)
+	reftest.CheckNMSE(t, "dbias", db, reftest.NumGrad(func(v []float64) float64 { return loss(x, v) }, bias, 1e-5), 1e-16)
 }
 
 func TestSoftmax(t *testing.T) {
@@ -119,7 +120,7 @@ func TestSoftmax(t *testing.T) {
 			x, bias, mask := softmaxInputs(c, rng)
 			rows, N := c.B*c.H*c.Tq, c.H*c.Tq*c.Tk
 			n := rows * c.Tk
-			dy, dx0, db0 := tlF32(randn(rng, n, 1)), tlF32(randn(rng, n, 1)), tlF32(randn(rng, N, 1))
+			dy, dx0, db0 := tlF32(reftest.Randn(rng, n, 1)), tlF32(reftest.Randn(rng, n, 1)), tlF32(reftest.Randn(rng, N, 1))
 			xm, ym := upload(t, d, x, c.pad), zeros(t, d, n, c.pad+1)
 			xi := upload(t, d, x, c.pad+2)
 			o := SoftmaxOpts{Causal: c.causal, QueryOffset: c.qoff}
@@ -165,8 +166,8 @@ func TestSoftmax(t *testing.T) {
 			y := make([]float64, n)
 			SoftmaxRef(y, x, c.B, c.H, c.Tq, c.Tk, bias, mask, c.causal, c.qoff)
 			gotY := download(t, ym, n)
-			checkNMSE(t, "y", gotY, y, tolFP32)
-			checkNMSE(t, "y in place", download(t, xi, n), y, tolFP32)
+			reftest.CheckNMSE(t, "y", gotY, y, tolFP32)
+			reftest.CheckNMSE(t, "y in place", download(t, xi, n), y, tolFP32)
 			// Masked keys are exactly 0, rows sum to 1.
 			for row := 0; row < rows; row++ {
 				s := 0.0
@@ -184,22 +185,22 @@ func TestSoftmax(t *testing.T) {
 			// device's y, so that it measures the backward alone.
 			dx, db := make([]float64, n), make([]float64, N)
 			SoftmaxBackwardRef(dx, dy, gotY, rows, c.Tk)
-			checkNMSE(t, "dx", download(t, dxm, n), dx, tolFP32)
-			checkNMSE(t, "dx accumulated", download(t, dxa, n), tlAdd(dx0, dx), tolFP32)
+			reftest.CheckNMSE(t, "dx", download(t, dxm, n), dx, tolFP32)
+			reftest.CheckNMSE(t, "dx accumulated", download(t, dxa, n), tlAdd(dx0, dx), tolFP32)
 			// Fused dropout: y unchanged, yd = dropout(y) with Dropout's
 			// mask over the whole tensor, and dx from the masked dy.
 			gotY2 := download(t, y2, n)
-			checkNMSE(t, "y with dropout", gotY2, y, tolFP32)
+			reftest.CheckNMSE(t, "y with dropout", gotY2, y, tolFP32)
 			yd, dyd, dxdWant := make([]float64, n), make([]float64, n), make([]float64, n)
 			DropoutRef(yd, gotY2, dm.P, 17, dm.Site)
-			checkNMSE(t, "dropout(y)", download(t, od.DropoutOut, n), yd, tolFP32)
+			reftest.CheckNMSE(t, "dropout(y)", download(t, od.DropoutOut, n), yd, tolFP32)
 			DropoutRef(dyd, dy, dm.P, 17, dm.Site)
 			SoftmaxBackwardRef(dxdWant, dyd, gotY2, rows, c.Tk)
-			checkNMSE(t, "dx through dropout", download(t, dxd, n), dxdWant, tolFP32)
-			checkNMSE(t, "dx through dropout accumulated", download(t, dxda, n), tlAdd(dx0, dxdWant), tolFP32)
+			reftest.CheckNMSE(t, "dx through dropout", download(t, dxd, n), dxdWant, tolFP32)
+			reftest.CheckNMSE(t, "dx through dropout accumulated", download(t, dxda, n), tlAdd(dx0, dxdWant), tolFP32)
 			SoftmaxBiasBackwardRef(db, download(t, dxm, n), c.B, N)
-			checkNMSE(t, "dbias", download(t, dbm, N), db, tolFP32)
-			checkNMSE(t, "dbias accumulated", download(t, dba, N), tlAdd(db0, db), tolFP32)
+			reftest.CheckNMSE(t, "dbias", download(t, dbm, N), db, tolFP32)
+			reftest.CheckNMSE(t, "dbias accumulated", download(t, dba, N), tlAdd(db0, db), tolFP32)
 		})
 	}
 }
@@ -271,17 +272,12 @@ func BenchmarkDropout(b *testing.B) { tlBench(b, "dropout", "52864x406") }
 // batch element of a row, and so its mask row, found across chunks); the
 // bias gradient over them in batch chunks.
 func TestSoftmaxAboveBindingLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates 200 MiB")
-	}
 	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, 256<<10)
 	const B, H, Tk = 3, 1, 1000
 	lim := tlViewLimit(d)
 	Tq := int(lim/(B*H*Tk)) + 3
 	n := int64(B) * H * int64(Tq) * Tk
-	if n > 1<<28 {
-		t.Skipf("binding limit too large to exceed here")
-	}
 	N := int64(H) * int64(Tq) * Tk
 	xb, err := d.Alloc(4 * (n + 1))
 	if err != nil {
@@ -325,10 +321,10 @@ func TestSoftmaxAboveBindingLimit(t *testing.T) {
 	checkRows := func(b int) []int { return []int{0, 1, Tq / 2, Tq - 2, Tq - 1} }
 	for b := 0; b < B; b++ {
 		for _, i := range checkRows(b) {
-			if err := gpu.WriteSlice(xb, 1+int64((b*Tq+i)*Tk), toF32(rowX(b))); err != nil {
+			if err := gpu.WriteSlice(xb, 1+int64((b*Tq+i)*Tk), reftest.F32s(rowX(b))); err != nil {
 				t.Fatal(err)
 			}
-			if err := gpu.WriteSlice(bb, int64(i*Tk), toF32(rowB)); err != nil {
+			if err := gpu.WriteSlice(bb, int64(i*Tk), reftest.F32s(rowB)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -352,21 +348,13 @@ func TestSoftmaxAboveBindingLimit(t *testing.T) {
 			want := make([]float64, Tk)
 			SoftmaxRef(want, rowX(b), 1, 1, 1, Tk, rowB, mask[b*Tk:(b+1)*Tk], false, 0)
 			got := download(t, x.At(int64((b*Tq+i)*Tk)), Tk)
-			checkNMSE(t, fmt.Sprintf("batch %d row %d", b, i), got, want, tolFP32)
+			reftest.CheckNMSE(t, fmt.Sprintf("batch %d row %d", b, i), got, want, tolFP32)
 			for j := range sum {
 				sum[j] += got[j]
 			}
 		}
-		checkNMSE(t, fmt.Sprintf("bias gradient row %d", i), download(t, db.At(int64(i*Tk)), Tk), sum, tolFP32)
+		reftest.CheckNMSE(t, fmt.Sprintf("bias gradient row %d", i), download(t, db.At(int64(i*Tk)), Tk), sum, tolFP32)
 	}
 	// Rows left at zero scores: uniform over the unmasked keys of batch 0.
-	checkNMSE(t, "zero row", download(t, x.At(int64(5*Tk)), Tk), uniform, tolFP32)
-}
-
-func toF32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
+	reftest.CheckNMSE(t, "zero row", download(t, x.At(int64(5*Tk)), Tk), uniform, tolFP32)
 }

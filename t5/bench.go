@@ -1,6 +1,7 @@
 package t5
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -50,12 +51,19 @@ type BenchResult struct {
 func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 	e := m.e
 	d := e.Device()
+	if o.Batch < 1 || o.Prompt < 1 || o.Input < 1 || o.Target < 1 || o.Runs < 1 {
+		return nil, fmt.Errorf("t5: bench needs at least one row, prompt, input and target token and run, got %+v", o)
+	}
+	V := m.Config.VocabSize
+	if V < 3 {
+		// Random ids are drawn above the pad and </s> ids 0 and 1.
+		return nil, fmt.Errorf("t5: bench needs a vocabulary of at least 3 ids, the model has %d", V)
+	}
 	if err := e.Sync(); err != nil {
 		return nil, err
 	}
 	weights := d.MemoryStats().Allocated
 	rng := rand.New(rand.NewPCG(1, 2))
-	V := m.Config.VocabSize
 	inputs := make([][]int, o.Batch)
 	targets := make([][]int, o.Batch)
 	for b := range inputs {
@@ -94,10 +102,11 @@ func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 			if kind == "train" {
 				m.SetTraining(true)
 				out := m.Forward(batch, Options{Prompt: prompt})
-				if err := e.Backward(out.Loss); err != nil {
+				err := e.Backward(out.Loss)
+				out.Release()
+				if err != nil {
 					return err
 				}
-				out.Release()
 				opt.Step()
 				opt.ZeroGrad()
 				return e.Err()
@@ -113,26 +122,17 @@ func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("recording the %s step: %w", kind, err)
 		}
-		times := make([]float64, 0, o.Runs)
-		for i := -1; i < o.Runs; i++ {
-			start := time.Now()
-			if err := prog.Run(); err != nil {
-				prog.Release()
-				return nil, err
-			}
-			if err := d.Wait(); err != nil {
-				prog.Release()
-				return nil, err
-			}
-			if i >= 0 {
-				times = append(times, float64(time.Since(start).Microseconds())/1e3)
-			}
+		times, err := timeRuns(prog, d, o.Runs)
+		if err != nil {
+			return nil, errors.Join(err, prog.Release())
 		}
 		sort.Float64s(times)
 		med := times[len(times)/2]
 		res := BenchResult{Step: kind, MsPerStep: med, TokensPerS: tokens / (med / 1e3),
 			PeakBytes: d.MemoryStats().Peak, WeightBytes: weights, Dispatches: prog.Dispatches()}
-		prog.Release()
+		if err := prog.Release(); err != nil {
+			return nil, err
+		}
 		if o.Profile {
 			e.Profile(true)
 			pprog, err := e.Capture(step)
@@ -140,15 +140,37 @@ func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := pprog.Run(); err == nil {
+			err = pprog.Run()
+			if err == nil {
 				err = d.Wait()
 			}
 			res.Ops = aggregate(pprog.Timings())
-			pprog.Release()
+			if err := errors.Join(err, pprog.Release()); err != nil {
+				return nil, fmt.Errorf("profiling the %s step: %w", kind, err)
+			}
 		}
 		results = append(results, res)
 	}
 	return results, e.Err()
+}
+
+// timeRuns runs prog once to warm up and then runs times, waiting for each,
+// and returns the wall-clock milliseconds of the timed runs.
+func timeRuns(prog *ag.Program, d *gpu.Device, runs int) ([]float64, error) {
+	times := make([]float64, 0, runs)
+	for i := -1; i < runs; i++ {
+		start := time.Now()
+		if err := prog.Run(); err != nil {
+			return nil, err
+		}
+		if err := d.Wait(); err != nil {
+			return nil, err
+		}
+		if i >= 0 {
+			times = append(times, float64(time.Since(start).Microseconds())/1e3)
+		}
+	}
+	return times, nil
 }
 
 // aggregate sums timings by kernel name (specialization constants dropped).

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
-	"github.com/shlpt-vk/shlpt-vk/kernels"
 )
 
 // EncodeBatch runs the encoder without gradients on a batch (with prompt
@@ -108,7 +107,11 @@ func (m *Model) newDecodeState(enc, encMask *ag.Tensor, maxLen int) (*decodeStat
 		st.selfK = append(st.selfK, e.Zeros(st.rows, H, maxLen, D))
 		st.selfV = append(st.selfV, e.Zeros(st.rows, H, maxLen, D))
 	}
-	return st, e.Err()
+	if err := e.Err(); err != nil {
+		st.release()
+		return nil, err
+	}
+	return st, nil
 }
 
 // step feeds one token per row at the next position and returns the
@@ -164,42 +167,30 @@ func (st *decodeState) step(tokens []int) ([]float32, error) {
 // n is (rows, 1, d); bias is (H, 1, pos+1).
 func (st *decodeState) selfAttention(layer int, b *Block, n, bias *ag.Tensor) *ag.Tensor {
 	m := st.m
-	e := m.e
 	H, D := m.Config.NumHeads, m.Config.DKV
-	rows, t, L := int64(st.rows), int64(st.pos), int64(st.maxLen)
-	hd, d := int64(H), int64(D)
-	q := ag.Linear(n, b.Self.Q) // (rows, 1, H·D), which is (rows, H, 1, D)
-	k := ag.Linear(n, b.Self.K)
-	v := ag.Linear(n, b.Self.V)
+	// One position's projections (rows, 1, H·D) are (rows, H, 1, D).
+	heads := func(w *ag.Tensor) *ag.Tensor {
+		lin := ag.Linear(n, w)
+		x := lin.Reshape(st.rows, H, 1, D)
+		lin.Release()
+		return x
+	}
+	q, k, v := heads(b.Self.Q), heads(b.Self.K), heads(b.Self.V)
+	// The cache is (rows, H, maxLen, D): position pos of every head.
 	ck, cv := st.selfK[layer], st.selfV[layer]
-	rec := e.Recorder()
-	if e.Err() == nil {
-		// Cache layout (rows, H, maxLen, D): position t of every head.
-		ys := [4]int64{0, hd * L * d, L * d, 1}
-		xs := [4]int64{0, hd * d, d, 1}
-		shape := [4]int64{1, rows, hd, d}
-		e.Fail(kernels.StridedCopy(rec, ck.Mem().At(t*d), ys, k.Mem(), xs, shape, false))
-		e.Fail(kernels.StridedCopy(rec, cv.Mem().At(t*d), ys, v.Mem(), xs, shape, false))
-	}
+	ag.WriteAt(ck, k, 2, st.pos)
+	ag.WriteAt(cv, v, 2, st.pos)
 	release(k, v)
-	scores := e.Empty(ag.F32, st.rows, H, 1, st.pos+1)
-	if e.Err() == nil {
-		e.Fail(kernels.MatMul(rec, scores.Mem(), q.Mem(), ck.Mem(), kernels.MatMulParams{
-			M: 1, N: st.pos + 1, K: D, TransB: true, Batch: st.rows * H, LDB: D,
-			StrideA: d, StrideB: L * d, StrideC: t + 1, Alpha: 1}, kernels.Mem{}))
-	}
+	scores := ag.MatMulRows(q, ck, false, true, st.pos+1) // (rows, H, 1, pos+1)
 	q.Release()
 	probs := ag.Softmax(scores, bias, nil, false)
 	scores.Release()
-	ctx := e.Empty(ag.F32, st.rows, 1, H*D)
-	if e.Err() == nil {
-		e.Fail(kernels.MatMul(rec, ctx.Mem(), probs.Mem(), cv.Mem(), kernels.MatMulParams{
-			M: 1, N: D, K: st.pos + 1, Batch: st.rows * H, LDB: D,
-			StrideA: t + 1, StrideB: L * d, StrideC: d, Alpha: 1}, kernels.Mem{}))
-	}
+	ctx := ag.MatMulRows(probs, cv, false, false, st.pos+1) // (rows, H, 1, D)
 	probs.Release()
-	out := ag.Linear(ctx, b.Self.O)
+	flat := ctx.Reshape(st.rows, 1, H*D)
 	ctx.Release()
+	out := ag.Linear(flat, b.Self.O)
+	flat.Release()
 	return out
 }
 

@@ -69,12 +69,14 @@ func (o *Output) Release() {
 // Forward runs encoder and teacher-forced decoder on b. With labels it
 // computes the loss, which Backward can differentiate with respect to the
 // prompt and any trainable weight. Errors are reported by the engine
-// (m.Engine().Err()) and by reading or differentiating the outputs.
+// (m.Engine().Err()) and by reading or differentiating the outputs: after
+// an error every requested output is a placeholder of its shape (see
+// autograd.Engine.Placeholder), whose reads and ops return the error.
 func (m *Model) Forward(b *Batch, o Options) *Output {
 	e := m.e
 	if err := m.checkBatch(b); err != nil {
 		e.Fail(err)
-		return &Output{}
+		return m.failedOutput(b, o)
 	}
 	m.beginPass()
 	enc, mask := m.Encode(b.InputIDs, b.InputMask, o.Prompt)
@@ -106,9 +108,55 @@ func (m *Model) Forward(b *Batch, o Options) *Output {
 	}
 	if err := e.Err(); err != nil {
 		out.Release()
-		return &Output{}
+		return m.failedOutput(b, o)
 	}
 	return out
+}
+
+// failedOutput is what Forward returns after an error: placeholders of the
+// requested outputs' shapes, as far as b and the prompt tell them (0 for a
+// size they do not).
+func (m *Model) failedOutput(b *Batch, o Options) *Output {
+	e, c := m.e, &m.Config
+	var B, L, T int
+	labels := false
+	if b != nil {
+		B, L = dimOf(b.InputIDs, 0), dimOf(b.InputIDs, 1)
+		T = dimOf(b.DecoderInputIDs, 1)
+		labels = b.Labels != nil
+	}
+	Lp := 0
+	if o.Prompt != nil {
+		Lp = dimOf(o.Prompt, o.Prompt.Rank()-2)
+	}
+	out := &Output{}
+	if labels {
+		out.Loss = e.Placeholder(ag.F32, 1)
+	}
+	if o.Logits {
+		out.Logits = e.Placeholder(ag.F32, B, T, c.VocabSize)
+	}
+	if o.Hidden {
+		out.Hidden = e.Placeholder(ag.F32, B, T, c.DModel)
+	}
+	if o.FFNActFirst {
+		out.FFNActFirst = e.Placeholder(ag.F32, B, c.DFF)
+	}
+	if o.EncoderOut {
+		out.EncoderOut = e.Placeholder(ag.F32, B, Lp+L, c.DModel)
+	}
+	return out
+}
+
+// dimOf is dimension i of t, or 0 when t is nil or has no such axis.
+func dimOf(t *ag.Tensor, i int) int {
+	if t == nil {
+		return 0
+	}
+	if s := t.Shape(); i >= 0 && i < len(s) {
+		return s[i]
+	}
+	return 0
 }
 
 // beginPass starts a forward pass: dropout sites are numbered from 0 again
@@ -307,7 +355,7 @@ func (m *Model) feedForward(f *FeedForward, n *ag.Tensor, first **ag.Tensor) *ag
 
 // checkBatch validates a batch's shapes against each other.
 func (m *Model) checkBatch(b *Batch) error {
-	if b.InputIDs == nil || b.InputMask == nil || b.DecoderInputIDs == nil {
+	if b == nil || b.InputIDs == nil || b.InputMask == nil || b.DecoderInputIDs == nil {
 		return fmt.Errorf("t5: batch needs input ids, input mask and decoder input ids")
 	}
 	if b.InputIDs.Rank() != 2 || !sameShape(b.InputIDs.Shape(), b.InputMask.Shape()) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
-	"github.com/shlpt-vk/shlpt-vk/kernels"
 )
 
 // ScoreCandidates ranks label strings by log-likelihood (rank
@@ -67,17 +66,10 @@ func (m *Model) ScoreCandidates(enc, encMask *ag.Tensor, candidates [][]int) ([]
 	h, _ := m.decode(decIDs, encC, maskC, false)
 	logits := m.logits(h)
 	release(h, encC, maskC, decIDs)
-	n := int64(B * C * T)
-	scratch := e.Empty(ag.F32, int(kernels.CrossEntropyScratch(n)))
-	loss := e.Empty(ag.F32, 1)
-	if e.Err() == nil {
-		e.Fail(kernels.CrossEntropy(e.Recorder(), loss.Mem(), scratch.Mem(), logits.Mem(), lab.Mem(), n, int64(V)))
-	}
-	release(logits, lab, loss)
-	at := kernels.CrossEntropyRowLosses(scratch.Mem(), n).Off - scratch.Mem().Off
-	rows := scratch.View(int(at), int(n))
+	rows := ag.CrossEntropyRows(logits, lab) // (B·C·T,): each token's loss
+	release(logits, lab)
 	per, err := rows.Float32s()
-	release(rows, scratch)
+	rows.Release()
 	if err != nil {
 		return nil, err
 	}

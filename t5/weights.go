@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
@@ -172,7 +173,37 @@ func newModel(e *autograd.Engine, cfg Config) (*Model, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: activation %q is not supported (relu and gelu_new are)", cfg.Source, cfg.DenseActFn)
 	}
+	if err := checkFits(e.Device(), cfg); err != nil {
+		return nil, err
+	}
 	return &Model{Config: cfg, act: act, e: e, names: map[string]*autograd.Tensor{}}, nil
+}
+
+// checkFits refuses a configuration whose weights cannot be held by the
+// device, before host buffers or device memory are allocated for them (a
+// vocabulary of millions times a d_model of millions would otherwise end
+// the process in the host's allocator).
+func checkFits(d *gpu.Device, cfg Config) error {
+	largest, heap := d.AllocLimits()
+	var total int64
+	for _, w := range cfg.Weights() {
+		if w.Optional {
+			continue // a tied copy of shared.weight, not held twice
+		}
+		n := int64(4)
+		for _, x := range w.Shape {
+			n *= int64(x) // Validate bounds every size by 2^24: no overflow for 2-D weights
+		}
+		if largest > 0 && n > largest {
+			return fmt.Errorf("%s: weight %s %v (%s) does not fit in one allocation on %s (at most %s)",
+				cfg.Source, w.Name, w.Shape, gpu.FormatBytes(n), d, gpu.FormatBytes(largest))
+		}
+		if total += n; heap > 0 && total > heap {
+			return fmt.Errorf("%s: the weights (more than %s) do not fit in the memory of %s (%s)",
+				cfg.Source, gpu.FormatBytes(total), d, gpu.FormatBytes(heap))
+		}
+	}
+	return nil
 }
 
 func (m *Model) upload(name string, v []float32, shape []int) (*autograd.Tensor, error) {

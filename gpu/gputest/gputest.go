@@ -26,6 +26,10 @@ var (
 // Device returns the shared test device.
 func Device(t testing.TB) *gpu.Device {
 	t.Helper()
+	// A misspelt setting is a failure, not a reason to skip.
+	if _, err := gpu.EnvOptions(); err != nil {
+		t.Fatal(err)
+	}
 	once.Do(func() {
 		dev, openErr = gpu.Open(gpu.OptionsFromEnv())
 	})
@@ -62,4 +66,21 @@ func Main(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// LimitBindings makes d bind at most n bytes per binding until the test
+// ends (see gpu.Device.SetMaxBindingBytes), so that tests of operands
+// "above the binding limit" exceed it with small arrays on every device,
+// including those that bind gigabytes.
+func LimitBindings(t testing.TB, d *gpu.Device, n int64) {
+	t.Helper()
+	prev, err := d.SetMaxBindingBytes(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := d.SetMaxBindingBytes(prev); err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/envflag"
 )
 
 // Environment variables read by tests.
@@ -22,12 +24,20 @@ const (
 	TokenizerEnv = "SHLPT_TOKENIZER"
 )
 
-// Required reports whether SHLPT_VK_REQUIRE=1 is set.
-func Required() bool { return os.Getenv(RequireEnv) == "1" }
+// Required reports whether SHLPT_VK_REQUIRE is set to a true value (1,
+// true, yes, on). A value that is not a boolean counts as set: Missing then
+// fails, naming the variable.
+func Required() bool {
+	v, err := envflag.Bool(RequireEnv)
+	return v || err != nil
+}
 
 // Missing skips the test, or fails it under SHLPT_VK_REQUIRE=1, with reason.
 func Missing(t testing.TB, reason string) {
 	t.Helper()
+	if _, err := envflag.Bool(RequireEnv); err != nil {
+		t.Fatalf("%s, and %v", reason, err)
+	}
 	if Required() {
 		t.Fatalf("%s (%s=1 is set, so this is a failure, not a skip)", reason, RequireEnv)
 	}
