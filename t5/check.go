@@ -56,6 +56,16 @@ func OpenCase(path string) (*CaseFile, error) {
 	return &CaseFile{f}, nil
 }
 
+// ParseCase reads a case file held in data; name is used in messages. The
+// tensors alias data.
+func ParseCase(name string, data []byte) (*CaseFile, error) {
+	f, err := safetensors.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return &CaseFile{f}, nil
+}
+
 // Floats returns a float tensor of the case and its shape.
 func (c *CaseFile) Floats(name string) ([]float32, []int, error) {
 	t, ok := c.Tensor(name)
@@ -80,37 +90,9 @@ func (c *CaseFile) Ints(name string) ([]int64, []int, error) {
 // decoder_input_ids, checks their shapes and ids against m, and uploads
 // them.
 func (c *CaseFile) Batch(m *Model) (*Batch, error) {
-	path := c.Path()
-	ids, idShape, err := c.Ints("input_ids")
+	h, err := c.hostBatch(m.Config.VocabSize)
 	if err != nil {
 		return nil, err
-	}
-	am, amShape, err := c.Ints("attention_mask")
-	if err != nil {
-		return nil, err
-	}
-	labels, lShape, err := c.Ints("labels")
-	if err != nil {
-		return nil, err
-	}
-	dec, dShape, err := c.Ints("decoder_input_ids")
-	if err != nil {
-		return nil, err
-	}
-	if len(idShape) != 2 || !sameShape(idShape, amShape) || len(lShape) != 2 || !sameShape(lShape, dShape) || lShape[0] != idShape[0] {
-		return nil, fmt.Errorf("%s: shapes do not fit: input_ids %v, attention_mask %v, labels %v, decoder_input_ids %v",
-			path, idShape, amShape, lShape, dShape)
-	}
-	V := int64(m.Config.VocabSize)
-	for _, x := range append(append([]int64(nil), ids...), dec...) {
-		if x < 0 || x >= V {
-			return nil, fmt.Errorf("%s: token id %d outside the vocabulary of %d", path, x, V)
-		}
-	}
-	for _, x := range labels {
-		if x != IgnoreIndex && (x < 0 || x >= V) {
-			return nil, fmt.Errorf("%s: label %d outside the vocabulary of %d", path, x, V)
-		}
 	}
 	toI32 := func(v []int64) []int32 {
 		out := make([]int32, len(v))
@@ -121,10 +103,10 @@ func (c *CaseFile) Batch(m *Model) (*Batch, error) {
 	}
 	e := m.e
 	b := &Batch{
-		InputIDs:        e.FromInt32(toI32(ids), idShape...),
-		InputMask:       e.FromFloat32(AdditiveMask(am), amShape...),
-		DecoderInputIDs: e.FromInt32(toI32(dec), dShape...),
-		Labels:          e.FromInt32(toI32(labels), lShape...),
+		InputIDs:        e.FromInt32(toI32(h.ids), h.idShape...),
+		InputMask:       e.FromFloat32(AdditiveMask(h.mask), h.idShape...),
+		DecoderInputIDs: e.FromInt32(toI32(h.dec), h.labelShape...),
+		Labels:          e.FromInt32(toI32(h.labels), h.labelShape...),
 	}
 	if err := e.Err(); err != nil {
 		b.Release()
@@ -133,9 +115,104 @@ func (c *CaseFile) Batch(m *Model) (*Batch, error) {
 	return b, nil
 }
 
+// caseBatch is the batch of a case file on the host.
+type caseBatch struct {
+	ids, mask, labels, dec []int64
+	idShape, labelShape    []int // (B, L) and (B, T)
+}
+
+// hostBatch reads and checks the batch of the case for a vocabulary of
+// vocab ids: input_ids and attention_mask (B, L), labels and
+// decoder_input_ids (B, T), every dimension at least 1, ids in the
+// vocabulary, labels in it or IgnoreIndex, the mask 0 or 1.
+func (c *CaseFile) hostBatch(vocab int) (*caseBatch, error) {
+	path := c.Path()
+	h := &caseBatch{}
+	var amShape, dShape []int
+	var err error
+	if h.ids, h.idShape, err = c.Ints("input_ids"); err != nil {
+		return nil, err
+	}
+	if h.mask, amShape, err = c.Ints("attention_mask"); err != nil {
+		return nil, err
+	}
+	if h.labels, h.labelShape, err = c.Ints("labels"); err != nil {
+		return nil, err
+	}
+	if h.dec, dShape, err = c.Ints("decoder_input_ids"); err != nil {
+		return nil, err
+	}
+	if len(h.idShape) != 2 || !sameShape(h.idShape, amShape) || len(h.labelShape) != 2 || !sameShape(h.labelShape, dShape) || h.labelShape[0] != h.idShape[0] {
+		return nil, fmt.Errorf("%s: shapes do not fit: input_ids %v, attention_mask %v, labels %v, decoder_input_ids %v (want (B, L), (B, L), (B, T), (B, T))",
+			path, h.idShape, amShape, h.labelShape, dShape)
+	}
+	if h.idShape[0] < 1 || h.idShape[1] < 1 || h.labelShape[1] < 1 {
+		return nil, fmt.Errorf("%s: input_ids %v and labels %v must have at least one row and one position", path, h.idShape, h.labelShape)
+	}
+	V := int64(vocab)
+	for _, t := range []struct {
+		name string
+		v    []int64
+	}{{"input_ids", h.ids}, {"decoder_input_ids", h.dec}} {
+		for _, x := range t.v {
+			if x < 0 || x >= V {
+				return nil, fmt.Errorf("%s: %s: token id %d outside the vocabulary of %d", path, t.name, x, V)
+			}
+		}
+	}
+	for _, x := range h.labels {
+		if x != IgnoreIndex && (x < 0 || x >= V) {
+			return nil, fmt.Errorf("%s: label %d outside the vocabulary of %d", path, x, V)
+		}
+	}
+	for _, x := range h.mask {
+		if x != 0 && x != 1 {
+			return nil, fmt.Errorf("%s: attention_mask holds %d; expected 0 or 1", path, x)
+		}
+	}
+	return h, nil
+}
+
+// greedyIDs reads the optional expected.greedy_ids, which must be (rows,
+// n) with n at least 1: the decoder start token and n-1 generated ids per
+// row. ok is false when the case has none.
+func (c *CaseFile) greedyIDs(rows int) (want []int64, shape []int, ok bool, err error) {
+	const name = "expected.greedy_ids"
+	if _, has := c.Tensor(name); !has {
+		return nil, nil, false, nil
+	}
+	want, shape, err = c.Ints(name)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if len(shape) != 2 || shape[0] != rows || shape[1] < 1 {
+		return nil, nil, false, fmt.Errorf("%s: %s has shape %v, expected (%d, steps+1)", c.Path(), name, shape, rows)
+	}
+	return want, shape, true, nil
+}
+
+// CompareShape compares got, a tensor of the given shape that the engine
+// produced, with the case's expected tensor name, which must have the same
+// shape, within CaseTol of its largest magnitude (CaseGradTol for
+// gradients). A tensor of the right number of values but another shape is
+// an error naming the tensor and both shapes.
+func (c *CaseFile) CompareShape(name string, got []float32, shape []int, grad bool) (CaseResult, error) {
+	t, ok := c.Tensor(name)
+	if !ok {
+		return CaseResult{}, fmt.Errorf("%s: tensor %q is missing", c.Path(), name)
+	}
+	if !sameShape(t.Shape, shape) {
+		return CaseResult{}, fmt.Errorf("%s: %s has shape %v, the engine gave %v", c.Path(), name, t.Shape, shape)
+	}
+	if n := numel(shape); n != len(got) {
+		return CaseResult{}, fmt.Errorf("%s: the engine gave %d values for %s of shape %v, which holds %d", c.Path(), len(got), name, shape, n)
+	}
+	return c.Compare(name, got, grad)
+}
+
 // Compare compares got with the case's expected tensor name, which must
 // have as many values, within CaseTol of its largest magnitude (CaseGradTol
-// for gradients).
+// for gradients). It does not see the shape: CompareShape does.
 func (c *CaseFile) Compare(name string, got []float32, grad bool) (CaseResult, error) {
 	want, shape, err := c.Floats(name)
 	if err != nil {
@@ -186,15 +263,15 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(pShape) != 2 || pShape[1] != m.Config.DModel {
-		return nil, fmt.Errorf("%s: prompt %v must be (Lp, %d)", path, pShape, m.Config.DModel)
+	if len(pShape) != 2 || pShape[0] < 1 || pShape[1] != m.Config.DModel {
+		return nil, fmt.Errorf("%s: prompt %v must be (Lp, %d) with Lp at least 1", path, pShape, m.Config.DModel)
 	}
 	p := e.Param("prompt", prompt, pShape...)
 	defer p.Release()
 
 	var results []CaseResult
-	compare := func(name string, got []float32, grad bool) error {
-		r, err := c.Compare(name, got, grad)
+	compare := func(name string, got []float32, shape []int, grad bool) error {
+		r, err := c.CompareShape(name, got, shape, grad)
 		if err != nil {
 			return err
 		}
@@ -214,21 +291,20 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 	if err := e.Err(); err != nil {
 		return nil, err
 	}
-	checks := []struct {
-		name string
-		t    *ag.Tensor
-	}{
-		{"expected.encoder_last_hidden_state", out.EncoderOut},
-		{"expected.logits", out.Logits},
-		{"expected.loss", out.Loss},
-		{"expected.last_ffn_activation_first", out.FFNActFirst},
+	type check struct {
+		name  string
+		t     *ag.Tensor
+		shape []int // nil: the tensor's own
+	}
+	checks := []check{
+		{"expected.encoder_last_hidden_state", out.EncoderOut, nil},
+		{"expected.logits", out.Logits, nil},
+		{"expected.loss", out.Loss, nil},
+		{"expected.last_ffn_activation_first", out.FFNActFirst, nil},
 	}
 	if _, ok := c.Tensor("expected.decoder_last_hidden_first"); ok {
-		first := ag.Slice(out.Hidden, 1, 0, 1)
-		checks = append(checks, struct {
-			name string
-			t    *ag.Tensor
-		}{"expected.decoder_last_hidden_first", first})
+		first := ag.Slice(out.Hidden, 1, 0, 1) // (B, 1, D): the first position of each row
+		checks = append(checks, check{"expected.decoder_last_hidden_first", first, []int{first.Dim(0), first.Dim(2)}})
 		defer first.Release()
 	}
 	for _, ck := range checks {
@@ -239,7 +315,14 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("computing %s: %w", ck.name, err)
 		}
-		if err := compare(ck.name, v, false); err != nil {
+		if ck.t == nil {
+			return nil, fmt.Errorf("%s: the model did not compute %s", path, ck.name)
+		}
+		shape := ck.shape
+		if shape == nil {
+			shape = ck.t.Shape()
+		}
+		if err := compare(ck.name, v, shape, false); err != nil {
 			return nil, err
 		}
 	}
@@ -252,7 +335,7 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := compare("expected.grad.prompt", v, true); err != nil {
+		if err := compare("expected.grad.prompt", v, pg.Shape(), true); err != nil {
 			return nil, err
 		}
 	} else {
@@ -274,7 +357,13 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 	sort.Strings(wnames)
 	if len(wnames) > 0 {
 		m.SetTrainable(true)
-		defer m.SetTrainable(false)
+		// Also on an error: the model is left frozen and without gradients.
+		defer func() {
+			for _, w := range m.Parameters() {
+				w.ZeroGrad()
+			}
+			m.SetTrainable(false)
+		}()
 		p.ZeroGrad()
 		out := m.Forward(batch, Options{Prompt: p})
 		if err := e.Backward(out.Loss); err != nil {
@@ -293,19 +382,22 @@ func CheckCase(m *Model, path string) ([]CaseResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := compare("expected.grad."+name, v, true); err != nil {
+			if err := compare("expected.grad."+name, v, w.Grad().Shape(), true); err != nil {
 				return nil, err
 			}
 		}
 		for _, w := range m.Parameters() {
 			w.ZeroGrad()
 		}
-		// Leaves keep handles to the gradients; drop them.
 	}
 	p.ZeroGrad()
 
 	// Greedy decoding with the prompt, without early stopping.
-	if want, shape, err := c.Ints("expected.greedy_ids"); err == nil {
+	want, shape, greedy, err := c.greedyIDs(batch.InputIDs.Dim(0))
+	if err != nil {
+		return nil, err
+	}
+	if greedy {
 		steps := shape[1] - 1
 		enc, encMask := m.EncodeBatch(batch, p)
 		got, err := m.Greedy(enc, encMask, steps, false)

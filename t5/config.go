@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
@@ -60,13 +61,17 @@ func (c *Config) InnerDim() int { return c.NumHeads * c.DKV }
 // ConfigFileName is the configuration file of an HF model folder.
 const ConfigFileName = "config.json"
 
+// MaxConfigSize bounds a config.json (HF's T5 configs are about 1 KB).
+const MaxConfigSize = 1 << 20
+
 // LoadConfig reads an HF T5 config.json; path is the file or the folder
-// holding it. The result is validated.
+// holding it. A file that is not a regular file, or is larger than
+// MaxConfigSize, is an error naming it. The result is validated.
 func LoadConfig(path string) (Config, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, ConfigFileName)
 	}
-	data, err := os.ReadFile(path)
+	data, err := limitio.ReadFile(path, MaxConfigSize, "a "+ConfigFileName)
 	if err != nil {
 		return Config{}, err
 	}

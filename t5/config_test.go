@@ -3,6 +3,7 @@ package t5
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -289,5 +290,29 @@ func TestConfigValidateNamesSource(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "named configuration t5-small: d_model") || !strings.Contains(err.Error(), "dense_act_fn") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestLoadConfigBounded: a config.json that is a link to /dev/zero, or one
+// larger than MaxConfigSize, is an error naming the file, not a read that
+// grows until memory runs out.
+func TestLoadConfigBounded(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, ConfigFileName)
+	if err := os.Symlink("/dev/zero", link); err != nil {
+		t.Skip(err)
+	}
+	for _, p := range []string{dir, link} {
+		_, err := LoadConfig(p)
+		if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("LoadConfig(%s) of a link to /dev/zero: %v", p, err)
+		}
+	}
+	big := filepath.Join(t.TempDir(), ConfigFileName)
+	if err := os.WriteFile(big, append([]byte(`{"d_model": 512}`), bytes.Repeat([]byte(" "), MaxConfigSize)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(big); err == nil || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "larger than the 1 MiB allowed for a config.json") {
+		t.Errorf("large config.json: %v", err)
 	}
 }

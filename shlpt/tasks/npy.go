@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
 // The NumPy .npy header fields this reader needs.
@@ -21,7 +22,11 @@ var (
 // integers (<i8, <i4, <u8, <u4), as ProgressivePrompts' good_id_yahoo
 // files hold.
 func readNPYInts(r io.Reader) ([]int, error) {
-	data, err := io.ReadAll(r)
+	return readNPYIntsLimited(r, MaxDocumentSize)
+}
+
+func readNPYIntsLimited(r io.Reader, limit int64) ([]int, error) {
+	data, err := limitio.ReadAll(r, limit, "", "a .npy row filter")
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +91,10 @@ func readNPYInts(r io.Reader) ([]int, error) {
 }
 
 // keepRows returns exs[i] for every index i in the .npy file at path, in
-// file order, as numpy's fancy indexing does.
+// file order, as numpy's fancy indexing does. The file must be a regular
+// file of at most MaxDocumentSize bytes.
 func keepRows(exs []Example, path string) ([]Example, error) {
-	f, err := os.Open(path)
+	f, _, err := limitio.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"unicode/utf8"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
 // row is one record as a reader found it, before templating.
@@ -60,25 +61,81 @@ func (t *Task) CanRead(f Format) error {
 	return fmt.Errorf("task %s cannot be read from %s files: expected %s%s", t.Name, f, t.Format, also)
 }
 
-// ReadFile reads the examples of task t from a file of format f.
+// Limits on what the readers accept, so that a file that never ends (a
+// device such as /dev/zero) or one far beyond any task file is an error
+// naming it rather than a read that grows until memory runs out.
+const (
+	// MaxFileSize bounds a task file (the largest of the reference's, the
+	// full Amazon reviews train.csv, is 1.6 GB).
+	MaxFileSize = 4 << 30
+	// MaxLineSize bounds one line of a line-based format (zhang-csv,
+	// glue-tsv, superglue-jsonl, lfpt5-txt); MultiRC's longest is 0.1 MB.
+	MaxLineSize = 64 << 20
+	// MaxDocumentSize bounds a file that is read whole: the JSON formats
+	// (imdb-json, olora-json, squad-json) and .npy row filters.
+	MaxDocumentSize = 1 << 30
+)
+
+// limits are the bounds a read applies; tests lower them.
+type limits struct {
+	file, line, document int64
+}
+
+var defaultLimits = limits{file: MaxFileSize, line: MaxLineSize, document: MaxDocumentSize}
+
+// wholeFile reports whether files of format f are read into memory whole.
+func (f Format) wholeFile() bool {
+	return f == IMDBJSON || f == OLoRAJSON || f == SQuADJSON
+}
+
+// ReadFile reads the examples of task t from a file of format f. A path
+// that is not a regular file (a folder, a device such as /dev/zero, a named
+// pipe), or a file beyond MaxFileSize (MaxDocumentSize for the formats read
+// whole), is an error naming it.
 func ReadFile(t *Task, f Format, path string, opts ReadOptions) ([]Example, *FileReport, error) {
+	return readFile(t, f, path, opts, defaultLimits)
+}
+
+func readFile(t *Task, f Format, path string, opts ReadOptions, lim limits) ([]Example, *FileReport, error) {
 	if err := t.CanRead(f); err != nil {
 		return nil, nil, err
 	}
-	fh, err := os.Open(path)
+	fh, st, err := limitio.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("task %s: %w", t.Name, err)
 	}
 	defer fh.Close()
-	return Read(t, f, path, bufio.NewReaderSize(fh, 1<<16), opts)
+	if limit, what := lim.forFormat(f); st.Size() > limit {
+		return nil, nil, fmt.Errorf("task %s: %w", t.Name, &limitio.TooLargeError{Name: path, Size: st.Size(), Limit: limit, What: what})
+	}
+	return read(t, f, path, bufio.NewReaderSize(fh, 1<<16), opts, lim)
+}
+
+// forFormat returns the size limit of a file of format f and what it is.
+func (l limits) forFormat(f Format) (int64, string) {
+	if f.wholeFile() {
+		return l.document, fmt.Sprintf("a %s task file", f)
+	}
+	return l.file, "a task file"
 }
 
 // Read reads the examples of task t from r, which holds a file of format f;
 // name is used in messages. Malformed rows are errors of type *RowError
-// unless opts.SkipMalformed is set.
+// unless opts.SkipMalformed is set. More than MaxFileSize bytes
+// (MaxDocumentSize for the formats read whole), or a line longer than
+// MaxLineSize in a line-based format, is an error.
 func Read(t *Task, f Format, name string, r io.Reader, opts ReadOptions) ([]Example, *FileReport, error) {
+	return read(t, f, name, r, opts, defaultLimits)
+}
+
+func read(t *Task, f Format, name string, r io.Reader, opts ReadOptions, lim limits) ([]Example, *FileReport, error) {
 	if err := t.CanRead(f); err != nil {
 		return nil, nil, err
+	}
+	limit, what := lim.forFormat(f)
+	r = limitio.Reader(r, limit, "", what)
+	if !f.wholeFile() {
+		r = limitio.Lines(r, lim.line)
 	}
 	rep := &FileReport{File: name, PerClass: make([]int, max(len(t.Labels), 2))}
 	if !t.QA {

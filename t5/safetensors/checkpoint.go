@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
 // Names of the files of an HF model folder.
@@ -49,10 +51,14 @@ func OpenCheckpoint(path string) (*Checkpoint, error) {
 	return nil, fmt.Errorf("%s: neither %s nor %s found", path, SingleFileName, IndexFileName)
 }
 
-// openIndex opens the shards listed in an index file and checks that every
-// tensor of its weight_map is where the index says.
+// MaxIndexSize bounds an index file (T5-large's is about 40 KB).
+const MaxIndexSize = 32 << 20
+
+// openIndex opens the shards listed in an index file and checks that its
+// weight_map and the shards agree: every tensor of the weight_map is in the
+// shard it names, and every tensor of a shard is in the weight_map.
 func openIndex(path string) (*Checkpoint, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := limitio.ReadFile(path, MaxIndexSize, "an index file")
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +95,13 @@ func openIndex(path string) (*Checkpoint, error) {
 			errs = append(errs, fmt.Errorf("%s: tensor %q: listed in shard %s, which has no such tensor", path, name, file))
 		} else if filepath.Base(t.file) != file {
 			errs = append(errs, fmt.Errorf("%s: tensor %q: listed in shard %s but found in %s", path, name, file, t.file))
+		}
+	}
+	// A tensor the weight_map leaves out would be loaded or not depending
+	// on whether its shard holds a listed tensor too: refuse both.
+	for _, name := range c.names {
+		if _, ok := index.WeightMap[name]; !ok {
+			errs = append(errs, fmt.Errorf("%s: tensor %q is in shard %s but not in the weight_map", path, name, filepath.Base(c.byName[name].file)))
 		}
 	}
 	if len(errs) > 0 {

@@ -96,6 +96,8 @@ func TestCheckpointErrors(t *testing.T) {
 			[]string{`tensor "a"`, "not a file name"}},
 		{"missing shard", `{"weight_map": {"a": "model-00003-of-00002.safetensors"}}`,
 			[]string{"model-00003-of-00002.safetensors"}},
+		{"tensor left out of the weight map", `{"weight_map": {"a": "model-00001-of-00002.safetensors", "c": "model-00002-of-00002.safetensors"}}`,
+			[]string{IndexFileName, `tensor "b" is in shard model-00001-of-00002.safetensors but not in the weight_map`}},
 		{"no weight map", `{"metadata": {}}`, []string{"no weight_map"}},
 		{"bad json", `{"weight_map": [`, []string{IndexFileName}},
 	}
@@ -136,4 +138,22 @@ func TestCheckpointErrors(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// TestCheckpointNotRegular: an index or a safetensors file that is a link to
+// /dev/zero is refused with an error naming it, before anything is read.
+func TestCheckpointNotRegular(t *testing.T) {
+	for _, name := range []string{IndexFileName, SingleFileName} {
+		dir := t.TempDir()
+		link := filepath.Join(dir, name)
+		if err := os.Symlink("/dev/zero", link); err != nil {
+			t.Skip(err)
+		}
+		for _, p := range []string{dir, link} {
+			_, err := OpenCheckpoint(p)
+			if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("OpenCheckpoint(%s) with %s a link to /dev/zero: %v", p, name, err)
+			}
+		}
+	}
 }

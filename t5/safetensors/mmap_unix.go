@@ -3,27 +3,21 @@
 package safetensors
 
 import (
-	"fmt"
-	"os"
 	"syscall"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
 // mapFile maps the file at path read-only. It falls back to reading the file
 // when mapping fails (for example on a file system without mmap support).
 // The returned function unmaps; it is nil for a file read into memory.
 func mapFile(path string) ([]byte, func() error, error) {
-	f, err := os.Open(path)
+	// A folder, device or named pipe is refused before it is opened.
+	f, st, err := limitio.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
-	}
 	size := st.Size()
 	if size == 0 || int64(int(size)) != size {
 		// Nothing to map (Parse reports the empty file), or too large to map

@@ -18,9 +18,10 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"sort"
 	"strconv"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
 // MaxHeaderSize bounds the JSON header, as the reference implementation does
@@ -395,10 +396,14 @@ func (f *File) Close() error {
 	return nil
 }
 
-// readWhole reads the file at path into memory; the fallback when mapping
-// is not possible.
+// maxFileSize bounds a safetensors file read into memory: beyond any
+// checkpoint, but finite.
+const maxFileSize = 1 << 50
+
+// readWhole reads the regular file at path into memory; the fallback when
+// mapping is not possible.
 func readWhole(path string) ([]byte, func() error, error) {
-	data, err := os.ReadFile(path)
+	data, err := limitio.ReadFile(path, maxFileSize, "a safetensors file")
 	if err != nil {
 		return nil, nil, err
 	}

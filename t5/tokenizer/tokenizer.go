@@ -31,10 +31,16 @@ import (
 	"unicode"
 
 	sugarme "github.com/sugarme/tokenizer"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
 // FileName is the file Load reads from the tokenizer folder.
 const FileName = "tokenizer.json"
+
+// ConfigFileName is the optional file Load reads for
+// clean_up_tokenization_spaces.
+const ConfigFileName = "tokenizer_config.json"
 
 // Tokenizer encodes text to ids and decodes ids to text. It is immutable
 // after Load and safe for concurrent use.
@@ -53,17 +59,42 @@ type Tokenizer struct {
 	cleanUp bool   // HF clean_up_tokenization_spaces
 }
 
+// Size limits of the files Load reads: T5's tokenizer.json is 2.4 MB (mT5's
+// 16 MB) and its tokenizer_config.json 21 KB.
+const (
+	MaxFileSize   = 64 << 20
+	MaxConfigSize = 1 << 20
+)
+
 // Load reads dir/tokenizer.json, and dir/tokenizer_config.json when present
-// for the decoding option clean_up_tokenization_spaces.
+// for the decoding option clean_up_tokenization_spaces. A file that is not a
+// regular file, or is larger than MaxFileSize (MaxConfigSize), is an error
+// naming it.
 func Load(dir string) (*Tokenizer, error) {
 	path := filepath.Join(dir, FileName)
-	f, err := os.Open(path)
+	data, err := limitio.ReadFile(path, MaxFileSize, "a "+FileName)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	t, err := parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	cpath := filepath.Join(dir, ConfigFileName)
+	if raw, err := limitio.ReadFile(cpath, MaxConfigSize, "a "+ConfigFileName); err == nil {
+		if t.cleanUp, err = parseConfig(cpath, raw, t.cleanUp); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return t, nil
+}
+
+// parse reads the JSON of a tokenizer.json; path names it in messages.
+func parse(path string, data []byte) (*Tokenizer, error) {
 	var cfg sugarme.Config
-	if err := json.NewDecoder(f).Decode(&cfg); err != nil {
+	if err := json.Unmarshal(data, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	t, err := fromConfig(&cfg)
@@ -71,21 +102,22 @@ func Load(dir string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	t.path = path
-	cpath := filepath.Join(dir, "tokenizer_config.json")
-	if raw, err := os.ReadFile(cpath); err == nil {
-		var tc struct {
-			CleanUp *bool `json:"clean_up_tokenization_spaces"`
-		}
-		if err := json.Unmarshal(raw, &tc); err != nil {
-			return nil, fmt.Errorf("%s: %v", cpath, err)
-		}
-		if tc.CleanUp != nil {
-			t.cleanUp = *tc.CleanUp
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
 	return t, nil
+}
+
+// parseConfig reads clean_up_tokenization_spaces from the JSON of a
+// tokenizer_config.json; cleanUp is returned when it is absent.
+func parseConfig(path string, data []byte, cleanUp bool) (bool, error) {
+	var tc struct {
+		CleanUp *bool `json:"clean_up_tokenization_spaces"`
+	}
+	if err := json.Unmarshal(data, &tc); err != nil {
+		return false, fmt.Errorf("%s: %v", path, err)
+	}
+	if tc.CleanUp != nil {
+		return *tc.CleanUp, nil
+	}
+	return cleanUp, nil
 }
 
 func fromConfig(cfg *sugarme.Config) (*Tokenizer, error) {
@@ -160,11 +192,18 @@ func (t *Tokenizer) loadModel(m map[string]any) ([]float32, int, error) {
 }
 
 // loadAdded reads the added tokens (T5: <pad>, </s>, <unk>, <extra_id_N>).
+// Every id must have a token, so an added token's id is below the number of
+// vocabulary pieces plus the number of added tokens.
 func (t *Tokenizer) loadAdded(tokens []sugarme.TokenConfig) error {
 	t.special = make([]bool, len(t.pieces))
+	limit := int64(len(t.pieces)) + int64(len(tokens))
 	for _, a := range tokens {
-		if a.Content == "" || a.Id < 0 || a.Id > math.MaxInt32 {
-			return fmt.Errorf("token %q with id %d is invalid", a.Content, a.Id)
+		if a.Content == "" {
+			return fmt.Errorf("token with id %d has no content", a.Id)
+		}
+		if a.Id < 0 || a.Id >= limit {
+			return fmt.Errorf("token %q has id %d, outside 0..%d (the %d vocabulary pieces and %d added tokens)",
+				a.Content, a.Id, limit-1, len(t.pieces), len(tokens))
 		}
 		if a.Normalized || a.SingleWord {
 			return fmt.Errorf("token %q: normalized and single_word added tokens are not supported", a.Content)

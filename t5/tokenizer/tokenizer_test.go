@@ -401,6 +401,13 @@ func TestLoadErrors(t *testing.T) {
 		{"clashing added token", func(m map[string]any) {
 			m["added_tokens"] = append(m["added_tokens"].([]any), map[string]any{"id": 5.0, "content": "<x>", "special": true})
 		}, "<x>"},
+		// Such an id used to grow the id table to 2·10⁹ entries.
+		{"added token id far beyond the vocabulary", func(m map[string]any) {
+			m["added_tokens"] = append(m["added_tokens"].([]any), map[string]any{"id": 2e9, "content": "<far>", "special": true})
+		}, `token "<far>" has id 2000000000, outside 0..32203`},
+		{"negative added token id", func(m map[string]any) {
+			m["added_tokens"] = append(m["added_tokens"].([]any), map[string]any{"id": -1.0, "content": "<neg>"})
+		}, `token "<neg>" has id -1`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -441,4 +448,38 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(cases))/b.Elapsed().Seconds(), "lines/s")
+}
+
+// TestLoadBounded: tokenizer.json and tokenizer_config.json that are links
+// to /dev/zero, or larger than their limits, are errors naming the file
+// instead of reads that grow until memory runs out.
+func TestLoadBounded(t *testing.T) {
+	src := testenv.Tokenizer(t)
+	for _, name := range []string{FileName, ConfigFileName} {
+		dir := t.TempDir()
+		for _, f := range []string{FileName, ConfigFileName} {
+			if err := os.Symlink(filepath.Join(src, f), filepath.Join(dir, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		link := filepath.Join(dir, name)
+		os.Remove(link)
+		if err := os.Symlink("/dev/zero", link); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("%s a link to /dev/zero: %v", name, err)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(src, FileName), filepath.Join(dir, FileName)); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, ConfigFileName)
+	if err := os.WriteFile(big, append([]byte(`{"clean_up_tokenization_spaces": true}`), make([]byte, MaxConfigSize)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "allowed for a tokenizer_config.json") {
+		t.Errorf("large tokenizer_config.json: %v", err)
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
@@ -31,6 +33,20 @@ func runBench(args []string, stdout io.Writer) error {
 	bwMiB := fs.Int("copy-mib", 64, "buffer size for the copy-bandwidth reference, MiB")
 	opts := deviceFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	subs := make([]string, 0, len(benchSubcommands))
+	for name := range benchSubcommands {
+		subs = append(subs, name)
+	}
+	sort.Strings(subs)
+	if err := noArgs(fs, "subcommands, given first: "+strings.Join(subs, ", ")); err != nil {
+		return err
+	}
+	if err := intRange("runs", *runs, 1, maxBenchRuns); err != nil {
+		return err
+	}
+	if err := intRange("copy-mib", *bwMiB, 1, 1<<16); err != nil {
 		return err
 	}
 	if *shape != "" && *opName == "" {

@@ -27,15 +27,17 @@ func runBenchSHLPT(args []string, stdout io.Writer) error {
 	fs.IntVar(&o.Runs, "runs", o.Runs, "timed runs per step (after one warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	opts := deviceFlags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+	if err := checkModelFlags(fs); err != nil {
+		return err
 	}
-	if o.Batch < 1 || o.Prompt < 1 || o.Input < 2 || o.Target < 1 || o.Runs < 1 || *pool < 1 {
-		return fmt.Errorf("batch, prompt, target, runs and pool must be at least 1 and input at least 2")
+	if err := checkBenchOptions(o); err != nil {
+		return err
+	}
+	if err := intRange("pool", *pool, 1, 1<<10); err != nil {
+		return err
 	}
 	d, err := gpu.Open(opts())
 	if err != nil {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu"
@@ -28,8 +31,17 @@ func runBenchT5(args []string, stdout io.Writer) error {
 	top := fs.Int("top", 12, "kernels listed in the breakdown")
 	asJSON := fs.Bool("json", false, "print one JSON object per step kind")
 	opts := deviceFlags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if err := checkModelFlags(fs); err != nil {
+		return err
+	}
+	if err := checkBenchOptions(o); err != nil {
+		return err
+	}
+	if *top < 0 {
+		return fmt.Errorf("--top %d: must be at least 0", *top)
 	}
 	o.Profile = *profile
 	d, err := gpu.Open(opts())
@@ -80,6 +92,52 @@ func runBenchT5(args []string, stdout io.Writer) error {
 		}
 	}
 	return d.ValidationError()
+}
+
+// checkModelFlags refuses flags of fs that contradict each other: --model
+// loads a checkpoint whose config.json gives the architecture, so it
+// excludes --size and --config, and --config excludes --size.
+func checkModelFlags(fs *pflag.FlagSet) error {
+	switch {
+	case fs.Changed("model") && fs.Changed("size"):
+		return errors.New("--model and --size: the model folder's config.json gives the architecture; give one of them")
+	case fs.Changed("model") && fs.Changed("config"):
+		return errors.New("--model and --config: the model folder's config.json gives the architecture; give one of them")
+	case fs.Changed("size") && fs.Changed("config"):
+		return errors.New("--size and --config both name an architecture; give one of them")
+	}
+	return nil
+}
+
+// Bounds of the benchmark flags: beyond them the host arrays alone would
+// exhaust memory.
+const (
+	maxBenchRuns   = 1 << 20
+	maxBenchLen    = 1 << 20 // --batch, --prompt, --input, --target
+	maxBenchTokens = 1 << 24 // batch·(prompt + input + target)
+)
+
+// checkBenchOptions checks the sizes of a benchmarked step, naming the
+// flag that is out of range.
+func checkBenchOptions(o t5.BenchOptions) error {
+	for _, f := range []struct {
+		name   string
+		v, min int
+	}{
+		{"batch", o.Batch, 1}, {"prompt", o.Prompt, 1}, {"input", o.Input, 2}, {"target", o.Target, 1},
+	} {
+		if err := intRange(f.name, f.v, f.min, maxBenchLen); err != nil {
+			return err
+		}
+	}
+	if err := intRange("runs", o.Runs, 1, maxBenchRuns); err != nil {
+		return err
+	}
+	if n := o.Batch * (o.Prompt + o.Input + o.Target); n > maxBenchTokens {
+		return fmt.Errorf("--batch %d × (--prompt %d + --input %d + --target %d) = %d tokens, more than the %d allowed",
+			o.Batch, o.Prompt, o.Input, o.Target, n, maxBenchTokens)
+	}
+	return nil
 }
 
 // benchModel loads the model folder, or builds random weights for the

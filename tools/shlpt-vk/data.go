@@ -52,7 +52,7 @@ func runData(args []string, stdout io.Writer) error {
 
 func dataTasks(args []string, stdout io.Writer) error {
 	fs := newFlags("data tasks", "data tasks")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	for _, t := range tasks.All() {
@@ -160,7 +160,7 @@ func dataStats(args []string, stdout io.Writer) error {
 	fs := newFlags("data stats", "data stats --data DIR --task NAME [--seed N] [--json] [flags]")
 	d := addDataFlags(fs)
 	asJSON := fs.Bool("json", false, `print one JSON object {"train": {"<label word>": n, ...}, "valid": {...}, "test": {...}}`)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	data, err := d.load()
@@ -241,8 +241,11 @@ func dataShow(args []string, stdout io.Writer) error {
 	n := fs.IntP("count", "n", 5, "number of examples to print")
 	split := fs.String("split", "train", "split to show: train, valid or test")
 	tokDir := fs.String("tokenizer", "", "T5 tokenizer folder: also print token counts and truncation")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if *n < 0 {
+		return fmt.Errorf("--count %d: must be at least 0", *n)
 	}
 	var tok tasks.Tokenizer
 	if *tokDir != "" {

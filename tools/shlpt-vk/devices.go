@@ -18,7 +18,7 @@ func runDevices(args []string, stdout io.Writer) error {
 	fs := newFlags("devices", "devices [--json] [--device SEL]")
 	asJSON := fs.Bool("json", false, "print one JSON object per device")
 	opts := deviceFlags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	infos, err := gpu.Devices(opts())

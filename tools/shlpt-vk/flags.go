@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -33,6 +35,44 @@ func parse(fs *pflag.FlagSet, args []string) error {
 		}
 		fmt.Fprintln(os.Stderr, err)
 		return errUsage
+	}
+	return nil
+}
+
+// parseNoArgs parses args for a command that takes only flags: a
+// positional argument is a usage error that names it.
+func parseNoArgs(fs *pflag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return noArgs(fs, "")
+}
+
+// noArgs reports the positional arguments left after parsing fs as a usage
+// error naming them; hint, when given, is added to the message.
+func noArgs(fs *pflag.FlagSet, hint string) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	quoted := make([]string, fs.NArg())
+	for i, a := range fs.Args() {
+		quoted[i] = strconv.Quote(a)
+	}
+	msg := fmt.Sprintf("shlpt-vk %s: unexpected argument %s; this command takes only flags", fs.Name(), strings.Join(quoted, " "))
+	if fs.NArg() > 1 {
+		msg = fmt.Sprintf("shlpt-vk %s: unexpected arguments %s; this command takes only flags", fs.Name(), strings.Join(quoted, " "))
+	}
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
+	fmt.Fprintln(os.Stderr, msg)
+	return errUsage
+}
+
+// intRange checks that the integer flag name holds a value in [lo, hi].
+func intRange(name string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("--%s %d: must be between %d and %d", name, v, lo, hi)
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func TestTokenizeLines(t *testing.T) {
 		{"encode", false, "Hello, world!\n\nThe <extra_id_0> walks\ttwo  spaces\r\nlast line without newline",
 			"8774 6 296 55 1\n1\n37 32099 10681 192 4856 1\n336 689 406 126 747 1\n"},
 		{"empty input", false, "", ""},
-		{"decode", true, "8774 6 296 55 1\n\n37 32099 10681 1\n 0 3 9 1 32127 \n",
+		{"decode", true, "8774 6 296 55 1\n\n37 32099 10681 1\n 0 3 9 1 \n",
 			"Hello, world!\n\nThe walks\na\n"},
 	}
 	for _, c := range cases {
@@ -42,6 +42,15 @@ func TestTokenizeLines(t *testing.T) {
 	for _, in := range []string{"1 2\n3 x 4\n", "1 -2\n", "1.5\n"} {
 		err := tokenizeLines(tk, strings.NewReader(in), &bytes.Buffer{}, true)
 		if err == nil || !strings.Contains(err.Error(), "line") || !strings.Contains(err.Error(), "not a token id") {
+			t.Errorf("decode %q: err = %v", in, err)
+		}
+	}
+	// Ids beyond the tokenizer's 32100 (the model's unused rows up to 32127
+	// included) are errors naming the id and the line, not empty output.
+	for _, in := range []string{"1\n0 3 9 32127\n", "1\n32100\n", "1\n99999999999\n"} {
+		err := tokenizeLines(tk, strings.NewReader(in), &bytes.Buffer{}, true)
+		id := strings.Fields(strings.Split(in, "\n")[1])
+		if err == nil || !strings.Contains(err.Error(), "line 2: id "+id[len(id)-1]+" is beyond the tokenizer's vocabulary (ids 0 to 32099)") {
 			t.Errorf("decode %q: err = %v", in, err)
 		}
 	}
@@ -95,5 +104,34 @@ func TestTokenizeFlags(t *testing.T) {
 	}
 	if code := dispatch([]string{"tokenize", "stray"}, &out, &errb); code != 2 {
 		t.Errorf("stray argument: exit %d", code)
+	}
+}
+
+// TestTokenizeKeepsOutput: when a line fails, the output of every line
+// before it has been written, and the error names the failing line.
+func TestTokenizeKeepsOutput(t *testing.T) {
+	tk, err := tokenizer.Load(testenv.Tokenizer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = tokenizeLines(tk, strings.NewReader("8774 6 296 55 1\n37 1\n1 x\n8774 1\n"), &out, true)
+	if err == nil || !strings.HasPrefix(err.Error(), "line 3: ") || out.String() != "Hello, world!\nThe\n" {
+		t.Errorf("decode: out %q, err %v", out.String(), err)
+	}
+	// A line beyond the limit, while encoding.
+	out.Reset()
+	err = tokenizeLinesLimit(tk, strings.NewReader("Hello, world!\nThe\n"+strings.Repeat("x", 100)+"\nlast\n"), &out, false, 64)
+	if err == nil || !strings.Contains(err.Error(), "line 3 is longer than 64 bytes") || out.String() != "8774 6 296 55 1\n37 1\n" {
+		t.Errorf("encode: out %q, err %v", out.String(), err)
+	}
+	// An input that never ends a line (/dev/zero) stops at the limit.
+	f, err := os.Open("/dev/zero")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer f.Close()
+	if err := tokenizeLinesLimit(tk, f, &out, false, 1<<16); err == nil || !strings.Contains(err.Error(), "line 1 is longer than 64 KiB") {
+		t.Errorf("/dev/zero: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 	"github.com/sugarme/tokenizer/pretrained"
 )
@@ -271,7 +272,7 @@ func dataFiles(root string) ([]string, error) {
 
 // extract returns the text fields of a data file, split into lines.
 func extract(path string) ([]string, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := limitio.ReadFile(path, 1<<30, "a data file")
 	if err != nil {
 		return nil, err
 	}

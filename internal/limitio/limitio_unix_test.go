@@ -1,0 +1,23 @@
+//go:build unix
+
+package limitio
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestNamedPipe: a named pipe is refused without blocking on open.
+func TestNamedPipe(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip(err)
+	}
+	var nr *NotRegularError
+	if _, err := ReadFile(fifo, 10, "x"); !errors.As(err, &nr) || !strings.Contains(err.Error(), "named pipe") {
+		t.Errorf("fifo: %v", err)
+	}
+}
