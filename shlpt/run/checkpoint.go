@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
@@ -219,7 +220,7 @@ func saveCheckpoint(dir string, c *checkpoint) error {
 // stopped before its first one.
 func loadCheckpoint(dir string) (*checkpoint, error) {
 	path := filepath.Join(dir, CheckpointFile)
-	b, err := readFileLimit(path, 16<<30)
+	b, err := limitio.ReadFile(path, 16<<30, "a checkpoint")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

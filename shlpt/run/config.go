@@ -217,7 +217,7 @@ func (c *Config) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, name := range c.Tasks {
-		t, err := tasks.Lookup(strings.TrimSpace(name))
+		t, _, err := tasks.Resolve(c.Data, strings.TrimSpace(name))
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,27 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("unknown decoding %q (expected beam, greedy or rank)", c.Decode)
 	}
-	return c.SHLPT.Validate()
+	return c.methodConfigErr()
+}
+
+// methodConfigErr checks the settings of the configured method, with the
+// run's prompt length (which the method configs do not store).
+func (c *Config) methodConfigErr() error {
+	switch c.Method {
+	case "shlpt":
+		s := c.SHLPT
+		s.PromptLen = c.PromptLen
+		return s.Validate()
+	case "l2p":
+		s := c.L2P
+		s.PromptLen = c.PromptLen
+		return s.Validate()
+	case "coda":
+		s := c.CODA
+		s.PromptLen = c.PromptLen
+		return s.Validate()
+	}
+	return nil
 }
 
 // padToMax says whether every batch is padded to MaxInputLen, as the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 )
@@ -17,6 +18,7 @@ import (
 // the metrics) and as token ids.
 type taskData struct {
 	task               *tasks.Task
+	files              tasks.Files
 	data               *tasks.Data
 	train, valid, test []method.Example
 	// inputLen is the longest training input, the padded length of the
@@ -30,17 +32,17 @@ type taskData struct {
 func loadTasks(cfg *Config, tok tasks.Tokenizer) ([]*taskData, error) {
 	var out []*taskData
 	for _, name := range cfg.Tasks {
-		t, err := tasks.Lookup(name)
+		t, files, err := tasks.Resolve(cfg.Data, name)
 		if err != nil {
 			return nil, err
 		}
 		tc := tasks.Config{KTrain: cfg.KTrain, KVal: cfg.KVal, KTest: cfg.KTest,
 			Read: tasks.ReadOptions{MultiRCAccumulate: cfg.MultiRCAccumulate}}
-		d, err := tasks.Load(t, tasks.Layout(cfg.Data, t), cfg.Seed, tc)
+		d, err := tasks.Load(t, files, cfg.Seed, tc)
 		if err != nil {
 			return nil, err
 		}
-		td := &taskData{task: t, data: d}
+		td := &taskData{task: t, files: files, data: d}
 		for _, split := range []struct {
 			name string
 			src  []tasks.Example
@@ -112,7 +114,7 @@ func fingerprint(root string, paths []string) (string, error) {
 			rel = p
 		}
 		fmt.Fprintf(h, "%s\x00", filepath.ToSlash(rel))
-		f, err := os.Open(p)
+		f, _, err := limitio.Open(p) // a regular file: never a device or a pipe
 		if err != nil {
 			return "", err
 		}
@@ -142,14 +144,25 @@ func modelFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
-// dataFiles lists the files a task reads.
-func dataFiles(cfg *Config, t *tasks.Task) []string {
-	f := tasks.Layout(cfg.Data, t)
+// dataFiles lists the files a task reads (with its definition, for a
+// custom task).
+func dataFiles(td *taskData) []string {
+	f := td.files
 	var out []string
+	if td.task.Format == tasks.LFPT5Text && f.Train != "" {
+		if def := filepath.Join(filepath.Dir(f.Train), tasks.TaskFile); fileExists(def) {
+			out = append(out, def)
+		}
+	}
 	for _, p := range []string{f.Train, f.Valid, f.Test, f.TrainRows, f.TestRows} {
 		if p != "" {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }

@@ -3,8 +3,8 @@ package run
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
 )
@@ -143,7 +143,7 @@ func (r *Results) finishStage(baseline []float64) error {
 // readBaseline reads the per-task test scores of the tasks from another
 // run's results.json (its diagonal: each task's score right after it).
 func readBaseline(path string, tasks []string) ([]float64, error) {
-	b, err := readFileLimit(path, 64<<20)
+	b, err := limitio.ReadFile(path, 64<<20, "a results.json")
 	if err != nil {
 		return nil, err
 	}
@@ -166,30 +166,6 @@ func readBaseline(path string, tasks []string) ([]float64, error) {
 		out[i] = v
 	}
 	return out, nil
-}
-
-// readFileLimit reads a file of at most limit bytes.
-func readFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d a run file may have", path, st.Size(), limit)
-	}
-	b := make([]byte, st.Size())
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return b, nil
 }
 
 func pct(v float64) *float64 {

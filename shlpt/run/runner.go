@@ -14,6 +14,7 @@ import (
 	"time"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
@@ -49,7 +50,7 @@ type Info struct {
 // ReadInfo reads a run directory's config.json.
 func ReadInfo(dir string) (*Info, error) {
 	path := filepath.Join(dir, ConfigFile)
-	b, err := readFileLimit(path, 1<<20)
+	b, err := limitio.ReadFile(path, 1<<20, "a run's config.json")
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s is not a run directory (no %s)", dir, ConfigFile)
@@ -162,7 +163,7 @@ func (r *runner) prepare() error {
 		return err
 	}
 	for _, td := range r.data {
-		if info.DataSHA256[td.task.Name], err = fingerprint(cfg.Data, dataFiles(cfg, td.task)); err != nil {
+		if info.DataSHA256[td.task.Name], err = fingerprint(cfg.Data, dataFiles(td)); err != nil {
 			return err
 		}
 	}
