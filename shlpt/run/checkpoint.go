@@ -42,6 +42,8 @@ type checkpoint struct {
 	BestEpoch int      `json:"best_epoch"`
 	Bad       int      `json:"bad"`
 	Stopped   bool     `json:"stopped"`
+	// StageSteps counts the stage's training steps so far (for MaxSteps).
+	StageSteps int `json:"stage_steps"`
 	// MetricsLen is the length of metrics.jsonl that belongs to this
 	// point; a resumed run cuts the file back to it.
 	MetricsLen   int64    `json:"metrics_len"`

@@ -27,7 +27,10 @@ type Config struct {
 	Order     int      `json:"order"`
 	Seed      uint64   `json:"seed"`
 
-	Epochs   int `json:"epochs"`
+	Epochs int `json:"epochs"`
+	// MaxSteps stops a stage after this many training steps (0: no limit),
+	// validating where it stops.
+	MaxSteps int `json:"max_steps"`
 	Patience int `json:"patience"` // validations without improvement before stopping
 	// EvalFrom is the first epoch (0-based) after which the current task
 	// is validated; the last epoch is always validated.
@@ -247,8 +250,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("weight decay %v and gradient clipping %v must not be negative", c.WeightDecay, c.MaxGradNorm)
 	case c.PromptLen < 1 && !fullWeight(c.Method):
 		return fmt.Errorf("prompt length %d must be at least 1", c.PromptLen)
-	case c.Multitask && fullWeight(c.Method):
-		return fmt.Errorf("--multitask trains one prompt: use a prompt method (per-task), not %s", c.Method)
+	case c.Multitask && c.Method != "per-task" && !fullWeight(c.Method):
+		return fmt.Errorf("--multitask trains every task at once: use per-task (one prompt) or a full-weight method, not %s", c.Method)
+	case c.MaxSteps < 0:
+		return fmt.Errorf("max steps %d must not be negative", c.MaxSteps)
 	case c.MaxInputLen < 2:
 		return fmt.Errorf("max input length %d must be at least 2", c.MaxInputLen)
 	case c.NumBeams < 1:

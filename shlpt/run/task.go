@@ -23,6 +23,7 @@ type trainState struct {
 	stopped     bool
 	bestSnap    []method.HostTensor
 	seconds     float64 // of earlier sessions
+	stageSteps  int     // training steps of the stage so far
 }
 
 // slot is the recorded training step for batches of one size: the batch
@@ -146,7 +147,8 @@ func (r *runner) runStage(ctx context.Context, sg *stage, ck *checkpoint) error 
 				return fmt.Errorf("checkpoint: %w", err)
 			}
 			st = trainState{epoch: ck.Epoch, step: ck.Step, dropoutSeed: ck.DropoutSeed, acc: ck.Partial,
-				best: ck.Best, bestEpoch: ck.BestEpoch, bad: ck.Bad, stopped: ck.Stopped, bestSnap: ck.best, seconds: ck.TaskSeconds}
+				best: ck.Best, bestEpoch: ck.BestEpoch, bad: ck.Bad, stopped: ck.Stopped, bestSnap: ck.best, seconds: ck.TaskSeconds,
+				stageSteps: ck.StageSteps}
 		}
 		if ck.opt != nil {
 			if err := r.optim.SetState(*ck.opt); err != nil {
@@ -242,6 +244,11 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		st.acc.Tokens += float64(len(rows) * (r.promptLen() + task.InputLen + task.TargetLen))
 		st.acc.Seconds += time.Since(stepStart).Seconds()
 		r.rep.Step(s+1, st.acc.Loss/float64(st.acc.Steps), st.acc.Tokens/max(st.acc.Seconds, 1e-9))
+		st.stageSteps++
+		if cfg.MaxSteps > 0 && st.stageSteps >= cfg.MaxSteps {
+			st.stopped = true
+			break
+		}
 	}
 	st.step = 0
 	trainSecs := st.acc.Seconds
@@ -258,7 +265,8 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 	if trainSecs > 0 {
 		line.TokensPerS = st.acc.Tokens / trainSecs
 	}
-	if ep >= min(cfg.EvalFrom, cfg.Epochs-1) {
+	maxedOut := cfg.MaxSteps > 0 && st.stageSteps >= cfg.MaxSteps
+	if ep >= min(cfg.EvalFrom, cfg.Epochs-1) || maxedOut {
 		evalStart := time.Now()
 		score, err := r.validate(sg)
 		if err != nil {
@@ -272,7 +280,7 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 			}
 		} else {
 			st.bad++
-			st.stopped = st.bad >= cfg.Patience
+			st.stopped = st.stopped || st.bad >= cfg.Patience
 		}
 		line.Best = st.best
 		line.EvalSeconds = time.Since(evalStart).Seconds()
@@ -283,7 +291,10 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		return err
 	}
 	r.rep.EndEpoch(line)
-	if st.stopped {
+	switch {
+	case maxedOut:
+		r.rep.Logf("task %s: stopping after %d steps (--max-steps)", task.Name, st.stageSteps)
+	case st.stopped:
 		r.rep.Logf("task %s: stopping early after epoch %d (%d validations without improvement)", task.Name, ep+1, st.bad)
 	}
 	next := *st
@@ -395,7 +406,7 @@ func (r *runner) saveTaskCheckpoint(task *method.Task, st *trainState, began tim
 	}
 	ck := &checkpoint{Task: task.Index, Started: true, Epoch: st.epoch, Step: st.step, DropoutSeed: st.dropoutSeed,
 		Partial: st.acc, Best: st.best, BestEpoch: st.bestEpoch, Bad: st.bad, Stopped: st.stopped,
-		TaskSeconds: st.seconds + time.Since(began).Seconds(), current: cur, best: st.bestSnap}
+		TaskSeconds: st.seconds + time.Since(began).Seconds(), current: cur, best: st.bestSnap, StageSteps: st.stageSteps}
 	return r.save(ck, true)
 }
 

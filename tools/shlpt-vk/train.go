@@ -249,23 +249,8 @@ func runTrain(args []string, stdout io.Writer) error {
 	}
 	defer d.Close()
 	rep := newReporter(f.quiet)
-	// The first SIGINT or SIGTERM stops the run at the next step, after a
-	// checkpoint; a second one ends the process at once.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer func() {
-		signal.Stop(sigs)
-		close(sigs)
-	}()
-	go func() {
-		if _, ok := <-sigs; ok {
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
-			fmt.Fprintln(os.Stderr, "\nstopping at the next step (interrupt again to quit now)")
-			cancel()
-		}
-	}()
+	ctx, stop := interruptible()
+	defer stop()
 	res, err := run.Run(ctx, cfg, run.Options{Dir: dir, Resume: resume, Engine: ag.New(d), Version: version(), Reporter: rep})
 	rep.Close()
 	if err != nil {
@@ -274,6 +259,27 @@ func runTrain(args []string, stdout io.Writer) error {
 	printResults(stdout, res)
 	fmt.Fprintf(stdout, "run directory: %s\n", dir)
 	return d.ValidationError()
+}
+
+// interruptible returns a context that the first SIGINT or SIGTERM
+// cancels (the runner then stops at the next step, after a checkpoint); a
+// second signal ends the process at once. stop releases the signals.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-sigs; ok {
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			fmt.Fprintln(os.Stderr, "\nstopping at the next step (interrupt again to quit now)")
+			cancel()
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(sigs)
+		cancel()
+	}
 }
 
 // printResults prints the test matrix and the summary numbers.
