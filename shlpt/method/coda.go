@@ -521,3 +521,7 @@ func (c *CODA) SetState(ts []HostTensor) error {
 
 // Release frees the device memory.
 func (c *CODA) Release() { c.releaseTask() }
+
+// TestsFrozen: every task is tested with its stored prompt(s) alone,
+// frozen once the task ends.
+func (*CODA) TestsFrozen() bool { return true }

@@ -181,6 +181,14 @@ type Method interface {
 	Release()
 }
 
+// Frozen is implemented by methods that test every task with what they
+// stored when it ended, never changed afterwards, on frozen weights: their
+// earlier tasks' scores cannot move, so the runner carries them over
+// instead of evaluating again.
+type Frozen interface {
+	TestsFrozen() bool
+}
+
 // Stream returns a random stream that depends only on the seed and the
 // names: every random draw of a run (prompt initialization, shuffles,
 // dropout seeds) comes from its own stream, so a resumed run draws exactly

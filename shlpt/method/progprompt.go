@@ -272,3 +272,7 @@ func (m *resMLP) release() {
 		t.Release()
 	}
 }
+
+// TestsFrozen: every task is tested with its stored prompt(s) alone,
+// frozen once the task ends.
+func (*ProgPrompt) TestsFrozen() bool { return true }

@@ -177,3 +177,7 @@ func (s promptStep) Loss(b *Batch) (*ag.Tensor, []Part) {
 }
 
 func (promptStep) Release() {}
+
+// TestsFrozen: every task is tested with its stored prompt(s) alone,
+// frozen once the task ends.
+func (*PromptTuning) TestsFrozen() bool { return true }

@@ -567,3 +567,7 @@ func removeQuietly(path string) error {
 	}
 	return nil
 }
+
+// TestsFrozen: every task is tested with its stored prompt(s) alone,
+// frozen once the task ends.
+func (*SHLPT) TestsFrozen() bool { return true }

@@ -431,6 +431,13 @@ func (r *runner) save(ck *checkpoint, started bool) error {
 	return saveCheckpoint(r.dir, ck)
 }
 
+// frozen reports whether a method tests every earlier task with what it
+// stored when that task ended, on a frozen model (method.Frozen).
+func frozen(m method.Method) bool {
+	f, ok := m.(method.Frozen)
+	return ok && f.TestsFrozen()
+}
+
 // finishStage stores the stage's task and scores the tasks seen so far
 // (each with its own stored state), or with Multitask every task with the
 // one prompt, on their valid and test sets.
@@ -465,6 +472,13 @@ func (r *runner) finishStage(sg *stage, st *trainState, began time.Time) error {
 			exs  []method.Example
 			into [][]*float64
 		}{{"valid", d.data.Valid, d.valid, r.res.Matrix.Valid}, {"test", d.data.Test, d.test, r.res.Matrix.Test}} {
+			if frozen(r.meth) && !r.cfg.Multitask && i < t && split.into[t-1][i] != nil {
+				// What task i is tested with has not changed since the last
+				// stage, and evaluation is deterministic: the same score.
+				v := *split.into[t-1][i]
+				split.into[sg.row][i] = &v
+				continue
+			}
 			pr, err := r.meth.EvalPrompts(method.Test, with)
 			if err != nil {
 				return err

@@ -187,3 +187,46 @@ func TestTrainResumeRefusals(t *testing.T) {
 		}
 	}
 }
+
+// demo --quick runs end to end from nothing and prints its JSON; a second
+// run reuses the cached model.
+func TestDemoQuick(t *testing.T) {
+	cache := t.TempDir()
+	for i := 0; i < 2; i++ {
+		var out, errb bytes.Buffer
+		code := dispatch([]string{"demo", "--quick", "--json", "--quiet", "--cache", cache}, &out, &errb)
+		if strings.Contains(errb.String(), "no Vulkan device") {
+			testenv.Missing(t, errb.String())
+		}
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		var r struct {
+			Methods map[string]struct {
+				Average float64
+				Matrix  [][]*float64
+			}
+			Chance     map[string]float64
+			Similarity struct {
+				Designed [][]*int
+				Alpha    [][]*float64
+			}
+			Pretrain struct{ Reused bool }
+		}
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		for _, m := range []string{"per-task", "continual-init", "shlpt"} {
+			if len(r.Methods[m].Matrix) != 6 {
+				t.Errorf("method %s: %+v", m, r.Methods[m])
+			}
+		}
+		if r.Chance["animal"] != 50 || r.Similarity.Designed[0][1] == nil || *r.Similarity.Designed[0][1] != 1 ||
+			r.Similarity.Alpha[0][1] == nil || r.Similarity.Designed[1][0] != nil {
+			t.Errorf("chance %v, similarity %+v", r.Chance, r.Similarity)
+		}
+		if r.Pretrain.Reused != (i == 1) {
+			t.Errorf("run %d: pretraining reused %v", i, r.Pretrain.Reused)
+		}
+	}
+}
