@@ -48,7 +48,7 @@ type Settings struct {
 
 // familyVersion changes whenever the family or its generator does, so
 // that a cached model of another version is not reused.
-const familyVersion = 1
+const familyVersion = 3
 
 // DefaultSettings are the demo's; quick ones are tiny, for tests.
 func DefaultSettings(quick bool) Settings {
@@ -59,7 +59,7 @@ func DefaultSettings(quick bool) Settings {
 	}
 	s := Settings{Arch: arch, ArchName: "d64-ff128-2+2L-4H", PretrainSizes: synth.Sizes{Train: 300, Valid: 10, Test: 50},
 		LifelongSizes: synth.Sizes{Train: 100, Test: 200}, PretrainSteps: 600, PretrainBatch: 32, PretrainLR: 1e-3,
-		KTrain: 32, KVal: 16, KTest: 200, Epochs: 15, PromptLen: 10, TauSim: 100, Delta: 0.1, DataSeed: 1}
+		KTrain: 32, KVal: 16, KTest: 200, Epochs: 30, PromptLen: 10, TauSim: 2000, Delta: 0.1, DataSeed: 1}
 	if quick {
 		s.Arch.DModel, s.Arch.DKV, s.Arch.DFF, s.Arch.NumLayers, s.Arch.NumDecoderLayers, s.Arch.NumHeads = 16, 8, 32, 1, 1, 2
 		s.ArchName = "d16-ff32-1+1L-2H"

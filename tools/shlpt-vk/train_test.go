@@ -217,7 +217,7 @@ func TestDemoQuick(t *testing.T) {
 			t.Fatalf("%v: %s", err, out.String())
 		}
 		for _, m := range []string{"per-task", "continual-init", "shlpt"} {
-			if len(r.Methods[m].Matrix) != 6 {
+			if len(r.Methods[m].Matrix) != 7 {
 				t.Errorf("method %s: %+v", m, r.Methods[m])
 			}
 		}
