@@ -96,7 +96,11 @@ func Resolve(root, name string) (*Task, Files, error) {
 	}
 	dir := filepath.Join(root, strings.TrimSpace(name))
 	if _, serr := os.Stat(filepath.Join(dir, TaskFile)); serr == nil {
-		return LoadCustom(dir)
+		t, f, err := LoadCustom(dir)
+		if err == nil && t.Name != filepath.Base(dir) {
+			err = fmt.Errorf("%s: the task's name %q must be its folder's name", filepath.Join(dir, TaskFile), t.Name)
+		}
+		return t, f, err
 	} else if !errors.Is(serr, fs.ErrNotExist) {
 		return nil, Files{}, serr
 	}
