@@ -7,7 +7,10 @@ GLSLC       ?= glslc
 GLSLC_FLAGS := --target-env=vulkan1.1 --target-spv=spv1.3 -O -Werror -Ishaders
 
 SHADERS := $(wildcard shaders/*.comp)
-SPIRV   := $(SHADERS:.comp=.spv)
+# Variants of one source compiled with an extra define: NAME_w16.spv is
+# NAME.comp with -DW16 (a 16-bit weight operand: float16 or bfloat16).
+W16_VARIANTS := shaders/matmul_texel_w16.spv shaders/matmul_tiled_w16.spv shaders/embedding_w16.spv
+SPIRV   := $(SHADERS:.comp=.spv) $(W16_VARIANTS)
 GLSL_INCLUDES := $(wildcard shaders/*.glsl)
 
 .PHONY: all build spirv test test-short check fmt vet bench clean-spirv
@@ -24,6 +27,9 @@ FORCE:
 
 shaders/%.spv: shaders/%.comp $(GLSL_INCLUDES)
 	$(GLSLC) $(GLSLC_FLAGS) -o $@ $<
+
+shaders/%_w16.spv: shaders/%.comp $(GLSL_INCLUDES)
+	$(GLSLC) $(GLSLC_FLAGS) -DW16 -o $@ $<
 
 clean-spirv:
 	rm -f shaders/*.spv

@@ -15,9 +15,36 @@ func (e *Engine) inputsOK(op string, ts ...*Tensor) bool {
 			return false
 		}
 		if t.dtype != F32 {
+			if t.dtype.Is16() {
+				e.failf("%s: %v must be f32: 16-bit tensors are frozen weights, read only by linear (the weight), matmul (b) and embedding (the table)", op, t)
+				return false
+			}
 			e.failf("%s: %v must be f32", op, t)
 			return false
 		}
+	}
+	return true
+}
+
+// weightOK checks a weight operand: usable, not empty, and f32, or f16 or
+// bf16 when it does not require a gradient (frozen 16-bit storage, widened
+// by the kernel that reads it). A 16-bit weight that requires a gradient
+// is an error naming it.
+func (e *Engine) weightOK(op, what string, w *Tensor) bool {
+	if !e.ok() {
+		return false
+	}
+	if !e.operandOK(op, w) {
+		return false
+	}
+	switch {
+	case w.dtype == F32:
+	case w.dtype.Is16() && w.requiresGrad:
+		e.failf("%s: %s %v requires a gradient, but 16-bit weights are frozen storage: train it in f32", op, what, w)
+		return false
+	case !w.dtype.Is16():
+		e.failf("%s: %s %v must be f32, f16 or bf16", op, what, w)
+		return false
 	}
 	return true
 }

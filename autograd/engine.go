@@ -244,6 +244,23 @@ func (e *Engine) FromFloat32(data []float32, shape ...int) *Tensor {
 	return t
 }
 
+// FromFloat32As returns a leaf of type dt (F32, F16 or BF16) holding data,
+// rounded to dt (to nearest, ties to even). A finite value beyond float16's
+// range is an error rather than an infinity.
+func (e *Engine) FromFloat32As(dt DType, data []float32, shape ...int) *Tensor {
+	if dt != F32 && !dt.Is16() {
+		e.failf("tensor from floats: type %v is not a floating-point type", dt)
+		return e.poisoned(shape, dt)
+	}
+	t := e.Empty(dt, shape...)
+	if len(data) != numel(shape) {
+		e.failf("tensor from %d floats: shape %v needs %d", len(data), shapeString(shape), numel(shape))
+		return t
+	}
+	e.fail(t.WriteFloat32(data))
+	return t
+}
+
 // FromInt32 returns an int32 leaf holding data.
 func (e *Engine) FromInt32(data []int32, shape ...int) *Tensor {
 	t := e.Empty(I32, shape...)
@@ -279,15 +296,24 @@ func (t *Tensor) sync(op string) error {
 	return e.Sync()
 }
 
-// Float32s waits for the work recorded so far and returns t's values.
+// Float32s waits for the work recorded so far and returns t's values; those
+// of a 16-bit tensor are widened exactly.
 func (t *Tensor) Float32s() ([]float32, error) {
-	if t.dtype != F32 {
+	if t.dtype != F32 && !t.dtype.Is16() {
 		return nil, fmt.Errorf("Float32s of %v", t)
 	}
 	if err := t.sync("read"); err != nil {
 		return nil, err
 	}
 	out := make([]float32, t.Len())
+	if t.dtype.Is16() {
+		h := make([]uint16, t.Len())
+		if err := gpu.ReadSlice(t.st.buf, t.off, h); err != nil {
+			return nil, err
+		}
+		widen(t.dtype, out, h)
+		return out, nil
+	}
 	return out, gpu.ReadSlice(t.st.buf, t.off, out)
 }
 
@@ -315,13 +341,23 @@ func (t *Tensor) Item() (float32, error) {
 	return v[0], nil
 }
 
-// WriteFloat32 overwrites t's values (after recorded work has run).
+// WriteFloat32 overwrites t's values (after recorded work has run). Into a
+// 16-bit tensor the values are rounded to nearest, ties to even; a finite
+// value beyond float16's range is an error naming the tensor (it would
+// become an infinity).
 func (t *Tensor) WriteFloat32(data []float32) error {
-	if t.dtype != F32 || len(data) != t.Len() {
+	if (t.dtype != F32 && !t.dtype.Is16()) || len(data) != t.Len() {
 		return fmt.Errorf("write of %d floats into %v", len(data), t)
 	}
 	if err := t.sync("write"); err != nil {
 		return err
+	}
+	if t.dtype.Is16() {
+		h, err := narrow(t.dtype, data)
+		if err != nil {
+			return fmt.Errorf("%v: %w", t, err)
+		}
+		return gpu.WriteSlice(t.st.buf, t.off, h)
 	}
 	return gpu.WriteSlice(t.st.buf, t.off, data)
 }

@@ -29,6 +29,7 @@ type opInput struct {
 	shape []int
 	data  []float64 // nil: random normal
 	grad  bool      // requires grad
+	dtype DType     // storage: F32 (the zero value), or F16 or BF16 for frozen weights
 }
 
 // checkOp compares an autograd op with a float64 reference, forward and
@@ -47,9 +48,16 @@ func checkOp(t *testing.T, seed uint64, tol float64, ins []opInput,
 		if xs[i] == nil {
 			xs[i] = reftest.Randn(rng, n, 1)
 		}
-		// The reference sees exactly the float32 values the device sees.
+		// The reference sees exactly the values the device sees: rounded
+		// to float32, or to the 16-bit storage type.
 		xs[i] = reftest.F64s(reftest.F32s(xs[i]))
-		ts[i] = e.FromFloat32(reftest.F32s(xs[i]), in.shape...).SetRequiresGrad(in.grad)
+		for j, v := range xs[i] {
+			xs[i][j] = in.dtype.elemType().Round(v)
+		}
+		ts[i] = e.FromFloat32As(in.dtype, reftest.F32s(xs[i]), in.shape...)
+		if in.grad {
+			ts[i].SetRequiresGrad(true)
+		}
 	}
 	out := dev(e, ts)
 	want := ref(xs)

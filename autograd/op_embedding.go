@@ -4,6 +4,7 @@ import "github.com/shlpt-vk/shlpt-vk/kernels"
 
 // Embedding gathers rows of table (V, C) for ids (..., int32), giving
 // (..., C). Ids outside [0, V) give zero rows (validate ids on the host).
+// A frozen table may be stored in f16 or bf16; the rows come out f32.
 func Embedding(table, ids *Tensor) *Tensor {
 	e := table.e
 	const op = "embedding"
@@ -12,7 +13,7 @@ func Embedding(table, ids *Tensor) *Tensor {
 		shape = ids.Shape()
 	}
 	shape = append(shape, table.d(1))
-	if !e.inputsOK(op, table) || !e.idsOK(op, "ids", ids) {
+	if !e.weightOK(op, "table", table) || !e.idsOK(op, "ids", ids) {
 		return e.poisoned(shape, F32)
 	}
 	if table.Rank() != 2 {

@@ -8,12 +8,13 @@ import (
 
 // Linear returns x·wᵀ: x is (..., in), w is (out, in) as HF stores linear
 // weights, the result is (..., out). A frozen w gets no gradient and costs
-// nothing in backward; x is kept for backward only when w is trainable.
+// nothing in backward; x is kept for backward only when w is trainable. w
+// may be stored in f16 or bf16 when frozen (x's gradient reads it as it is).
 func Linear(x, w *Tensor) *Tensor {
 	e := x.e
 	const op = "linear"
 	shape := append(leading(x.shape, 1), w.d(0))
-	if !e.inputsOK(op, x, w) {
+	if !e.inputsOK(op, x) || !e.weightOK(op, "weight", w) {
 		return e.poisoned(shape, F32)
 	}
 	if w.Rank() != 2 || x.Rank() < 1 || x.Dim(-1) != w.Dim(1) {
@@ -28,7 +29,9 @@ func Linear(x, w *Tensor) *Tensor {
 // MatMul returns op(a)·op(b) where op transposes the last two axes when the
 // flag is set. a is (..., M, K) (or (..., K, M) when transA); b is
 // (..., K, N) (or (..., N, K)) with the same leading axes, or 2-D and then
-// shared by every batch. The result is (..., M, N).
+// shared by every batch. The result is (..., M, N). b may be stored in f16
+// or bf16 when it does not require a gradient, except with transA when a
+// requires one (its gradient would read b as the left operand).
 func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 	e := a.e
 	const op = "matmul"
@@ -42,7 +45,11 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 	}
 	lead := leading(a.shape, 2)
 	shape := append(append([]int(nil), lead...), M, N)
-	if !e.inputsOK(op, a, b) {
+	if !e.inputsOK(op, a) || !e.weightOK(op, "b", b) {
+		return e.poisoned(shape, F32)
+	}
+	if b.dtype.Is16() && transA && e.needsGrad(a) {
+		e.failf("%s: the gradient of a transposed %v would read the %v b %v as its left operand, which must be f32", op, a, b.dtype, b)
 		return e.poisoned(shape, F32)
 	}
 	if a.Rank() < 2 || b.Rank() < 2 {

@@ -37,6 +37,11 @@ func NewAdamW(e *Engine, params []*Tensor, cfg AdamWConfig) (*AdamW, error) {
 	if len(params) == 0 {
 		return nil, fmt.Errorf("adamw: no parameters")
 	}
+	for _, p := range params {
+		if p != nil && p.dtype != F32 {
+			return nil, fmt.Errorf("adamw: parameter %v must be f32 (16-bit tensors are frozen storage)", p)
+		}
+	}
 	o := &AdamW{e: e, params: params, cfg: cfg}
 	for _, p := range params {
 		if err := p.usable("adamw"); err != nil {

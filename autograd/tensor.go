@@ -12,11 +12,17 @@ import (
 // throughout; other storage types are converted by the kernels that read them.
 type DType uint8
 
-// Element types. Half-precision storage types can be added here; ops check
-// the types they accept and report others as errors.
+// Element types. Ops check the types they accept and report others as
+// errors. F16 and BF16 are storage for frozen weights only: the ops that
+// read weights (Linear's weight, MatMul's b, Embedding's table, and so the
+// tied LM head) accept them when they do not require a gradient, widening
+// them to fp32 as they read; every other op refuses them, and a 16-bit
+// tensor that requires a gradient is an error naming it.
 const (
-	F32 DType = iota
-	I32
+	F32  DType = iota
+	I32        // token ids and labels
+	F16        // IEEE binary16 storage (weights)
+	BF16       // bfloat16 storage (weights)
 )
 
 func (t DType) String() string {
@@ -25,12 +31,35 @@ func (t DType) String() string {
 		return "f32"
 	case I32:
 		return "i32"
+	case F16:
+		return "f16"
+	case BF16:
+		return "bf16"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(t))
 }
 
 // Size is the element size in bytes.
-func (t DType) Size() int { return 4 }
+func (t DType) Size() int {
+	if t.Is16() {
+		return 2
+	}
+	return 4
+}
+
+// Is16 reports a 16-bit floating-point storage type (F16 or BF16).
+func (t DType) Is16() bool { return t == F16 || t == BF16 }
+
+// elemType is the kernels' name for the storage type.
+func (t DType) elemType() kernels.ElemType {
+	switch t {
+	case F16:
+		return kernels.ElemF16
+	case BF16:
+		return kernels.ElemBF16
+	}
+	return kernels.Elem32
+}
 
 // storage is device memory shared by a tensor and its views. refs counts
 // tensor handles and tape references; the memory is freed when it drops to 0.
@@ -116,8 +145,14 @@ func (t *Tensor) SetName(n string) *Tensor { t.name = n; return t }
 func (t *Tensor) RequiresGrad() bool { return t.requiresGrad }
 
 // SetRequiresGrad marks a leaf as trainable (or frozen). Frozen tensors get
-// no gradient and ops skip computing one for them.
+// no gradient and ops skip computing one for them. Only f32 tensors can be
+// trained: marking a 16-bit tensor trainable records an error naming it on
+// the engine and leaves it frozen.
 func (t *Tensor) SetRequiresGrad(v bool) *Tensor {
+	if v && t.dtype != F32 {
+		t.e.failf("%v cannot require a gradient: only f32 tensors are trained (16-bit storage is for frozen weights)", t)
+		return t
+	}
 	if t.leaf {
 		t.requiresGrad = v
 	}
@@ -136,7 +171,9 @@ func (t *Tensor) ZeroGrad() {
 }
 
 // Mem is the tensor's device memory for kernels.
-func (t *Tensor) Mem() kernels.Mem { return kernels.Mem{Buf: t.st.buf, Off: t.off} }
+func (t *Tensor) Mem() kernels.Mem {
+	return kernels.Mem{Buf: t.st.buf, Off: t.off, Type: t.dtype.elemType()}
+}
 
 // Buffer is the underlying device buffer (shared with views).
 func (t *Tensor) Buffer() *gpu.Buffer { return t.st.buf }

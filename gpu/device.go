@@ -223,8 +223,20 @@ func describe(inst vk.Instance, pd vk.PhysicalDevice, index int, info *DeviceInf
 	if err := queryCaps(pd, extSetFor(info), info); err != nil {
 		return err
 	}
+	info.Texel16 = uniformTexelFormat(pd, vk.FormatR16Uint) && uniformTexelFormat(pd, vk.FormatR16g16b16a16Uint)
 	info.finish()
 	return nil
+}
+
+// uniformTexelFormat reports whether buffers of format f can be read as
+// uniform texel buffers on pd.
+func uniformTexelFormat(pd vk.PhysicalDevice, f vk.Format) bool {
+	var fp vk.FormatProperties
+	vk.GetPhysicalDeviceFormatProperties(pd, f, &fp)
+	fp.Deref()
+	ok := fp.BufferFeatures&vk.FormatFeatureFlags(vk.FormatFeatureUniformTexelBufferBit) != 0
+	fp.Free()
+	return ok
 }
 
 func cString(b []byte) string {

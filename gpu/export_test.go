@@ -32,3 +32,8 @@ func SetFaultForTest(f func(step string) error) (restore func()) {
 	faultHook = f
 	return func() { faultHook = nil }
 }
+
+// PipelineCachePathForTest is the pipeline cache file of device info in dir.
+func PipelineCachePathForTest(dir string, info DeviceInfo) string {
+	return pipelineCachePath(dir, &info)
+}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
@@ -450,6 +451,11 @@ func TestKernelDeclarationMustMatchShader(t *testing.T) {
 		"short push":    {Name: "bad3", SPIRV: spv, Bindings: []gpu.BindingKind{gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 2},
 		"not read-only": {Name: "bad4", SPIRV: shaders.SPIRV("fill"), Bindings: []gpu.BindingKind{gpu.ReadOnly}, PushWords: 3},
 		"not SPIR-V":    {Name: "bad5", SPIRV: []byte("not a shader at all!"), Bindings: nil, PushWords: 0},
+		// A 16-bit integer texel format where the shader samples floats, and
+		// the other way round (matmul_texel_w16 reads B as usamplerBuffer).
+		"uint format for floats": {Name: "bad6", SPIRV: spv, Bindings: []gpu.BindingKind{gpu.TexelRGBA16UI, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 5},
+		"float format for uints": {Name: "bad7", SPIRV: shaders.SPIRV("matmul_texel_w16"),
+			Bindings: []gpu.BindingKind{gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 17},
 	} {
 		if _, err := d.Pipeline(k); err == nil || !strings.Contains(err.Error(), k.Name) {
 			t.Errorf("%s: got %v", name, err)
@@ -458,5 +464,49 @@ func TestKernelDeclarationMustMatchShader(t *testing.T) {
 	good := &gpu.Kernel{Name: "good", SPIRV: spv, Bindings: []gpu.BindingKind{gpu.TexelRGBA32F, gpu.TexelR32F, gpu.ReadWrite}, PushWords: 5}
 	if _, err := d.Pipeline(good); err != nil {
 		t.Errorf("matching declaration refused: %v", err)
+	}
+}
+
+// The 16-bit integer texel formats that 16-bit weights are read through
+// are reported, and available on every device the tests run on (they are
+// mandatory uniform-texel-buffer formats in Vulkan).
+func TestTexel16(t *testing.T) {
+	if d := gputest.Device(t); !d.Info().Texel16 {
+		t.Errorf("%s: R16_UINT / R16G16B16A16_UINT uniform texel buffers reported unsupported", d)
+	}
+}
+
+// The on-disk pipeline cache is read with a bound: a cache path that is a
+// device never ending (/dev/zero), a folder or garbage counts as no cache,
+// and the device opens at once and works.
+func TestPipelineCacheBadFile(t *testing.T) {
+	info := gputest.Device(t).Info()
+	for name, setup := range map[string]func(path string) error{
+		"dev zero": func(path string) error { return os.Symlink("/dev/zero", path) },
+		"folder":   func(path string) error { return os.Mkdir(path, 0o755) },
+		"garbage":  func(path string) error { return os.WriteFile(path, []byte("not a pipeline cache"), 0o644) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := setup(gpu.PipelineCachePathForTest(dir, info)); err != nil {
+				t.Skip(err)
+			}
+			start := time.Now()
+			o := gpu.OptionsFromEnv()
+			o.PipelineCacheDir = dir
+			d, err := gpu.Open(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("opening took %v", took)
+			}
+			if _, err := d.Pipeline(fillK); err != nil {
+				t.Error(err)
+			}
+			if err := d.Close(); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }

@@ -167,6 +167,11 @@ type DeviceInfo struct {
 	CooperativeMatrixShapes []CoopMatShape `json:"-"`
 	CoopMatShapeNames       []string       `json:"cooperative_matrix_shapes"`
 
+	// Texel16 reports that R16_UINT and R16G16B16A16_UINT buffers can be
+	// read as uniform texel buffers (TexelR16UI, TexelRGBA16UI), as the
+	// texel matrix product reads 16-bit weights.
+	Texel16 bool `json:"texel_16bit"`
+
 	// ComputeQueueFamily is the queue family used for compute, or -1.
 	ComputeQueueFamily int      `json:"compute_queue_family"`
 	TimestampValidBits uint32   `json:"timestamp_valid_bits"`

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	vk "github.com/vulkan-go/vulkan"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
 // BindingKind is how a shader sees one descriptor binding. Kernels declare
@@ -30,14 +32,29 @@ const (
 	// ImageRGBA32F is a storage texel buffer (imageBuffer, rgba32f) the
 	// shader writes with imageStore.
 	ImageRGBA32F
+	// TexelRGBA16UI is a uniform texel buffer of four 16-bit unsigned
+	// integers per texel (usamplerBuffer, R16G16B16A16_UINT): 16-bit
+	// floating-point data (float16, bfloat16) that the shader widens itself,
+	// so that neither 16-bit storage nor fp16 arithmetic is needed. Usable
+	// where DeviceInfo.Texel16 is set.
+	TexelRGBA16UI
+	// TexelR16UI is a uniform texel buffer of one 16-bit unsigned integer
+	// per texel (usamplerBuffer, R16_UINT).
+	TexelR16UI
 )
 
 func (k BindingKind) writes() bool { return k == ReadWrite || k == ImageRGBA32F }
-func (k BindingKind) texel() bool  { return k == TexelRGBA32F || k == TexelR32F || k == ImageRGBA32F }
+func (k BindingKind) texel() bool {
+	return k == TexelRGBA32F || k == TexelR32F || k == ImageRGBA32F || k == TexelRGBA16UI || k == TexelR16UI
+}
+
+// uintTexels reports whether the shader reads the binding as unsigned
+// integers (usamplerBuffer) rather than floats.
+func (k BindingKind) uintTexels() bool { return k == TexelRGBA16UI || k == TexelR16UI }
 
 func (k BindingKind) descriptorType() vk.DescriptorType {
 	switch k {
-	case TexelRGBA32F, TexelR32F:
+	case TexelRGBA32F, TexelR32F, TexelRGBA16UI, TexelR16UI:
 		return vk.DescriptorTypeUniformTexelBuffer
 	case ImageRGBA32F:
 		return vk.DescriptorTypeStorageTexelBuffer
@@ -51,13 +68,22 @@ func (k BindingKind) format() vk.Format {
 		return vk.FormatR32g32b32a32Sfloat
 	case TexelR32F:
 		return vk.FormatR32Sfloat
+	case TexelRGBA16UI:
+		return vk.FormatR16g16b16a16Uint
+	case TexelR16UI:
+		return vk.FormatR16Uint
 	}
 	return vk.FormatUndefined
 }
 
 func (k BindingKind) texelSize() int64 {
-	if k == TexelRGBA32F || k == ImageRGBA32F {
+	switch k {
+	case TexelRGBA32F, ImageRGBA32F:
 		return 16
+	case TexelRGBA16UI:
+		return 8
+	case TexelR16UI:
+		return 2
 	}
 	return 4
 }
@@ -139,6 +165,10 @@ type pipelineCache struct {
 
 const setsPerPool = 1024
 
+// maxPipelineCache bounds the pipeline cache file read at start-up (the
+// engine's pipelines take a few MiB on lavapipe).
+const maxPipelineCache = 256 << 20
+
 func newPipelineCache(d *Device, dir string) (*pipelineCache, error) {
 	pc := &pipelineCache{d: d, modules: map[*Kernel]vk.ShaderModule{}, pipes: map[pipeKey]*Pipeline{},
 		layouts: map[layoutKey]*layout{}}
@@ -150,12 +180,12 @@ func newPipelineCache(d *Device, dir string) (*pipelineCache, error) {
 			}
 		}
 		if dir != "" {
-			// One file per device and driver: the driver rejects foreign data
-			// anyway, but separate files keep two devices from evicting each other.
-			id := fmt.Sprintf("%s-%x-%x-%x", d.info.Name, d.info.VendorID, d.info.DeviceID, d.info.DriverVersion)
-			h := sha256.Sum256([]byte(id))
-			pc.path = filepath.Join(dir, "pipelines-"+hex.EncodeToString(h[:8])+".bin")
-			initial, _ = os.ReadFile(pc.path) // a missing or unreadable cache only costs time
+			pc.path = pipelineCachePath(dir, &d.info)
+			// A missing, unreadable or oversized cache only costs time: any
+			// error means no cache.
+			if b, err := limitio.ReadFile(pc.path, maxPipelineCache, "a pipeline cache"); err == nil {
+				initial = b
+			}
 		}
 	}
 	ci := vk.PipelineCacheCreateInfo{SType: vk.StructureTypePipelineCacheCreateInfo}
@@ -179,6 +209,15 @@ func newPipelineCache(d *Device, dir string) (*pipelineCache, error) {
 	return pc, nil
 }
 
+// pipelineCachePath is the cache file of the device in dir: one file per
+// device and driver (the driver rejects foreign data anyway, but separate
+// files keep two devices from evicting each other).
+func pipelineCachePath(dir string, info *DeviceInfo) string {
+	id := fmt.Sprintf("%s-%x-%x-%x", info.Name, info.VendorID, info.DeviceID, info.DriverVersion)
+	h := sha256.Sum256([]byte(id))
+	return filepath.Join(dir, "pipelines-"+hex.EncodeToString(h[:8])+".bin")
+}
+
 // save writes the pipeline cache to disk through a temporary file.
 func (pc *pipelineCache) save() error {
 	if pc == nil || pc.path == "" || pc.vkCache == nil {
@@ -194,7 +233,10 @@ func (pc *pipelineCache) save() error {
 		return nil
 	}
 	data = data[:n]
-	if old, err := os.ReadFile(pc.path); err == nil && string(old) == string(data) {
+	if int64(len(data)) > maxPipelineCache {
+		return nil // would not be read back
+	}
+	if old, err := limitio.ReadFile(pc.path, maxPipelineCache, "a pipeline cache"); err == nil && string(old) == string(data) {
 		return nil
 	}
 	// The cache is an optimization: failing to write it is not an error of

@@ -38,7 +38,7 @@ func (c descriptorClass) String() string {
 
 func (k BindingKind) class() descriptorClass {
 	switch k {
-	case TexelRGBA32F, TexelR32F:
+	case TexelRGBA32F, TexelR32F, TexelRGBA16UI, TexelR16UI:
 		return classUniformTexel
 	case ImageRGBA32F:
 		return classStorageTexel
@@ -51,6 +51,7 @@ type shaderBinding struct {
 	set, binding uint32
 	class        descriptorClass
 	readOnly     bool // every member of the buffer block is NonWritable
+	intTexels    bool // a texel buffer whose sampled type is an integer (usamplerBuffer, isamplerBuffer)
 }
 
 // reflectSPIRV lists the descriptor bindings of a compute shader and the
@@ -97,6 +98,8 @@ func reflectSPIRV(code []byte) ([]shaderBinding, int, error) {
 		pointers  = map[uint32][2]uint32{} // id -> storage class, pointee
 		images    = map[uint32]uint32{}    // id -> sampled (1 sampled, 2 storage)
 		imageDim  = map[uint32]uint32{}
+		imageType = map[uint32]uint32{} // image id -> sampled type id
+		intTypes  = map[uint32]bool{}
 		sampled   = map[uint32]uint32{} // sampled image id -> image id
 		structs   = map[uint32][]uint32{}
 		sizes     = map[uint32]int{} // scalar and vector sizes
@@ -148,6 +151,7 @@ func reflectSPIRV(code []byte) ([]shaderBinding, int, error) {
 		case opTypeInt, opTypeFloat:
 			if len(a) >= 2 {
 				sizes[a[0]] = int(a[1]) / 8
+				intTypes[a[0]] = op == opTypeInt
 			}
 		case opTypeVector:
 			if len(a) >= 3 {
@@ -157,6 +161,7 @@ func reflectSPIRV(code []byte) ([]shaderBinding, int, error) {
 			if len(a) >= 7 {
 				imageDim[a[0]] = a[2]
 				images[a[0]] = a[6]
+				imageType[a[0]] = a[1]
 			}
 		case opTypeSampledImage:
 			if len(a) >= 2 {
@@ -229,6 +234,7 @@ func reflectSPIRV(code []byte) ([]shaderBinding, int, error) {
 				img = im
 			}
 			if imageDim[img] == dimBuffer {
+				sb.intTexels = intTypes[imageType[img]]
 				switch images[img] {
 				case 1:
 					sb.class = classUniformTexel
@@ -260,6 +266,17 @@ func checkShader(k *Kernel) error {
 		if decl.class() != b.class {
 			return fmt.Errorf("gpu: kernel %s: binding %d is %s in the shader but the kernel declares %s",
 				k.Name, b.binding, b.class, decl.class())
+		}
+		if b.class == classUniformTexel && decl.uintTexels() != b.intTexels {
+			want, got := "floats (samplerBuffer)", "floats (samplerBuffer)"
+			if decl.uintTexels() {
+				want = "unsigned integers (usamplerBuffer)"
+			}
+			if b.intTexels {
+				got = "integers (usamplerBuffer)"
+			}
+			return fmt.Errorf("gpu: kernel %s: binding %d reads %s in the shader but the kernel declares a texel format of %s",
+				k.Name, b.binding, got, want)
 		}
 		if decl == ReadOnly && !b.readOnly {
 			return fmt.Errorf("gpu: kernel %s: binding %d is declared ReadOnly but the shader's buffer is not readonly", k.Name, b.binding)

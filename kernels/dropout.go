@@ -2,13 +2,14 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 )
 
 var (
-	dropoutKernel4    = kernel("dropout", 7, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite, gpu.ReadOnly) // VEC4
-	dropoutKernel1    = kernel("dropout", 7, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadOnly)
+	dropoutKernel4    = kernel("dropout", 8, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.ReadWrite, gpu.ReadOnly) // VEC4
+	dropoutKernel1    = kernel("dropout", 8, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite, gpu.ReadOnly)
 	dropoutTickKernel = kernel("dropout_tick", 1, gpu.ReadWrite)
 )
 
@@ -20,6 +21,8 @@ var (
 // output gradient (with the same seed and site), which gives the input
 // gradient. With accumulate, y is added to instead of overwritten.
 // x and y are (n,); they may be the same array only when accumulate is false.
+// Arrays larger than one binding may hold are processed in chunks; the mask
+// is the same as unchunked (it depends on the global element index).
 func Dropout(r *gpu.Recorder, y, x Mem, n int64, p float32, seed Mem, site uint32, accumulate bool) error {
 	const op = "dropout"
 	if p < 0 || p >= 1 {
@@ -48,16 +51,32 @@ func Dropout(r *gpu.Recorder, y, x Mem, n int64, p float32, seed Mem, site uint3
 	if err != nil {
 		return err
 	}
-	if n > maxElems(d) {
-		// Chunks would restart the element index; the mask must be a
-		// function of the global index.
-		return fmt.Errorf("%s: %d elements exceed one binding (%d)", op, n, maxElems(d))
+	if n > math.MaxUint32 {
+		return fmt.Errorf("%s: %d elements (the mask index is 32 bits)", op, n)
 	}
 	sb, so := span(d, seed, 1)
-	xb, xo := texelSpan(d, x, n, texel)
-	yib, yio := texelSpan(d, y, n, texel)
-	yb, yo := span(d, y, n)
-	return r.Dispatch(pl, grid1D(d, (n+3)/4), []uint32{uint32(n), f32(p), site, xo, yo, so, yio}, xb, yib, yb, sb)
+	// Chunks of a multiple of 16 elements keep the vec4 alignment of x and
+	// y; each passes the global index of its first element.
+	return chunks(n, dropoutChunk(d, texel), func(lo, hi int64) error {
+		xb, xo := texelSpan(d, x.At(lo), hi-lo, texel)
+		yib, yio := texelSpan(d, y.At(lo), hi-lo, texel)
+		yb, yo := span(d, y.At(lo), hi-lo)
+		if vec4 && (xo%4 != 0 || yio%4 != 0 || yo%4 != 0) {
+			return fmt.Errorf("%s: internal: misaligned vec4 view (shifts %d, %d, %d)", op, xo, yio, yo)
+		}
+		return r.Dispatch(pl, grid1D(d, (hi-lo+3)/4), []uint32{uint32(hi - lo), f32(p), site, xo, yo, so, yio, uint32(lo)}, xb, yib, yb, sb)
+	})
+}
+
+// dropoutChunk is the most elements one dispatch of Dropout covers: within
+// one storage binding and one texel view of texel-element texels, with
+// room for the alignment shifts, and a multiple of 16.
+func dropoutChunk(d *gpu.Device, texel int64) int64 {
+	lim := maxElems(d)
+	if t := texel*int64(d.Info().MaxTexelBufferElements) - 64; t < lim {
+		lim = t
+	}
+	return lim / 16 * 16
 }
 
 // DropoutTick advances the dropout seed (a one-element uint32 array) by one.

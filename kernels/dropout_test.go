@@ -90,3 +90,40 @@ func TestDropoutMasksDiffer(t *testing.T) {
 		t.Errorf("seeds 1 and 2 agree on %d of 1000 decisions", same)
 	}
 }
+
+// Arrays larger than one binding (the limit lowered to 16 KiB) are
+// processed in chunks with the mask of the unchunked array: the same
+// function of the global element index, forward and accumulating.
+func TestDropoutAboveBindingLimit(t *testing.T) {
+	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, smallBinding)
+	rng := newRNG(71)
+	const n = 10007
+	for _, pads := range [][2]int64{{1, 2}, {0, 4}} { // float texels; RGBA32F texels
+		t.Run(fmt.Sprintf("pads=%v", pads), func(t *testing.T) {
+			x := reftest.Randn(rng, n, 1)
+			xm, ym := upload(t, d, x, pads[0]), upload(t, d, reftest.Randn(rng, n, 1), pads[1])
+			sm := uploadIDs(t, d, []int32{977}, 0)
+			r := d.NewRecorder(false)
+			if err := Dropout(r, ym, xm, n, 0.3, sm, 5, false); err != nil {
+				t.Fatal(err)
+			}
+			if r.Dispatches() < 2 {
+				t.Fatalf("recorded as %d dispatch", r.Dispatches())
+			}
+			run(t, r)
+			want := make([]float64, n)
+			DropoutRef(want, download(t, xm, n), 0.3, 977, 5)
+			reftest.CheckNMSE(t, "dropout", download(t, ym, n), want, tolFP32)
+			r = d.NewRecorder(false)
+			if err := Dropout(r, ym, xm, n, 0.3, sm, 5, true); err != nil {
+				t.Fatal(err)
+			}
+			run(t, r)
+			for i := range want {
+				want[i] *= 2
+			}
+			reftest.CheckNMSE(t, "dropout accumulate", download(t, ym, n), want, tolFP32)
+		})
+	}
+}

@@ -13,6 +13,9 @@ import (
 var (
 	embeddingKernel    = kernel("embedding", 9, gpu.ReadOnly, gpu.TexelRGBA32F, gpu.ReadWrite)
 	embeddingBwdKernel = kernel("embedding_bwd", 7, gpu.ReadOnly, gpu.TexelRGBA32F, gpu.ReadWrite)
+	// The gather from a 16-bit table: the same source compiled with -DW16,
+	// the table read as 32-bit words of two values.
+	embeddingW16Kernel = kernel("embedding_w16", 9, gpu.ReadOnly, gpu.ReadOnly, gpu.ReadWrite)
 )
 
 // embeddingBwdWG is the workgroup size of shaders/embedding_bwd.comp.
@@ -24,23 +27,44 @@ const embeddingBwdWG = 64
 //
 // out is (n, C), ids is (n,) int32 (upload with gpu.WriteSlice), table is
 // (V, C). An id outside [0, V) is never read out of bounds: its output row
-// is zeros (check ids on the host to report them).
+// is zeros (check ids on the host to report them). The table may hold 16-bit
+// floats (a frozen embedding stored as float16 or bfloat16), widened to fp32
+// rows of out.
 func Embedding(r *gpu.Recorder, out, ids, table Mem, n, V, C int) error {
 	const op = "embedding"
 	if err := tlPositive(op, "n, V and C", n, V, C); err != nil {
 		return err
 	}
 	nc := int64(n) * int64(C)
-	d, err := tlCheck(op, fmt.Sprintf("ids is (%d,), table is %s", n, tlDims(V, C)),
-		tlOperand{"out", out, nc}, tlOperand{"ids", ids, int64(n)}, tlOperand{"table", table, int64(V) * int64(C)})
+	shape := fmt.Sprintf("ids is (%d,), table is %s", n, tlDims(V, C))
+	if err := table.check16(op, "table", int64(V)*int64(C)); err != nil {
+		return fmt.Errorf("%w (%s)", err, shape)
+	}
+	d, err := tlCheck(op, shape, tlOperand{"out", out, nc}, tlOperand{"ids", ids, int64(n)})
 	if err != nil {
 		return err
+	}
+	if table.Buf.Device() != d {
+		return fmt.Errorf("%s: out and table are on different devices (%s)", op, shape)
 	}
 	wg, per, err := tlRowSetup(op, d)
 	if err != nil {
 		return err
 	}
-	p, err := pipeline(d, op, embeddingKernel, wg)
+	k, spec := embeddingKernel, []uint32{wg}
+	view, tableChunks := tlView, func(f func(v0, v1 int64) error) error { return tlRowChunks(op, d, int64(V), int64(C), f) }
+	if table.Type.Is16() {
+		k, spec = embeddingW16Kernel, append(spec, mmBool(table.Type == ElemBF16))
+		view = func(d *gpu.Device, m Mem, n int64) (gpu.Binding, uint32) { return span(d, m, max(n, 1)) }
+		tableChunks = func(f func(v0, v1 int64) error) error {
+			per := maxElemsOf(d, table.Type) / int64(C)
+			if per < 1 {
+				return fmt.Errorf("%s: a row of %d elements exceeds what one binding may hold on %s", op, C, d)
+			}
+			return chunks(int64(V), per, f)
+		}
+	}
+	p, err := pipeline(d, op, k, spec...)
 	if err != nil {
 		return err
 	}
@@ -49,8 +73,8 @@ func Embedding(r *gpu.Recorder, out, ids, table Mem, n, V, C int) error {
 	return tlRowChunks(op, d, int64(n), int64(C), func(lo, hi int64) error {
 		ib, is := span(d, ids.At(lo), hi-lo)
 		ob, os := tlOut(d, out.At(lo*int64(C)), (hi-lo)*int64(C))
-		return tlRowChunks(op, d, int64(V), int64(C), func(v0, v1 int64) error {
-			tb, ts := tlView(d, table.At(v0*int64(C)), (v1-v0)*int64(C))
+		return tableChunks(func(v0, v1 int64) error {
+			tb, ts := view(d, table.At(v0*int64(C)), (v1-v0)*int64(C))
 			return r.Dispatch(p, tlRowGrid(d, hi-lo, per),
 				[]uint32{uint32(hi - lo), uint32(C), uint32(v0), uint32(v1), uint32(V), tlBit(v0 == 0), is, ts, os}, ib, tb, ob)
 		})

@@ -2,11 +2,13 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/half"
 	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
@@ -185,6 +187,112 @@ func TestEmbeddingAboveBindingLimit(t *testing.T) {
 		}
 	}
 	reftest.CheckNMSE(t, "dtable", dt, wantDT, 0)
+}
+
+// A 16-bit table (a frozen embedding in float16 or bfloat16): the rows are
+// widened exactly, so the output equals the reference on the rounded table;
+// on awkward sizes and offsets, and with the table split into row chunks
+// under a lowered binding limit. Its gradient cannot be written (16-bit
+// tables are frozen): an error.
+func TestEmbeddingW16(t *testing.T) {
+	d := gputest.Device(t)
+	type tc struct {
+		n, V, C int
+		pad     int64
+		limit   int64 // binding limit in bytes, 0: the device's
+	}
+	var cases []tc
+	for _, c := range awkward {
+		cases = append(cases, tc{n: 33, V: 7, C: c, pad: int64(c % 4)}, tc{n: c, V: 129, C: 8, pad: 1})
+	}
+	cases = append(cases, tc{n: 406, V: 32128 / 8, C: 64, pad: 4}, tc{n: 300, V: 5000, C: 7, pad: 3, limit: 16 << 10},
+		tc{n: 70, V: 900, C: 33, pad: 0, limit: 16 << 10})
+	for _, typ := range types16 {
+		rng := newRNG(44)
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%v/n=%d/V=%d/C=%d/pad=%d/limit=%d", typ, c.n, c.V, c.C, c.pad, c.limit), func(t *testing.T) {
+				if c.limit > 0 {
+					gputest.LimitBindings(t, d, c.limit)
+					if int64(2*c.V*c.C) <= c.limit {
+						t.Fatalf("the table fits one binding")
+					}
+				}
+				ids := embeddingIDs(rng, c.n, c.V, true)
+				tm, table := upload16(t, d, reftest.Randn(rng, c.V*c.C, 1), c.pad, typ)
+				im, om := uploadIDs(t, d, ids, c.pad+1), zeros(t, d, c.n*c.C, c.pad+3)
+				r := d.NewRecorder(false)
+				if err := Fill(r, om, int64(c.n*c.C), 7); err != nil { // stale values to overwrite
+					t.Fatal(err)
+				}
+				if err := Embedding(r, om, im, tm, c.n, c.V, c.C); err != nil {
+					t.Fatal(err)
+				}
+				if c.limit > 0 && r.Dispatches() < 3 {
+					t.Fatalf("recorded as %d dispatches", r.Dispatches())
+				}
+				run(t, r)
+				out := make([]float64, c.n*c.C)
+				EmbeddingRef(out, ids, table, c.V, c.C)
+				reftest.CheckNMSE(t, "out", download(t, om, c.n*c.C), out, 0) // widened copies: exact
+				dom := upload(t, d, make([]float64, c.n*c.C), 0)
+				if err := EmbeddingBackward(r, tm, im, dom, c.n, c.V, c.C, true); err == nil || !strings.Contains(err.Error(), "dtable holds "+typ.String()) {
+					t.Fatalf("gradient into a 16-bit table: got %v", err)
+				}
+			})
+		}
+	}
+}
+
+// Every 16-bit pattern widens to its exact float32 value on the device
+// (zeros with their sign, subnormals, infinities; NaN stays NaN): a
+// 256×256 table holding all 65536 of them, gathered row by row.
+func TestEmbeddingW16AllValues(t *testing.T) {
+	d := gputest.Device(t)
+	const V, C = 256, 256
+	ids := make([]int32, V)
+	for i := range ids {
+		ids[i] = int32(V - 1 - i)
+	}
+	pats := make([]uint16, V*C)
+	for i := range pats {
+		pats[i] = uint16(i)
+	}
+	for _, typ := range types16 {
+		tb, err := d.Alloc(2 * (V*C + 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tb.Free()
+		if err := gpu.WriteSlice(tb, 1, pats); err != nil {
+			t.Fatal(err)
+		}
+		im, om := uploadIDs(t, d, ids, 0), zeros(t, d, V*C, 0)
+		r := d.NewRecorder(false)
+		if err := Embedding(r, om, im, Mem{Buf: tb, Off: 1, Type: typ}, V, V, C); err != nil {
+			t.Fatal(err)
+		}
+		run(t, r)
+		got := make([]float32, V*C)
+		if err := gpu.ReadSlice(om.Buf, om.Off, got); err != nil {
+			t.Fatal(err)
+		}
+		for i, g := range got {
+			h := pats[int(ids[i/C])*C+i%C]
+			want := half.F16ToFloat32(h)
+			if typ == ElemBF16 {
+				want = half.BF16ToFloat32(h)
+			}
+			if math.IsNaN(float64(want)) {
+				if !math.IsNaN(float64(g)) {
+					t.Fatalf("%v %#04x: got %v, want NaN", typ, h, g)
+				}
+				continue
+			}
+			if math.Float32bits(g) != math.Float32bits(want) {
+				t.Fatalf("%v %#04x: got %v (%#08x), want %v (%#08x)", typ, h, g, math.Float32bits(g), want, math.Float32bits(want))
+			}
+		}
+	}
 }
 
 func TestEmbeddingErrors(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/half"
 	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
@@ -40,6 +41,43 @@ func upload(t testing.TB, d *gpu.Device, v []float64, pad int64) Mem {
 	}
 	return Mem{Buf: b, Off: pad}
 }
+
+// upload16 stores v rounded to the 16-bit type typ (ElemF16 or ElemBF16),
+// with pad spare elements before it, and returns the view and the rounded
+// values (what the float64 references compute with).
+func upload16(t testing.TB, d *gpu.Device, v []float64, pad int64, typ ElemType) (Mem, []float64) {
+	t.Helper()
+	n := int64(len(v))
+	if n == 0 {
+		n = 1
+	}
+	b, err := d.Alloc(2 * (n + pad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Free)
+	h := make([]uint16, len(v))
+	rounded := make([]float64, len(v))
+	for i, x := range v {
+		if typ == ElemBF16 {
+			h[i] = half.BF16(float32(x))
+			rounded[i] = float64(half.BF16ToFloat32(h[i]))
+		} else {
+			h[i] = half.F16(float32(x))
+			rounded[i] = float64(half.F16ToFloat32(h[i]))
+		}
+		if r := typ.Round(x); r != rounded[i] {
+			t.Fatalf("%v.Round(%v) = %v, the stored value is %v", typ, x, r, rounded[i])
+		}
+	}
+	if err := gpu.WriteSlice(b, pad, h); err != nil {
+		t.Fatal(err)
+	}
+	return Mem{Buf: b, Off: pad, Type: typ}, rounded
+}
+
+// types16 are the 16-bit element types.
+var types16 = []ElemType{ElemF16, ElemBF16}
 
 // zeros allocates n zeroed elements with pad spare elements before them.
 func zeros(t testing.TB, d *gpu.Device, n int, pad int64) Mem {

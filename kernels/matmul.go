@@ -47,12 +47,19 @@ func (p MatMulParams) String() string {
 
 // Kernels of the two variants. The texel variant binds A and B as RGBA32F
 // views where rows start on a 4-element boundary and as float views
-// otherwise (one shader, four declarations).
+// otherwise (one shader, four declarations); with a 16-bit B
+// (matmul_texel_w16, the same source compiled with -DW16) B is bound as
+// RGBA16UI or R16UI texels.
 var (
 	matmulTexel44 = kernel("matmul_texel", 17, gpu.TexelRGBA32F, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.ReadWrite)
 	matmulTexel41 = kernel("matmul_texel", 17, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)
 	matmulTexel14 = kernel("matmul_texel", 17, gpu.TexelR32F, gpu.TexelRGBA32F, gpu.TexelR32F, gpu.ReadWrite)
 	matmulTexel11 = kernel("matmul_texel", 17, gpu.TexelR32F, gpu.TexelR32F, gpu.TexelR32F, gpu.ReadWrite)
+
+	matmulTexelW16x44 = kernel("matmul_texel_w16", 17, gpu.TexelRGBA32F, gpu.TexelRGBA16UI, gpu.TexelR32F, gpu.ReadWrite)
+	matmulTexelW16x41 = kernel("matmul_texel_w16", 17, gpu.TexelRGBA32F, gpu.TexelR16UI, gpu.TexelR32F, gpu.ReadWrite)
+	matmulTexelW16x14 = kernel("matmul_texel_w16", 17, gpu.TexelR32F, gpu.TexelRGBA16UI, gpu.TexelR32F, gpu.ReadWrite)
+	matmulTexelW16x11 = kernel("matmul_texel_w16", 17, gpu.TexelR32F, gpu.TexelR16UI, gpu.TexelR32F, gpu.ReadWrite)
 )
 
 // matmulVariant names a matmul implementation.
@@ -88,6 +95,13 @@ func (v matmulVariant) String() string {
 //
 // Operands too large for one binding (maxStorageBufferRange) are split into
 // pieces along M, N, K or the batch, recorded as several dispatches.
+//
+// B may hold 16-bit floats (b.Type ElemF16 or ElemBF16: frozen weights),
+// widened to fp32 as they are read; the products accumulate in fp32. A, C
+// and the bias are fp32. The texel variant reads a 16-bit B through 16-bit
+// integer texels where the device supports them (DeviceInfo.Texel16), and
+// the tiled variant is used where it does not; neither needs 16-bit storage
+// or fp16 arithmetic.
 func MatMul(r *gpu.Recorder, c, a, b Mem, p MatMulParams, bias Mem) error {
 	return matmul(r, c, a, b, p, bias, matmulAuto)
 }
@@ -141,24 +155,40 @@ func matmul(r *gpu.Recorder, c, a, b Mem, p MatMulParams, bias Mem, v matmulVari
 	}
 	d := c.Buf.Device()
 	if v == matmulAuto {
-		v = mmChooseVariant(d)
+		if v, err = mmChooseVariant(d); err != nil {
+			return err
+		}
+	}
+	if v == matmulTexel && pr.b.Type.Is16() && !mmTexel16(d) {
+		v = matmulTiled // 16-bit texels unsupported: read B as 32-bit words
 	}
 	return pr.record(r, d, v)
 }
 
+// mmTexel16 reports whether the texel variant can read a 16-bit B on d
+// (tests replace it to take the fallback).
+var mmTexel16 = func(d *gpu.Device) bool { return d.Info().Texel16 }
+
+// MatMulEnv names the environment variable that forces a matmul variant.
+const MatMulEnv = "SHLPT_VK_MATMUL"
+
 // mmChooseVariant picks the implementation for d: SHLPT_VK_MATMUL if
-// set, else texel on CPU devices and tiled elsewhere.
-func mmChooseVariant(d *gpu.Device) matmulVariant {
-	switch os.Getenv("SHLPT_VK_MATMUL") {
+// set, else texel on CPU devices and tiled elsewhere. Any other value of
+// the variable is an error naming it.
+func mmChooseVariant(d *gpu.Device) (matmulVariant, error) {
+	switch v := os.Getenv(MatMulEnv); v {
 	case "texel":
-		return matmulTexel
+		return matmulTexel, nil
 	case "tiled":
-		return matmulTiled
+		return matmulTiled, nil
+	case "":
+	default:
+		return matmulAuto, fmt.Errorf("matmul: %s=%q: accepted values are texel and tiled (or unset: chosen per device)", MatMulEnv, v)
 	}
 	if d.Info().Type == gpu.TypeCPU {
-		return matmulTexel
+		return matmulTexel, nil
 	}
-	return matmulTiled
+	return matmulTiled, nil
 }
 
 // matmulNormalize fills in the defaults of p (contiguous leading
@@ -210,7 +240,7 @@ func matmulCheck(c, a, b Mem, p MatMulParams, bias Mem) (*mmProblem, error) {
 	if err := a.check(op, fmt.Sprintf("a (%dx%d, lda %d)", ar, ac, p.LDA), ea); err != nil {
 		return nil, err
 	}
-	if err := b.check(op, fmt.Sprintf("b (%dx%d, ldb %d)", br, bc, p.LDB), eb); err != nil {
+	if err := b.check16(op, fmt.Sprintf("b (%dx%d, ldb %d)", br, bc, p.LDB), eb); err != nil {
 		return nil, err
 	}
 	if err := c.check(op, fmt.Sprintf("c (%dx%d, ldc %d)", p.M, p.N, p.LDC), ec); err != nil {
@@ -500,15 +530,15 @@ func (q *mmProblem) splitFor(info gpu.DeviceInfo, maxA, maxB, maxC int64, tileM,
 	return ""
 }
 
-// bindTexel binds n elements of m as a texel view (RGBA32F when vec), or the
-// buffer's first texel when n is 0 (nothing is read).
+// bindTexel binds n elements of m as a texel view (four elements per texel
+// when vec), or the buffer's first texel when n is 0 (nothing is read).
 func mmBindTexel(d *gpu.Device, m Mem, n int64, vec bool) (gpu.Binding, uint32) {
 	texel := int64(1)
 	if vec {
 		texel = 4
 	}
 	if n == 0 {
-		b, _ := texelSpan(d, Mem{Buf: m.Buf}, 1, texel)
+		b, _ := texelSpan(d, Mem{Buf: m.Buf, Type: m.Type}, 1, texel)
 		return b, 0
 	}
 	return texelSpan(d, m, n, texel)
@@ -518,18 +548,18 @@ func (pr *mmProblem) dispatchTexel(r *gpu.Recorder, d *gpu.Device, cfg mmTexelCf
 	const op = "matmul"
 	p := &pr.p
 	vecA, vecB, vecC := pr.texelVec(cfg.rowsA())
-	k := matmulTexel11
-	switch {
-	case vecA && vecB:
-		k = matmulTexel44
-	case vecA:
-		k = matmulTexel41
-	case vecB:
-		k = matmulTexel14
+	kernels := [4]*gpu.Kernel{matmulTexel11, matmulTexel14, matmulTexel41, matmulTexel44}
+	if pr.b.Type.Is16() {
+		kernels = [4]*gpu.Kernel{matmulTexelW16x11, matmulTexelW16x14, matmulTexelW16x41, matmulTexelW16x44}
 	}
+	k := kernels[2*mmBool(vecA)+mmBool(vecB)]
 	hasBias := pr.bias.Buf != nil
-	pipe, err := pipeline(d, op, k, uint32(cfg.lanes), uint32(cfg.tm), uint32(cfg.tn4), mmBool(p.TransA), mmBool(p.TransB),
-		mmBool(vecA), mmBool(vecB), mmBool(vecC), mmBool(cfg.bcast), mmBool(hasBias), mmBool(p.Beta != 0), uint32(cfg.kb4))
+	spec := []uint32{uint32(cfg.lanes), uint32(cfg.tm), uint32(cfg.tn4), mmBool(p.TransA), mmBool(p.TransB),
+		mmBool(vecA), mmBool(vecB), mmBool(vecC), mmBool(cfg.bcast), mmBool(hasBias), mmBool(p.Beta != 0), uint32(cfg.kb4)}
+	if pr.b.Type.Is16() {
+		spec = append(spec, mmBool(pr.b.Type == ElemBF16))
+	}
+	pipe, err := pipeline(d, op, k, spec...)
 	if err != nil {
 		return err
 	}
@@ -724,6 +754,12 @@ func matmulGrad(r *gpu.Recorder, which string, dst, dc, other Mem, p MatMulParam
 		return err
 	}
 	g := plan(p)
+	if g.swap && other.Type.Is16() {
+		// The other operand would be the left one (A) of the gradient's
+		// product, which reads only 32-bit elements.
+		return fmt.Errorf("matmul: gradient of %s with transposition flags (%v, %v): the other operand holds %v elements; a 16-bit B serves only the gradient of an untransposed A",
+			which, p.TransA, p.TransB, other.Type)
+	}
 	return g.run(p.Batch, accumulate, func(q MatMulParams, z int64) error {
 		x, y := dc.At(z*g.dcStride), other.At(z*g.otherStride)
 		if g.swap {

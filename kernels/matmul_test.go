@@ -17,6 +17,7 @@ type mmCase struct {
 	p                MatMulParams
 	padA, padB, padC int64
 	bias             bool
+	bType            ElemType // B's storage: 32-bit, or 16-bit floats
 }
 
 func (c mmCase) String() string {
@@ -41,6 +42,9 @@ func (c mmCase) String() string {
 	}
 	if c.bias {
 		s += "/bias"
+	}
+	if c.bType != Elem32 {
+		s += "/b" + c.bType.String()
 	}
 	return s
 }
@@ -86,6 +90,10 @@ func runMatMulCase(t *testing.T, d *gpu.Device, rng *rand.Rand, v mmVariant, c m
 	cv := reftest.Randn(rng, int(ec)+mmGuard, 1)
 	var bias []float64
 	am, bm, cm := upload(t, d, a, c.padA), upload(t, d, b, c.padB), upload(t, d, cv, c.padC)
+	if c.bType.Is16() {
+		// The reference multiplies by the rounded values the device holds.
+		bm, b = upload16(t, d, b, c.padB, c.bType)
+	}
 	var biasM Mem
 	if c.bias {
 		bias = reftest.Randn(rng, c.p.N, 1)
@@ -488,6 +496,227 @@ func TestMatMulErrors(t *testing.T) {
 	}
 }
 
+// A 16-bit B (float16 and bfloat16 weights): both variants on every
+// awkward size in every dimension, each transposition, against the float64
+// reference on the rounded B, within the fp32 tolerance (the device widens
+// B exactly and accumulates in fp32). Odd offsets of B take the scalar
+// texel path; leading dimensions, beta, the bias and batches sharing B are
+// covered too.
+func TestMatMulW16(t *testing.T) {
+	d := gputest.Device(t)
+	var cases []mmCase
+	for _, s := range mmShapes() {
+		for tr := 0; tr < 4; tr++ {
+			cases = append(cases, mmCase{p: MatMulParams{M: s[0], N: s[1], K: s[2], TransA: tr&1 != 0, TransB: tr&2 != 0, Alpha: 1}})
+		}
+	}
+	for tr := 0; tr < 4; tr++ {
+		p := MatMulParams{M: 33, N: 129, K: 70, TransA: tr&1 != 0, TransB: tr&2 != 0, Alpha: 1}
+		_, ac := p.aDims()
+		_, bc := p.bDims()
+		cases = append(cases,
+			mmCase{p: p, padB: 3, bias: true},
+			mmCase{p: mmWith(p, func(q *MatMulParams) { q.Alpha, q.Beta = -0.5, 0.75 }), padA: 1, padB: 1, padC: 2},
+			mmCase{p: mmWith(p, func(q *MatMulParams) { q.LDA, q.LDB, q.LDC = ac+4, bc+8, p.N+4 }), padB: 4, bias: true},
+			mmCase{p: mmWith(p, func(q *MatMulParams) { q.LDB, q.Beta = bc+1, 1 }), padB: 2},
+		)
+	}
+	// x·Wᵀ with x (B, T, in) flattened and batches sharing W.
+	cases = append(cases,
+		mmCase{p: MatMulParams{M: 7, N: 33, K: 16, TransB: true, Batch: 3, StrideA: 7 * 16, StrideC: 7*33 + 1, Alpha: 1}, padB: 4},
+		mmCase{p: MatMulParams{M: 9, N: 16, K: 12, Batch: 4, StrideA: 9*12 + 3, StrideC: 9 * 16, Alpha: 1}, padB: 1, bias: true},
+	)
+	for _, v := range mmTestVariants(d) {
+		for _, typ := range types16 {
+			rng := newRNG(11)
+			for _, c := range cases {
+				c.bType = typ
+				t.Run(v.name+"/"+c.String(), func(t *testing.T) { runMatMulCase(t, d, rng, v, c) })
+			}
+		}
+	}
+}
+
+// The production tiles with a 16-bit B: the largest texel tile and every
+// tiled one, as the model's linear layers run them (B stored N×K) and as
+// their input gradients do (K×N).
+func TestMatMulW16Tables(t *testing.T) {
+	d := gputest.Device(t)
+	rng := newRNG(12)
+	cfg := mmTexelConfig(d, &MatMulParams{M: 1000}, true, true, true)
+	variants := []mmVariant{{name: fmt.Sprintf("texel-tm%d", cfg.tm), v: matmulTexel, texel: &cfg}}
+	for _, e := range mmTiledTable {
+		cfg := e.cfg
+		variants = append(variants, mmVariant{name: fmt.Sprintf("tiled-%dx%d", cfg.bm(), cfg.bn()), v: matmulTiled, tiled: &cfg})
+	}
+	for _, v := range variants {
+		for i, typ := range types16 {
+			c := mmCase{p: MatMulParams{M: 132, N: 140, K: 76, TransB: i == 0, Alpha: 1}, bias: true, bType: typ}
+			t.Run(v.name+"/"+c.String(), func(t *testing.T) { runMatMulCase(t, d, rng, v, c) })
+		}
+	}
+}
+
+// The input gradient through a 16-bit B (dX = dY·W for x·Wᵀ, and dA for
+// A·B) on both variants against the reference on the rounded B,
+// overwriting and accumulating; B is never written. The gradient of a
+// transposed A would read B as the left operand: an error.
+func TestMatMulW16Backward(t *testing.T) {
+	d := gputest.Device(t)
+	cases := []MatMulParams{
+		{M: 129, N: 33, K: 1000, TransB: true, Alpha: 1},
+		{M: 1000, N: 7, K: 33, Alpha: 1},
+		{M: 5, N: 7, K: 3, TransB: true, Alpha: 0.7, Beta: 0.5},
+		{M: 4, N: 3, K: 5, Batch: 2, StrideA: 25, StrideB: 0, StrideC: 14, Alpha: -1, LDA: 6},
+	}
+	for _, v := range mmTestVariants(d) {
+		for _, typ := range types16 {
+			rng := newRNG(13)
+			for _, p := range cases {
+				for _, accumulate := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s/%v/b%v/accumulate=%v", v.name, mmCase{p: p}, typ, accumulate), func(t *testing.T) {
+						matmulTexelOverride, matmulTiledOverride = v.texel, v.tiled
+						defer func() { matmulTexelOverride, matmulTiledOverride = nil, nil }()
+						t.Setenv("SHLPT_VK_MATMUL", v.v.String())
+						pr := &mmProblem{}
+						var err error
+						if pr.p, err = matmulNormalize(p); err != nil {
+							t.Fatal(err)
+						}
+						ea, eb, ec := pr.extents()
+						g, da0 := reftest.Randn(rng, int(ec), 1), reftest.Randn(rng, int(ea), 1)
+						bm, b := upload16(t, d, reftest.Randn(rng, int(eb), 1), 3, typ)
+						gm, dam := upload(t, d, g, 1), upload(t, d, da0, 2)
+						r := d.NewRecorder(false)
+						if err := MatMulGradA(r, dam, gm, bm, p, accumulate); err != nil {
+							t.Fatal(err)
+						}
+						run(t, r)
+						want := tlF32(da0)
+						MatMulGradARef(want, tlF32(g), b, p, accumulate)
+						reftest.CheckNMSE(t, "dA", download(t, dam, len(want)), want, tolFP32)
+					})
+				}
+			}
+		}
+	}
+	bm, _ := upload16(t, d, make([]float64, 100), 0, ElemBF16)
+	a, c := zeros(t, d, 100, 0), zeros(t, d, 100, 0)
+	r := d.NewRecorder(false)
+	err := MatMulGradA(r, a, c, bm, MatMulParams{M: 4, N: 3, K: 5, TransA: true, Alpha: 1}, false)
+	if err == nil || !strings.Contains(err.Error(), "gradient of a") || !strings.Contains(err.Error(), "bf16") {
+		t.Fatalf("gradient of a transposed A through a 16-bit B: got %v", err)
+	}
+	if r.Dispatches() != 0 {
+		t.Fatalf("%d dispatches recorded", r.Dispatches())
+	}
+}
+
+// A 16-bit B larger than one binding (the limit lowered to 1 MiB): the
+// tied LM head's shape, N×K with K = 1024, just over the binding in 16-bit
+// elements (the tiled variant splits it along N), and over the texel view
+// too (both split). A sample of C is checked against the rounded B.
+func TestMatMulW16AboveBindingLimit(t *testing.T) {
+	d := gputest.Device(t)
+	gputest.LimitBindings(t, d, 1<<20)
+	const k = 1024
+	lim16 := maxElemsOf(d, ElemBF16)
+	texels := 4 * int64(d.Info().MaxTexelBufferElements)
+	variants := mmTestVariants(d)
+	variants[0].texel = nil
+	variants[1].tiled = &mmTiledCfg{wgX: 8, wgY: 1, tm: 8, tn: 8, bk: 8}
+	for _, v := range variants {
+		for i, n := range []int64{lim16/k + 2, texels/k + 2} {
+			for _, typ := range types16 {
+				p := MatMulParams{M: 3, N: int(n), K: k, TransB: true, Alpha: 1}
+				t.Run(fmt.Sprintf("%s/%v/b%v", v.name, mmCase{p: p}, typ), func(t *testing.T) {
+					matmulTexelOverride, matmulTiledOverride = v.texel, v.tiled
+					defer func() { matmulTexelOverride, matmulTiledOverride = nil, nil }()
+					rng := newRNG(14)
+					a := tlF32(reftest.Randn(rng, 3*k, 1))
+					bm, b := upload16(t, d, reftest.Randn(rng, int(n)*k, 1), 0, typ)
+					am, cm := upload(t, d, a, 0), zeros(t, d, 3*int(n), 0)
+					r := d.NewRecorder(false)
+					if err := matmul(r, cm, am, bm, p, Mem{}, v.v); err != nil {
+						t.Fatal(err)
+					}
+					if split := i == 1 || v.v == matmulTiled; split && r.Dispatches() < 2 {
+						t.Fatalf("recorded as %d dispatch", r.Dispatches())
+					}
+					run(t, r)
+					got := download(t, cm, 3*int(n))
+					var sg, sw []float64
+					for col := int64(0); col < n; col++ {
+						if col%61 != 0 && col >= 130 && col < n-130 {
+							continue
+						}
+						for m := 0; m < 3; m++ {
+							s := 0.0
+							for kk := 0; kk < k; kk++ {
+								s += a[m*k+kk] * b[col*k+int64(kk)]
+							}
+							sg, sw = append(sg, got[int64(m)*n+col]), append(sw, s)
+						}
+					}
+					reftest.CheckNMSE(t, "c (sampled)", sg, sw, tolFP32)
+				})
+			}
+		}
+	}
+}
+
+// A device without 16-bit integer texel formats gets the tiled variant for
+// a 16-bit B, even where the texel one is forced.
+func TestMatMulW16WithoutTexel16(t *testing.T) {
+	d := gputest.Device(t)
+	defer func(f func(*gpu.Device) bool) { mmTexel16 = f }(mmTexel16)
+	mmTexel16 = func(*gpu.Device) bool { return false }
+	t.Setenv("SHLPT_VK_MATMUL", "texel")
+	rng := newRNG(15)
+	p := MatMulParams{M: 33, N: 20, K: 12, TransB: true, Alpha: 1}
+	a := tlF32(reftest.Randn(rng, 33*12, 1))
+	bm, b := upload16(t, d, reftest.Randn(rng, 20*12, 1), 1, ElemBF16)
+	am, cm := upload(t, d, a, 0), zeros(t, d, 33*20, 0)
+	r := d.NewRecorder(true)
+	if err := MatMul(r, cm, am, bm, p, Mem{}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	for _, tm := range r.Timings() {
+		if !strings.HasPrefix(tm.Label, "matmul_tiled_w16[") {
+			t.Errorf("ran %s", tm.Label)
+		}
+	}
+	want := make([]float64, 33*20)
+	MatMulRef(want, a, b, p, nil)
+	reftest.CheckNMSE(t, "c", download(t, cm, len(want)), want, tolFP32)
+}
+
+// 16-bit elements are accepted only where documented: B, not A, C or the
+// bias; element counts are in 16-bit units.
+func TestMatMulW16Errors(t *testing.T) {
+	d := gputest.Device(t)
+	a, c := zeros(t, d, 100, 0), zeros(t, d, 100, 0)
+	h, _ := upload16(t, d, make([]float64, 100), 0, ElemF16)
+	p := MatMulParams{M: 5, N: 4, K: 6, Alpha: 1}
+	for _, tc := range []struct {
+		name    string
+		c, a, b Mem
+		bias    Mem
+		want    string
+	}{
+		{"a", c, h, a, Mem{}, "a (5x6, lda 6) holds f16 elements; only 32-bit ones are accepted"},
+		{"c", h, a, c, Mem{}, "c (5x4, ldc 4) holds f16 elements"},
+		{"bias", c, a, h, h.At(50), "bias (4) holds f16 elements"},
+		{"b too small", c, a, h.At(80), Mem{}, "b (6x4, ldb 4) needs 24 elements at offset 80 but its buffer holds 100"},
+	} {
+		r := d.NewRecorder(false)
+		if err := MatMul(r, tc.c, tc.a, tc.b, p, tc.bias); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
 // SHLPT_VK_MATMUL forces a variant; otherwise CPU devices get the texel one.
 func TestMatMulVariantChoice(t *testing.T) {
 	d := gputest.Device(t)
@@ -496,13 +725,27 @@ func TestMatMulVariantChoice(t *testing.T) {
 		want = matmulTexel
 	}
 	t.Setenv("SHLPT_VK_MATMUL", "")
-	if got := mmChooseVariant(d); got != want {
-		t.Errorf("default on %s: %v, want %v", d, got, want)
+	if got, err := mmChooseVariant(d); got != want || err != nil {
+		t.Errorf("default on %s: %v (%v), want %v", d, got, err, want)
 	}
 	for _, v := range []matmulVariant{matmulTexel, matmulTiled} {
 		t.Setenv("SHLPT_VK_MATMUL", v.String())
-		if got := mmChooseVariant(d); got != v {
-			t.Errorf("SHLPT_VK_MATMUL=%v: got %v", v, got)
+		if got, err := mmChooseVariant(d); got != v || err != nil {
+			t.Errorf("SHLPT_VK_MATMUL=%v: got %v (%v)", v, got, err)
+		}
+	}
+	// Anything else is an error naming the variable and the accepted
+	// values, from MatMul itself, before anything is recorded.
+	for _, bad := range []string{"Texel", "tiled ", "auto", "1"} {
+		t.Setenv("SHLPT_VK_MATMUL", bad)
+		a, b, c := zeros(t, d, 4, 0), zeros(t, d, 4, 0), zeros(t, d, 4, 0)
+		r := d.NewRecorder(false)
+		err := MatMul(r, c, a, b, MatMulParams{M: 2, N: 2, K: 2, Alpha: 1}, Mem{})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("SHLPT_VK_MATMUL=%q", bad)) || !strings.Contains(err.Error(), "texel and tiled") {
+			t.Errorf("SHLPT_VK_MATMUL=%q: got %v", bad, err)
+		}
+		if r.Dispatches() != 0 {
+			t.Errorf("SHLPT_VK_MATMUL=%q: %d dispatches recorded", bad, r.Dispatches())
 		}
 	}
 }

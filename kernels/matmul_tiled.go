@@ -5,8 +5,12 @@ import (
 )
 
 // The tiled variant of MatMul: storage buffers and shared-memory tiles, the
-// fast path on GPUs (shaders/matmul_tiled.comp).
-var matmulTiledKernel = kernel("matmul_tiled", 15, gpu.ReadOnly, gpu.ReadOnly, gpu.ReadOnly, gpu.ReadWrite)
+// fast path on GPUs (shaders/matmul_tiled.comp), and the same source compiled
+// with -DW16 for a 16-bit B, read as 32-bit words of two values.
+var (
+	matmulTiledKernel    = kernel("matmul_tiled", 15, gpu.ReadOnly, gpu.ReadOnly, gpu.ReadOnly, gpu.ReadWrite)
+	matmulTiledW16Kernel = kernel("matmul_tiled_w16", 15, gpu.ReadOnly, gpu.ReadOnly, gpu.ReadOnly, gpu.ReadWrite)
+)
 
 // mmTiledCfg is a tile shape of the tiled variant: a workgroup of wgX × wgY
 // invocations computes a (wgY·tm) × (wgX·tn) tile of C, stepping bk values
@@ -70,7 +74,7 @@ func mmTiledConfig(d *gpu.Device, p *MatMulParams) mmTiledCfg {
 func (cfg mmTiledCfg) limits(d *gpu.Device, _ *mmProblem) func(*mmProblem) (string, error) {
 	info, max := d.Info(), maxElems(d)
 	return func(q *mmProblem) (string, error) {
-		return q.splitFor(info, max, max, max, cfg.bm(), cfg.bn()), nil
+		return q.splitFor(info, max, maxElemsOf(d, q.b.Type), max, cfg.bm(), cfg.bn()), nil
 	}
 }
 
@@ -78,8 +82,14 @@ func (pr *mmProblem) dispatchTiled(r *gpu.Recorder, d *gpu.Device, cfg mmTiledCf
 	const op = "matmul"
 	p := &pr.p
 	hasBias := pr.bias.Buf != nil
-	pipe, err := pipeline(d, op, matmulTiledKernel, uint32(cfg.wgX), uint32(cfg.wgY), uint32(cfg.tm), uint32(cfg.tn),
-		uint32(cfg.bk), mmBool(p.TransA), mmBool(p.TransB), mmBool(hasBias), mmBool(p.Beta != 0))
+	k := matmulTiledKernel
+	spec := []uint32{uint32(cfg.wgX), uint32(cfg.wgY), uint32(cfg.tm), uint32(cfg.tn),
+		uint32(cfg.bk), mmBool(p.TransA), mmBool(p.TransB), mmBool(hasBias), mmBool(p.Beta != 0)}
+	if pr.b.Type.Is16() {
+		k = matmulTiledW16Kernel
+		spec = append(spec, mmBool(pr.b.Type == ElemBF16))
+	}
+	pipe, err := pipeline(d, op, k, spec...)
 	if err != nil {
 		return err
 	}
@@ -101,7 +111,7 @@ func (pr *mmProblem) dispatchTiled(r *gpu.Recorder, d *gpu.Device, cfg mmTiledCf
 // element when n is 0 (nothing is read).
 func mmSpan(d *gpu.Device, m Mem, n int64) (gpu.Binding, uint32) {
 	if n == 0 {
-		b, _ := span(d, Mem{Buf: m.Buf}, 1)
+		b, _ := span(d, Mem{Buf: m.Buf, Type: m.Type}, 1)
 		return b, 0
 	}
 	return span(d, m, n)

@@ -3,7 +3,9 @@
 // and, on the output gradient, for the backward pass (the same mask).
 // ACCUMULATE adds into y instead of overwriting it. Each invocation handles
 // four elements; with VEC4 (x, y offsets multiples of 4) x and the old y are
-// read as RGBA32F texels and y written as one vec4.
+// read as RGBA32F texels and y written as one vec4. Arrays larger than one
+// binding are processed in chunks; base is the global index of this chunk's
+// first element, so that the mask does not depend on the chunking.
 #include "elementwise.glsl"
 #include "dropout.glsl"
 
@@ -18,6 +20,7 @@ layout(push_constant) uniform Push {
 	uint yoff;
 	uint seedoff;
 	uint yinoff;
+	uint base;
 } pc;
 
 layout(binding = 0) uniform samplerBuffer x;
@@ -39,8 +42,9 @@ void main() {
 	float scale = 1.0 / (1.0 - pc.p);
 	if (VEC4 && i + 4u <= pc.n) {
 		vec4 v = texelFetch(x, int((pc.xoff + i) / 4u));
-		vec4 keep = vec4(dropKeep(s, pc.site, i, pc.p), dropKeep(s, pc.site, i + 1u, pc.p),
-		                 dropKeep(s, pc.site, i + 2u, pc.p), dropKeep(s, pc.site, i + 3u, pc.p));
+		uint g = pc.base + i;
+		vec4 keep = vec4(dropKeep(s, pc.site, g, pc.p), dropKeep(s, pc.site, g + 1u, pc.p),
+		                 dropKeep(s, pc.site, g + 2u, pc.p), dropKeep(s, pc.site, g + 3u, pc.p));
 		v = v * keep * scale;
 		if (ACCUMULATE) {
 			v += texelFetch(yin, int((pc.yinoff + i) / 4u));
@@ -49,7 +53,7 @@ void main() {
 		return;
 	}
 	for (uint k = i; k < min(i + 4u, pc.n); k++) {
-		float v = dropKeep(s, pc.site, k, pc.p) ? fetch(x, pc.xoff, k) * scale : 0.0;
+		float v = dropKeep(s, pc.site, pc.base + k, pc.p) ? fetch(x, pc.xoff, k) * scale : 0.0;
 		if (ACCUMULATE) {
 			v += fetch(yin, pc.yinoff, k);
 		}

@@ -18,6 +18,8 @@
 // B values are fetched first; the products then run row by row, so that one
 // row's accumulators stay in registers through the whole block.
 //
+// Compiled with -DW16 (matmul_texel_w16), B holds 16-bit floats; see below.
+//
 // Edges: row and column indices are clamped so every fetch stays inside the
 // bound views (the extra rows and columns only feed outputs that are not
 // stored); the last, partial block of K is masked to zero on both sides.
@@ -49,7 +51,18 @@ layout(push_constant) uniform Push {
 } p;
 
 layout(binding = 0) uniform samplerBuffer A;
+#ifdef W16
+// B holds float16 or bfloat16 values (BF16), bound as 16-bit unsigned
+// integer texels (R16G16B16A16_UINT with VEC_B, R16_UINT otherwise) and
+// widened to fp32 on load; everything else is as for fp32.
+#include "half.glsl"
+layout(constant_id = 12) const bool BF16 = false;
+layout(binding = 1) uniform usamplerBuffer B;
+#define FETCH_B(i) widen16x4(texelFetch(B, i), BF16)
+#else
 layout(binding = 1) uniform samplerBuffer B;
+#define FETCH_B(i) texelFetch(B, i)
+#endif
 layout(binding = 2) uniform samplerBuffer Bias; // float texels
 layout(std430, binding = 3) buffer C { float c[]; };
 layout(std430, binding = 3) buffer C4 { vec4 c4[]; };
@@ -79,10 +92,10 @@ vec4 loadA4(uint e) {
 
 vec4 loadB4(uint e) {
 	if (VEC_B) {
-		return texelFetch(B, int(e >> 2));
+		return FETCH_B(int(e >> 2));
 	}
-	return vec4(texelFetch(B, int(min(e, p.lastB))).x, texelFetch(B, int(min(e + 1u, p.lastB))).x,
-		texelFetch(B, int(min(e + 2u, p.lastB))).x, texelFetch(B, int(min(e + 3u, p.lastB))).x);
+	return vec4(FETCH_B(int(min(e, p.lastB))).x, FETCH_B(int(min(e + 1u, p.lastB))).x,
+		FETCH_B(int(min(e + 2u, p.lastB))).x, FETCH_B(int(min(e + 3u, p.lastB))).x);
 }
 
 // keep zeroes the components of v whose k index (k, k+1, k+2, k+3) is >= K.

@@ -10,6 +10,8 @@
 // zero outside the matrices), then each invocation accumulates its
 // TM × TN outputs: rows ty + WG_Y·i, columns tx + WG_X·j, so that
 // neighbouring invocations read neighbouring shared-memory words.
+//
+// Compiled with -DW16 (matmul_tiled_w16), B holds 16-bit floats.
 layout(local_size_x_id = 0, local_size_y_id = 1) in;
 layout(constant_id = 0) const uint WG_X = 16; // BN / TN
 layout(constant_id = 1) const uint WG_Y = 16; // BM / TM
@@ -34,7 +36,21 @@ layout(push_constant) uniform Push {
 } p;
 
 layout(std430, binding = 0) readonly buffer A { float a[]; };
+#ifdef W16
+// B holds float16 or bfloat16 values (BF16), read as 32-bit words of two
+// values each and widened to fp32 on load; the offsets and leading
+// dimensions are in 16-bit elements.
+#include "half.glsl"
+layout(constant_id = 9) const bool BF16 = false;
+layout(std430, binding = 1) readonly buffer B { uint bw[]; };
+float loadB16(uint e) {
+	return widen16(half16(bw[e >> 1], e), BF16);
+}
+#define LOAD_B(e) loadB16(e)
+#else
 layout(std430, binding = 1) readonly buffer B { float b[]; };
+#define LOAD_B(e) b[e]
+#endif
 layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 3) buffer C { float c[]; };
 
@@ -75,7 +91,7 @@ void main() {
 			uint n = n0 + col, k = k0 + kk;
 			float v = 0.0;
 			if (n < p.N && k < p.K) {
-				v = b[bOff + (TRANS_B ? n * p.ldb + k : k * p.ldb + n)];
+				v = LOAD_B(bOff + (TRANS_B ? n * p.ldb + k : k * p.ldb + n));
 			}
 			Bs[kk][col] = v;
 		}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu"
@@ -54,6 +55,7 @@ type Model struct {
 	Decoder Stack
 
 	act    kernels.Activation // of the feed-forward blocks
+	opts   LoadOptions
 	e      *autograd.Engine
 	params []*autograd.Tensor // every distinct weight, in checkpoint order
 	names  map[string]*autograd.Tensor
@@ -64,12 +66,56 @@ type Model struct {
 	site     uint32
 }
 
+// LoadOptions choose how a model's weights are stored on the device.
+type LoadOptions struct {
+	// Weights is the storage type of the 2-D weights: the attention and
+	// feed-forward projections and the shared embedding (with the LM head,
+	// tied or not). autograd.F32, the zero value, stores them in fp32, as
+	// every other tensor; autograd.BF16 or autograd.F16 keep them in 16 bits
+	// (half the memory and bandwidth), rounded to nearest, ties to even,
+	// from wider checkpoint values. The kernels that read them widen them to
+	// fp32 and accumulate in fp32. A model with 16-bit weights is frozen
+	// (SetTrainable(true) is an error): prompt tuning and evaluation only.
+	// The RMS norms and the relative position tables stay fp32.
+	Weights autograd.DType
+}
+
+// ParseWeights reads the storage type of --weights: f32, bf16 or f16.
+func ParseWeights(s string) (autograd.DType, error) {
+	switch s {
+	case "f32":
+		return autograd.F32, nil
+	case "bf16":
+		return autograd.BF16, nil
+	case "f16":
+		return autograd.F16, nil
+	}
+	return autograd.F32, fmt.Errorf("weights %q: accepted values are f32, bf16 and f16", s)
+}
+
+func (o LoadOptions) check() error {
+	switch o.Weights {
+	case autograd.F32, autograd.BF16, autograd.F16:
+		return nil
+	}
+	return fmt.Errorf("t5: weights of type %v: accepted are f32, bf16 and f16", o.Weights)
+}
+
 // Load reads an HF model folder (config.json and model.safetensors, or a
 // sharded checkpoint with model.safetensors.index.json) onto the engine's
-// device. Tensors in F32, F16 or BF16 are converted to fp32. The weights
-// are frozen; see SetTrainable. Every problem with the checkpoint is
-// reported with the file and tensor it concerns.
+// device. Tensors in F32, F16 or BF16 are converted to fp32 (LoadWith can
+// keep the 2-D weights in 16 bits). The weights are frozen; see
+// SetTrainable. Every problem with the checkpoint is reported with the file
+// and tensor it concerns.
 func Load(e *autograd.Engine, dir string) (*Model, error) {
+	return LoadWith(e, dir, LoadOptions{})
+}
+
+// LoadWith is Load with the storage of the weights chosen by o.
+func LoadWith(e *autograd.Engine, dir string, o LoadOptions) (*Model, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -79,18 +125,26 @@ func Load(e *autograd.Engine, dir string) (*Model, error) {
 		return nil, err
 	}
 	defer ck.Close()
-	return FromCheckpoint(e, cfg, ck)
+	return FromCheckpointWith(e, cfg, ck, o)
 }
 
-// FromCheckpoint uploads the tensors of src for cfg.
+// FromCheckpoint uploads the tensors of src for cfg, in fp32.
 func FromCheckpoint(e *autograd.Engine, cfg Config, src TensorSource) (*Model, error) {
+	return FromCheckpointWith(e, cfg, src, LoadOptions{})
+}
+
+// FromCheckpointWith uploads the tensors of src for cfg, stored as o says.
+func FromCheckpointWith(e *autograd.Engine, cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := cfg.CheckWeights(src); err != nil {
 		return nil, err
 	}
-	m, err := newModel(e, cfg)
+	m, err := newModel(e, cfg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -121,15 +175,24 @@ func FromCheckpoint(e *autograd.Engine, cfg Config, src TensorSource) (*Model, e
 	return m, nil
 }
 
-// NewRandom builds a model with random weights (for benchmarks and tests):
-// linear layers ~ N(0, 1/fan_in), embeddings ~ N(0, 1), norms 1, relative
-// attention biases ~ N(0, 0.1).
+// NewRandom builds a model with random fp32 weights (for benchmarks and
+// tests): linear layers ~ N(0, 1/fan_in), embeddings ~ N(0, 1), norms 1,
+// relative attention biases ~ N(0, 0.1).
 func NewRandom(e *autograd.Engine, cfg Config, seed uint64) (*Model, error) {
+	return NewRandomWith(e, cfg, seed, LoadOptions{})
+}
+
+// NewRandomWith is NewRandom with the storage of the weights chosen by o
+// (the same random values, rounded).
+func NewRandomWith(e *autograd.Engine, cfg Config, seed uint64, o LoadOptions) (*Model, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x75))
-	m, err := newModel(e, cfg)
+	m, err := newModel(e, cfg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +207,7 @@ func NewRandom(e *autograd.Engine, cfg Config, seed uint64) (*Model, error) {
 			for i := range v {
 				v[i] = float32(rng.NormFloat64())
 			}
-		case len(name) > 30 && name[len(name)-30:] == "relative_attention_bias.weight":
+		case isRelBias(name):
 			for i := range v {
 				v[i] = float32(0.1 * rng.NormFloat64())
 			}
@@ -168,29 +231,41 @@ func NewRandom(e *autograd.Engine, cfg Config, seed uint64) (*Model, error) {
 // with erf) has no kernel.
 var ffnActivations = map[string]kernels.Activation{"relu": kernels.ReLU, "gelu_new": kernels.GELUNew}
 
-func newModel(e *autograd.Engine, cfg Config) (*Model, error) {
+func newModel(e *autograd.Engine, cfg Config, o LoadOptions) (*Model, error) {
 	act, ok := ffnActivations[cfg.DenseActFn]
 	if !ok {
 		return nil, fmt.Errorf("%s: activation %q is not supported (relu and gelu_new are)", cfg.Source, cfg.DenseActFn)
 	}
-	if err := checkFits(e.Device(), cfg); err != nil {
+	if err := checkFits(e.Device(), cfg, o); err != nil {
 		return nil, err
 	}
-	return &Model{Config: cfg, act: act, e: e, names: map[string]*autograd.Tensor{}}, nil
+	return &Model{Config: cfg, act: act, opts: o, e: e, names: map[string]*autograd.Tensor{}}, nil
+}
+
+// isRelBias reports a relative position table (kept in fp32).
+func isRelBias(name string) bool { return strings.HasSuffix(name, "relative_attention_bias.weight") }
+
+// storage is the type a weight is stored as: o.Weights for the 2-D
+// projections and embeddings, fp32 for norms and relative position tables.
+func (o LoadOptions) storage(name string, shape []int) autograd.DType {
+	if len(shape) == 2 && !isRelBias(name) {
+		return o.Weights
+	}
+	return autograd.F32
 }
 
 // checkFits refuses a configuration whose weights cannot be held by the
 // device, before host buffers or device memory are allocated for them (a
 // vocabulary of millions times a d_model of millions would otherwise end
 // the process in the host's allocator).
-func checkFits(d *gpu.Device, cfg Config) error {
+func checkFits(d *gpu.Device, cfg Config, o LoadOptions) error {
 	largest, heap := d.AllocLimits()
 	var total int64
 	for _, w := range cfg.Weights() {
 		if w.Optional {
 			continue // a tied copy of shared.weight, not held twice
 		}
-		n := int64(4)
+		n := int64(o.storage(w.Name, w.Shape).Size())
 		for _, x := range w.Shape {
 			n *= int64(x) // Validate bounds every size by 2^24: no overflow for 2-D weights
 		}
@@ -207,8 +282,12 @@ func checkFits(d *gpu.Device, cfg Config) error {
 }
 
 func (m *Model) upload(name string, v []float32, shape []int) (*autograd.Tensor, error) {
-	t := m.e.FromFloat32(v, shape...).SetName(name)
+	t := m.e.Empty(m.opts.storage(name, shape), shape...).SetName(name)
 	if err := m.e.Err(); err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", name, err)
+	}
+	if err := t.WriteFloat32(v); err != nil {
+		t.Release()
 		return nil, fmt.Errorf("uploading %s: %w", name, err)
 	}
 	m.params = append(m.params, t)
@@ -304,12 +383,23 @@ func (m *Model) Parameter(name string) *autograd.Tensor {
 }
 
 // SetTrainable marks every weight as trainable (full fine-tuning) or frozen
-// (prompt tuning: no weight gradients are computed at all).
-func (m *Model) SetTrainable(on bool) {
+// (prompt tuning: no weight gradients are computed at all). Full-weight
+// training needs fp32 weights: on a model whose weights are stored in 16
+// bits (LoadOptions.Weights) SetTrainable(true) is an error and changes
+// nothing.
+func (m *Model) SetTrainable(on bool) error {
+	if on && m.opts.Weights != autograd.F32 {
+		return fmt.Errorf("t5: full-weight training needs f32 weights, but this model stores its projections and embedding as %v (load it with f32 weights)", m.opts.Weights)
+	}
 	for _, p := range m.params {
 		p.SetRequiresGrad(on)
 	}
+	return nil
 }
+
+// WeightType is the storage type of the model's 2-D weights (see
+// LoadOptions).
+func (m *Model) WeightType() autograd.DType { return m.opts.Weights }
 
 // SetTraining turns dropout on (training) or off (evaluation).
 func (m *Model) SetTraining(on bool) { m.training = on }

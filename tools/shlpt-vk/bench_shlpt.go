@@ -18,6 +18,7 @@ func runBenchSHLPT(args []string, stdout io.Writer) error {
 	size := fs.String("size", "t5-small", "named configuration with random weights")
 	config := fs.String("config", "", "config.json of the architecture (random weights)")
 	model := fs.String("model", "", "HF model folder to load instead of random weights")
+	weights := weightsFlag(fs)
 	pool := fs.Int("pool", 3, "stored prompts in SHLPT's pool")
 	o := t5.DefaultBench
 	fs.IntVar(&o.Batch, "batch", o.Batch, "batch size")
@@ -39,13 +40,17 @@ func runBenchSHLPT(args []string, stdout io.Writer) error {
 	if err := intRange("pool", *pool, 1, 1<<10); err != nil {
 		return err
 	}
+	wt, err := t5.ParseWeights(*weights)
+	if err != nil {
+		return fmt.Errorf("--%w", err)
+	}
 	d, err := gpu.Open(opts())
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	e := ag.New(d)
-	m, name, err := benchModel(e, *size, *config, *model)
+	m, name, err := benchModel(e, *size, *config, *model, wt)
 	if err != nil {
 		return err
 	}
@@ -56,18 +61,19 @@ func runBenchSHLPT(args []string, stdout io.Writer) error {
 	}
 	if *asJSON {
 		out := struct {
-			Config string `json:"config"`
-			Device string `json:"device"`
+			Config  string `json:"config"`
+			Device  string `json:"device"`
+			Weights string `json:"weights"`
 			*run.SHLPTBench
 			Batch, Prompt, Input, Target int
-		}{name, d.String(), res, o.Batch, o.Prompt, o.Input, o.Target}
+		}{name, d.String(), wt.String(), res, o.Batch, o.Prompt, o.Input, o.Target}
 		if err := json.NewEncoder(stdout).Encode(out); err != nil {
 			return err
 		}
 		return d.ValidationError()
 	}
-	fmt.Fprintf(stdout, "%s on %s (batch %d, %d prompt + %d input tokens, %d target; pool of %d), median of %d runs:\n",
-		name, d, o.Batch, o.Prompt, o.Input, o.Target, *pool, o.Runs)
+	fmt.Fprintf(stdout, "%s on %s (batch %d, %d prompt + %d input tokens, %d target; pool of %d; %v weights), median of %d runs:\n",
+		name, d, o.Batch, o.Prompt, o.Input, o.Target, *pool, wt, o.Runs)
 	for _, r := range []t5.BenchResult{res.Plain, res.SHLPT} {
 		fmt.Fprintf(stdout, "  %-12s %10.1f ms/step %9.0f tokens/s  %d dispatches\n", r.Step, r.MsPerStep, r.TokensPerS, r.Dispatches)
 	}

@@ -21,6 +21,7 @@ func runBenchT5(args []string, stdout io.Writer) error {
 	size := fs.String("size", "t5-small", "named configuration with random weights")
 	config := fs.String("config", "", "config.json of the architecture (random weights)")
 	model := fs.String("model", "", "HF model folder to load instead of random weights")
+	weights := weightsFlag(fs)
 	o := t5.DefaultBench
 	fs.IntVar(&o.Batch, "batch", o.Batch, "batch size")
 	fs.IntVar(&o.Prompt, "prompt", o.Prompt, "soft prompt length")
@@ -43,6 +44,10 @@ func runBenchT5(args []string, stdout io.Writer) error {
 	if *top < 0 {
 		return fmt.Errorf("--top %d: must be at least 0", *top)
 	}
+	wt, err := t5.ParseWeights(*weights)
+	if err != nil {
+		return fmt.Errorf("--%w", err)
+	}
 	o.Profile = *profile
 	d, err := gpu.Open(opts())
 	if err != nil {
@@ -51,7 +56,7 @@ func runBenchT5(args []string, stdout io.Writer) error {
 	defer d.Close()
 	e := ag.New(d)
 	start := time.Now()
-	m, name, err := benchModel(e, *size, *config, *model)
+	m, name, err := benchModel(e, *size, *config, *model, wt)
 	if err != nil {
 		return err
 	}
@@ -64,19 +69,20 @@ func runBenchT5(args []string, stdout io.Writer) error {
 	for _, r := range res {
 		if *asJSON {
 			out := struct {
-				Impl   string `json:"impl"`
-				Config string `json:"config"`
-				Device string `json:"device"`
+				Impl    string `json:"impl"`
+				Config  string `json:"config"`
+				Device  string `json:"device"`
+				Weights string `json:"weights"`
 				t5.BenchResult
 				Batch, Prompt, Input, Target int
-			}{"shlpt-vk", name, d.String(), r, o.Batch, o.Prompt, o.Input, o.Target}
+			}{"shlpt-vk", name, d.String(), wt.String(), r, o.Batch, o.Prompt, o.Input, o.Target}
 			if err := json.NewEncoder(stdout).Encode(out); err != nil {
 				return err
 			}
 			continue
 		}
-		fmt.Fprintf(stdout, "%s %s step on %s (batch %d, %d prompt + %d input tokens, %d target; weights loaded in %.1fs):\n",
-			name, r.Step, d, o.Batch, o.Prompt, o.Input, o.Target, load.Seconds())
+		fmt.Fprintf(stdout, "%s %s step on %s (batch %d, %d prompt + %d input tokens, %d target; %v weights loaded in %.1fs):\n",
+			name, r.Step, d, o.Batch, o.Prompt, o.Input, o.Target, wt, load.Seconds())
 		fmt.Fprintf(stdout, "  %.1f ms/step, %.0f tokens/s, peak device memory %s (weights %s), %d dispatches replayed\n",
 			r.MsPerStep, r.TokensPerS, gpu.FormatBytes(r.PeakBytes), gpu.FormatBytes(r.WeightBytes), r.Dispatches)
 		var total time.Duration
@@ -141,10 +147,12 @@ func checkBenchOptions(o t5.BenchOptions) error {
 }
 
 // benchModel loads the model folder, or builds random weights for the
-// config file or the named configuration; name says which.
-func benchModel(e *ag.Engine, size, config, model string) (*t5.Model, string, error) {
+// config file or the named configuration; name says which. The 2-D weights
+// are stored as weights (f32, bf16 or f16).
+func benchModel(e *ag.Engine, size, config, model string, weights ag.DType) (*t5.Model, string, error) {
+	o := t5.LoadOptions{Weights: weights}
 	if model != "" {
-		m, err := t5.Load(e, model)
+		m, err := t5.LoadWith(e, model, o)
 		return m, model, err
 	}
 	var cfg t5.Config
@@ -159,6 +167,6 @@ func benchModel(e *ag.Engine, size, config, model string) (*t5.Model, string, er
 	if err != nil {
 		return nil, name, err
 	}
-	m, err := t5.NewRandom(e, cfg, 1)
+	m, err := t5.NewRandomWith(e, cfg, 1, o)
 	return m, name, err
 }
