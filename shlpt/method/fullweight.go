@@ -73,7 +73,9 @@ func NewER(env *Env, cfg ERConfig) (*FullWeight, error) {
 
 func newFullWeight(env *Env, name string, ewc *EWCConfig, er *ERConfig) (*FullWeight, error) {
 	m := env.Model
-	m.SetTrainable(true)
+	if err := m.SetTrainable(true); err != nil {
+		return nil, fmt.Errorf("%s trains every weight: %w", name, err)
+	}
 	return &FullWeight{env: env, name: name, ewc: ewc, er: er, params: m.Parameters()}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
+	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
 // Config is every setting a run depends on. Together with the model, the
@@ -49,6 +50,9 @@ type Config struct {
 	// Dropout turns the model's dropout on in training (the reference
 	// trains with it).
 	Dropout bool `json:"dropout"`
+	// Weights is the storage of the frozen model's weights: f32, bf16 or
+	// f16 (computation stays fp32).
+	Weights string `json:"weights"`
 
 	Decode            string  `json:"decode"` // beam, greedy or rank
 	NumBeams          int     `json:"num_beams"`
@@ -157,7 +161,7 @@ func DefaultConfig(benchmark string) (Config, error) {
 		Method: "shlpt", Seed: 42, Benchmark: benchmark,
 		EvalFrom: 10, KTrain: 75, KVal: 75, KTest: 100,
 		BatchSize: 8, EvalBatchSize: 16, LR: 0.3, WeightDecay: 1e-5, MaxGradNorm: 1,
-		MaxInputLen: tasks.MaxInputLen, Dropout: true,
+		MaxInputLen: tasks.MaxInputLen, Dropout: true, Weights: "f32",
 		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5,
 		SHLPT: method.DefaultSHLPT(), ProgPrompt: method.DefaultProgPrompt(),
 		L2P: method.DefaultL2P(), CODA: method.DefaultCODA(),
@@ -252,6 +256,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("prompt length %d must be at least 1", c.PromptLen)
 	case c.Multitask && c.Method != "per-task" && !fullWeight(c.Method):
 		return fmt.Errorf("--multitask trains every task at once: use per-task (one prompt) or a full-weight method, not %s", c.Method)
+	case fullWeight(c.Method) && c.Weights != "f32":
+		return fmt.Errorf("%s trains every weight, which needs --weights f32 (not %s)", c.Method, c.Weights)
 	case c.MaxSteps < 0:
 		return fmt.Errorf("max steps %d must not be negative", c.MaxSteps)
 	case c.MaxInputLen < 2:
@@ -260,6 +266,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("beam count %d must be at least 1", c.NumBeams)
 	case !(c.RepetitionPenalty > 0):
 		return fmt.Errorf("repetition penalty %v must be positive", c.RepetitionPenalty)
+	}
+	if _, err := t5.ParseWeights(c.Weights); err != nil {
+		return err
 	}
 	switch c.Decode {
 	case "beam", "greedy", "rank":

@@ -196,3 +196,28 @@ func TestFullWeightRefused(t *testing.T) {
 		t.Errorf("t5-small ewc at batch 1: %v", err)
 	}
 }
+
+// A prompt method runs on 16-bit frozen weights; a full-weight method
+// refuses them.
+func TestSixteenBitWeights(t *testing.T) {
+	cfg := methodConfig(t, "per-task")
+	cfg.Weights = "bf16"
+	cfg.Tasks = []string{"cb", "copa"}
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := Run(context.Background(), cfg, Options{Dir: dir, Engine: newEngine(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := readResults(t, dir); !r.Complete {
+		t.Errorf("incomplete: %+v", r)
+	}
+	ft := methodConfig(t, "finetune")
+	ft.Weights = "bf16"
+	if err := ft.Validate(); err == nil || !strings.Contains(err.Error(), "f32") {
+		t.Errorf("finetune on bf16 weights: %v", err)
+	}
+	bad := methodConfig(t, "per-task")
+	bad.Weights = "f8"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "f8") {
+		t.Errorf("weights f8: %v", err)
+	}
+}

@@ -172,7 +172,11 @@ func (r *runner) prepare() error {
 			return err
 		}
 	}
-	if r.m, err = t5.Load(r.e, cfg.Model); err != nil {
+	w, err := t5.ParseWeights(cfg.Weights)
+	if err != nil {
+		return err
+	}
+	if r.m, err = t5.LoadWith(r.e, cfg.Model, t5.LoadOptions{Weights: w}); err != nil {
 		return err
 	}
 	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {

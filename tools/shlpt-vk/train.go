@@ -68,6 +68,7 @@ func newTrainFlags(base run.Config) *trainFlags {
 	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW weight decay")
 	fs.Float64Var(&c.MaxGradNorm, "max-grad-norm", c.MaxGradNorm, "gradient clipping norm (0: off)")
 	fs.IntVar(&c.MaxInputLen, "max-input-len", c.MaxInputLen, "input tokens per example, including </s>")
+	fs.StringVar(&c.Weights, "weights", c.Weights, "storage of the frozen model's weights: f32, bf16 or f16 (halves their memory; computation stays fp32; full-weight methods need f32)")
 	fs.BoolVar(&f.noDropout, "no-dropout", f.noDropout, "train without the model's dropout (the reference trains with it)")
 	fs.StringVar(&c.Decode, "decode", c.Decode, "evaluation decoding: beam (4 beams, repetition penalty 2.5, as the reference), greedy, or rank (label words by likelihood)")
 	fs.IntVar(&c.NumBeams, "num-beams", c.NumBeams, "beams of --decode beam")
