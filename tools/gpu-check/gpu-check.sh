@@ -9,8 +9,8 @@
 #      on the GPU with Khronos validation on;
 #   3. `bench --op matmul` at the T5-large shapes next to cuBLAS (fp32,
 #      PyTorch) in the same run, when PyTorch with CUDA is there;
-#   4. `bench t5 --size t5-large` next to tools/t5ref/bench_torch.py on
-#      CUDA, and `bench shlpt --size t5-large`.
+#   4. `bench t5 --size t5-large` (f32 and bf16 weights) next to
+#      tools/t5ref/bench_torch.py on CUDA, and `bench shlpt --size t5-large`.
 #
 # Usage (device machine, repository root): tools/gpu-check/gpu-check.sh [REPORT]
 set -uo pipefail
@@ -102,6 +102,8 @@ done
   echo
   echo '```'
   "$vk" bench t5 --size "$size" --runs 3 --top 8 2>&1
+  echo "--- the same with bf16 frozen weights:"
+  "$vk" bench t5 --size "$size" --runs 3 --top 8 --weights bf16 2>&1
   if [ $have_torch = 1 ]; then
     echo "--- PyTorch on CUDA, same shapes (fp32):"
     python3 tools/t5ref/bench_torch.py --config "$size" --device cuda --runs 3 --warmup 1 2>&1
