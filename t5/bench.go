@@ -87,7 +87,10 @@ func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 	}
 	prompt := e.Param("prompt", pv, o.Prompt, m.Config.DModel)
 	defer prompt.Release()
-	opt, err := NewPromptOptimizer(e, []*ag.Tensor{prompt})
+	// The SHLPT reference's prompt optimizer: AdamW, lr 0.3, weight decay
+	// 1e-5, gradients clipped to norm 1.
+	opt, err := ag.NewAdamW(e, []*ag.Tensor{prompt}, ag.AdamWConfig{LR: 0.3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+		WeightDecay: 1e-5, MaxGradNorm: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -195,10 +198,4 @@ func aggregate(ts []gpu.Timing) []OpTime {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time > out[j].Time })
 	return out
-}
-
-// NewPromptOptimizer is the SHLPT reference's optimizer for prompts:
-// AdamW with lr 0.3, weight decay 1e-5, gradients clipped to norm 1.
-func NewPromptOptimizer(e *ag.Engine, params []*ag.Tensor) (*ag.AdamW, error) {
-	return ag.NewAdamW(e, params, ag.AdamWConfig{LR: 0.3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-5, MaxGradNorm: 1})
 }

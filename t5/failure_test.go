@@ -103,7 +103,7 @@ func TestForwardFailures(t *testing.T) {
 			defer b.Release()
 			prompt := e.Param("prompt", make([]float32, in.Lp*d), in.Lp, d)
 			defer prompt.Release()
-			opt, err := NewPromptOptimizer(e, []*ag.Tensor{prompt})
+			opt, err := ag.NewAdamW(e, []*ag.Tensor{prompt}, ag.DefaultAdamWConfig)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,9 +10,12 @@ import (
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
-	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
 	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
+
+// tokenizerEnv names the tokenizer folder when --tokenizer is not given
+// (the variable the tests read too).
+const tokenizerEnv = "SHLPT_TOKENIZER"
 
 func init() {
 	register(command{name: "tokenize", summary: "T5 token ids of lines on stdin, or their text (--decode)", run: runTokenize})
@@ -20,7 +23,7 @@ func init() {
 
 func runTokenize(args []string, stdout io.Writer) error {
 	fs := newFlags("tokenize", "tokenize --tokenizer DIR [--decode] < lines")
-	dir := fs.String("tokenizer", os.Getenv(testenv.TokenizerEnv), "folder holding the T5 tokenizer.json (default $"+testenv.TokenizerEnv+")")
+	dir := fs.String("tokenizer", os.Getenv(tokenizerEnv), "folder holding the T5 tokenizer.json (default $"+tokenizerEnv+")")
 	decode := fs.Bool("decode", false, "read lines of space-separated ids and print their text, skipping special tokens; an id beyond the vocabulary is an error")
 	if err := parse(fs, args); err != nil {
 		return err
