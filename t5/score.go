@@ -12,71 +12,139 @@ import (
 // log p(candidate | input b), the sum of the candidate's token
 // log-probabilities under teacher forcing. All rows × candidates go through
 // the decoder in one batched pass. The result is [row][candidate].
+//
+// It is NewCandidates, CandidateLosses and Candidates.Scores in a row; a
+// caller that scores many batches of one size records CandidateLosses once
+// and replays it.
 func (m *Model) ScoreCandidates(enc, encMask *ag.Tensor, candidates [][]int) ([][]float64, error) {
+	c, err := m.NewCandidates(enc.Dim(0), candidates)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	per, err := m.CandidateLosses(enc, encMask, c)
+	if err != nil {
+		return nil, err
+	}
+	v, err := per.Float32s()
+	per.Release()
+	if err != nil {
+		return nil, err
+	}
+	return c.Scores(v)
+}
+
+// Candidates are rank-classification targets laid out on the device for
+// batches of B rows: every row × candidate's decoder ids and labels, built
+// on the host once, so that CandidateLosses uploads nothing and can be
+// recorded into a program.
+type Candidates struct {
+	B, C, T int        // rows, candidates, longest candidate
+	dec     *ag.Tensor // (B·C, T) int32: the labels shifted right after the start id
+	labels  *ag.Tensor // (B·C·T,) int32: candidate ids, IgnoreIndex past a candidate's end
+	expand  *ag.Tensor // (B·C,) int32: the encoder row of each decoder row, r/C
+}
+
+// NewCandidates uploads candidates (token ids ending with </s>) for
+// batches of B rows.
+func (m *Model) NewCandidates(B int, candidates [][]int) (*Candidates, error) {
 	e := m.e
-	defer e.NoGrad()()
-	B, C := enc.Dim(0), len(candidates)
+	C := len(candidates)
 	if C == 0 {
 		return nil, fmt.Errorf("t5: no candidates to score")
+	}
+	if B < 1 {
+		return nil, fmt.Errorf("t5: candidates for %d rows", B)
 	}
 	T := 0
 	for i, c := range candidates {
 		if len(c) == 0 {
 			return nil, fmt.Errorf("t5: candidate %d is empty", i)
 		}
-		if len(c) > T {
-			T = len(c)
-		}
+		T = max(T, len(c))
 	}
 	V := m.Config.VocabSize
+	// One row × candidate block: every row b repeats it.
 	labels := make([]int32, B*C*T)
 	dec := make([]int32, B*C*T)
-	for b := 0; b < B; b++ {
-		for ci, c := range candidates {
-			row := (b*C + ci) * T
-			for j := 0; j < T; j++ {
-				l := int32(IgnoreIndex)
-				if j < len(c) {
-					if c[j] < 0 || c[j] >= V {
-						return nil, fmt.Errorf("t5: candidate %d: id %d outside the vocabulary of %d", ci, c[j], V)
-					}
-					l = int32(c[j])
+	for ci, c := range candidates {
+		row := ci * T
+		for j := 0; j < T; j++ {
+			l := int32(IgnoreIndex)
+			if j < len(c) {
+				if c[j] < 0 || c[j] >= V {
+					return nil, fmt.Errorf("t5: candidate %d: id %d outside the vocabulary of %d", ci, c[j], V)
 				}
-				labels[row+j] = l
+				l = int32(c[j])
 			}
-			dec[row] = int32(m.Config.DecoderStartTokenID)
-			for j := 1; j < T; j++ {
-				p := labels[row+j-1]
-				if p == IgnoreIndex {
-					p = int32(m.Config.PadTokenID)
-				}
-				dec[row+j] = p
-			}
+			labels[row+j] = l
 		}
+		dec[row] = int32(m.Config.DecoderStartTokenID)
+		for j := 1; j < T; j++ {
+			p := labels[row+j-1]
+			if p == IgnoreIndex {
+				p = int32(m.Config.PadTokenID)
+			}
+			dec[row+j] = p
+		}
+	}
+	for b := 1; b < B; b++ {
+		copy(labels[b*C*T:(b+1)*C*T], labels[:C*T])
+		copy(dec[b*C*T:(b+1)*C*T], dec[:C*T])
 	}
 	expand := make([]int32, B*C)
 	for i := range expand {
 		expand[i] = int32(i / C)
 	}
-	encC := repeatRows(enc, expand)
-	maskC := repeatRows(encMask, expand)
-	decIDs := e.FromInt32(dec, B*C, T)
-	lab := e.FromInt32(labels, B*C*T)
-	m.beginPass()
-	h, _ := m.decode(decIDs, encC, maskC, false)
-	logits := m.logits(h)
-	release(h, encC, maskC, decIDs)
-	rows := ag.CrossEntropyRows(logits, lab) // (B·C·T,): each token's loss
-	release(logits, lab)
-	per, err := rows.Float32s()
-	rows.Release()
-	if err != nil {
+	c := &Candidates{B: B, C: C, T: T,
+		dec: e.FromInt32(dec, B*C, T), labels: e.FromInt32(labels, B*C*T), expand: e.FromInt32(expand, B*C)}
+	if err := e.Err(); err != nil {
+		c.Release()
 		return nil, err
+	}
+	return c, nil
+}
+
+// Release frees the candidates' device tensors.
+func (c *Candidates) Release() { release(c.dec, c.labels, c.expand) }
+
+// CandidateLosses records the teacher-forced loss of every candidate token
+// for every row of enc (B, L, d) with additive mask encMask (B, L): a
+// (B·C·T,) tensor laid out [row][candidate][position], 0 past a
+// candidate's end. It reads no values, so it can be recorded by Capture.
+func (m *Model) CandidateLosses(enc, encMask *ag.Tensor, c *Candidates) (*ag.Tensor, error) {
+	e := m.e
+	defer e.NoGrad()()
+	if enc.Rank() != 3 || enc.Dim(0) != c.B || encMask.Rank() != 2 || encMask.Dim(0) != c.B {
+		return nil, fmt.Errorf("t5: candidates for %d rows scored against encoder output %v and mask %v", c.B, enc, encMask)
+	}
+	// Each row's encoder output once per candidate: (B·C, L, d).
+	encC := gatherRows(enc, c.expand)
+	maskC := gatherRows(encMask, c.expand)
+	m.beginPass()
+	h, _ := m.decode(c.dec, encC, maskC, false)
+	logits := m.logits(h)
+	release(h, encC, maskC)
+	per := ag.CrossEntropyRows(logits, c.labels) // (B·C·T,): each token's loss
+	logits.Release()
+	if err := e.Err(); err != nil {
+		per.Release()
+		return nil, err
+	}
+	return per, nil
+}
+
+// Scores sums per-token losses per (B·C·T,) from CandidateLosses into
+// log-likelihoods [row][candidate].
+func (c *Candidates) Scores(per []float32) ([][]float64, error) {
+	B, C, T := c.B, c.C, c.T
+	if len(per) != B*C*T {
+		return nil, fmt.Errorf("t5: %d token losses for %d rows × %d candidates × %d tokens", len(per), B, C, T)
 	}
 	out := make([][]float64, B)
 	for b := range out {
 		out[b] = make([]float64, C)
-		for ci := range candidates {
+		for ci := range out[b] {
 			s := 0.0
 			for j := 0; j < T; j++ {
 				s -= float64(per[(b*C+ci)*T+j])
@@ -85,4 +153,17 @@ func (m *Model) ScoreCandidates(enc, encMask *ag.Tensor, candidates [][]int) ([]
 		}
 	}
 	return out, nil
+}
+
+// gatherRows returns x's rows idx (on the device, int32) along axis 0:
+// repeatRows with the indices already uploaded.
+func gatherRows(x, idx *ag.Tensor) *ag.Tensor {
+	shape := x.Shape()
+	flat := x.Reshape(shape[0], x.Len()/shape[0])
+	g := ag.Embedding(flat, idx)
+	flat.Release()
+	shape[0] = idx.Len()
+	out := g.Reshape(shape...)
+	g.Release()
+	return out
 }

@@ -266,6 +266,9 @@ func jsonString(v any) string {
 }
 
 func (r *runner) release() {
+	if r.ev != nil {
+		r.ev.release() // recorded eval passes, before the model they read
+	}
 	if r.optim != nil {
 		r.optim.Release()
 	}
