@@ -61,6 +61,6 @@ func (r *runner) checkFullWeightMemory() error {
 		return fmt.Errorf("%s trains every weight and needs an estimated %s of device memory at batch %d with inputs of %d tokens; %s has %.1f GiB",
 			cfg.Method, est, cfg.BatchSize, L, strings.TrimSpace(info.Name), float64(capacity)/(1<<30))
 	}
-	r.rep.Logf("%s: estimated device memory %s", cfg.Method, est)
+	r.rep.Logf("every weight trained (%s): estimated device memory %s", cfg.Method, est)
 	return nil
 }
