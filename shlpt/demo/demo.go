@@ -58,12 +58,12 @@ func DefaultSettings(quick bool) Settings {
 		FeedForwardProj: "relu", DenseActFn: "relu", TieWordEmbeddings: true, EOSTokenID: 1,
 	}
 	s := Settings{Arch: arch, ArchName: "d64-ff128-2+2L-4H", PretrainSizes: synth.Sizes{Train: 300, Valid: 10, Test: 50},
-		LifelongSizes: synth.Sizes{Train: 100, Test: 200}, PretrainSteps: 600, PretrainBatch: 32, PretrainLR: 1e-3,
-		KTrain: 32, KVal: 16, KTest: 200, Epochs: 30, PromptLen: 10, TauSim: 2000, Delta: 0.1, DataSeed: 1}
+		LifelongSizes: synth.Sizes{Train: 100, Valid: 50, Test: 200}, PretrainSteps: 600, PretrainBatch: 32, PretrainLR: 1e-3,
+		KTrain: 32, KVal: 16, KTest: 200, Epochs: 20, PromptLen: 10, TauSim: 2000, Delta: 0.1, DataSeed: 1}
 	if quick {
 		s.Arch.DModel, s.Arch.DKV, s.Arch.DFF, s.Arch.NumLayers, s.Arch.NumDecoderLayers, s.Arch.NumHeads = 16, 8, 32, 1, 1, 2
 		s.ArchName = "d16-ff32-1+1L-2H"
-		s.PretrainSizes, s.LifelongSizes = synth.Sizes{Train: 20, Valid: 4, Test: 4}, synth.Sizes{Train: 10, Test: 10}
+		s.PretrainSizes, s.LifelongSizes = synth.Sizes{Train: 20, Valid: 4, Test: 4}, synth.Sizes{Train: 10, Valid: 4, Test: 10}
 		s.PretrainSteps, s.KTrain, s.KVal, s.KTest, s.Epochs, s.PromptLen = 20, 4, 2, 5, 2, 4
 	}
 	return s
