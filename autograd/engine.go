@@ -235,13 +235,7 @@ func (e *Engine) Zeros(shape ...int) *Tensor { return e.Full(0, shape...) }
 // FromFloat32 returns a leaf holding data. The data is written at once
 // (waiting for the device if earlier work is in flight).
 func (e *Engine) FromFloat32(data []float32, shape ...int) *Tensor {
-	t := e.Empty(F32, shape...)
-	if len(data) != numel(shape) {
-		e.failf("tensor from %d floats: shape %v needs %d", len(data), shapeString(shape), numel(shape))
-		return t
-	}
-	e.fail(t.WriteFloat32(data))
-	return t
+	return e.FromFloat32As(F32, data, shape...)
 }
 
 // FromFloat32As returns a leaf of type dt (F32, F16 or BF16) holding data,

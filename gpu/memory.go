@@ -3,6 +3,7 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"unsafe"
 
@@ -248,12 +249,7 @@ func (m *memory) destroy() {
 // with a dangling buffer and descriptor sets.
 func (m *memory) retire(b *block) {
 	if a := b.arena; a != nil {
-		for i, x := range a.blocks {
-			if x == b {
-				a.blocks = append(a.blocks[:i], a.blocks[i+1:]...)
-				break
-			}
-		}
+		a.blocks = without(a.blocks, b)
 	}
 	b.retired = true
 	m.retired = append(m.retired, b)
@@ -265,14 +261,17 @@ func (m *memory) maybeDestroy(b *block) {
 	if !b.retired || b.recs > 0 || b.inflight > 0 || b.pins > 0 {
 		return
 	}
-	for i, x := range m.retired {
-		if x == b {
-			m.retired = append(m.retired[:i], m.retired[i+1:]...)
-			break
-		}
-	}
+	m.retired = without(m.retired, b)
 	b.retired = false
 	m.destroyBlock(b)
+}
+
+// without removes b from list, keeping the order.
+func without(list []*block, b *block) []*block {
+	if i := slices.Index(list, b); i >= 0 {
+		return slices.Delete(list, i, i+1)
+	}
+	return list
 }
 
 // reuse takes back a retired dedicated block of arena a for a request of
@@ -292,12 +291,7 @@ func (m *memory) reuse(a *Arena, size int64) *block {
 	if best == nil {
 		return nil
 	}
-	for i, x := range m.retired {
-		if x == best {
-			m.retired = append(m.retired[:i], m.retired[i+1:]...)
-			break
-		}
-	}
+	m.retired = without(m.retired, best)
 	best.retired = false
 	a.blocks = append(a.blocks, best)
 	return best

@@ -14,18 +14,7 @@ const fixture = "../testdata/t5-tiny-relu"
 
 func loadFixture(t *testing.T) *Model {
 	t.Helper()
-	e := ag.New(gputest.Device(t))
-	m, err := Load(e, fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Release()
-		if err := e.Err(); err != nil {
-			t.Errorf("engine: %v", err)
-		}
-	})
-	return m
+	return loadWith(t, fixture, ag.F32)
 }
 
 // The tiny checkpoint against outputs of an independent float64

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 )
 
 // codaRef is CODA's mixture in float64: α_bm = cos(q_b ⊙ A_m, K_m) and
@@ -101,7 +102,7 @@ func TestOrthogonal(t *testing.T) {
 			}
 		}
 		again := orthogonal(Stream(1, "orth", r, cols), r, cols)
-		if !slices.Equal(again, f32(got)) {
+		if !slices.Equal(again, reftest.F32s(got)) {
 			t.Fatalf("%dx%d: not deterministic", r, cols)
 		}
 	}
@@ -110,7 +111,7 @@ func TestOrthogonal(t *testing.T) {
 // newTestCODA returns CODA on the tiny model for numTasks tasks.
 func newTestCODA(t *testing.T, cfg CODAConfig, numTasks int, seed uint64, store Store) *CODA {
 	t.Helper()
-	m := loadTiny(t)
+	m := tinyModel(t)
 	c, err := NewCODA(&Env{Model: m, Seed: seed, NumTasks: numTasks, Store: store}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -132,17 +133,17 @@ func TestCODAMixAndOrtho(t *testing.T) {
 	const B, Pool, Lp, pt = 3, 7, 2, 2
 	d := m.Config.DModel
 	n := Lp * d
-	comps, keys, attn := randv(rng, Pool*n, 0.5), randv(rng, Pool*d, 0.5), randv(rng, Pool*d, 0.5)
-	if err := c.SetState([]HostTensor{{"components", []int{Pool, Lp, d}, f32(comps)}, {"keys", []int{Pool, d}, f32(keys)},
-		{"attention", []int{Pool, d}, f32(attn)}, {"finished", []int{1}, []float32{1}}}); err != nil {
+	comps, keys, attn := reftest.Randn(rng, Pool*n, 0.5), reftest.Randn(rng, Pool*d, 0.5), reftest.Randn(rng, Pool*d, 0.5)
+	if err := c.SetState([]HostTensor{{"components", []int{Pool, Lp, d}, reftest.F32s(comps)}, {"keys", []int{Pool, d}, reftest.F32s(keys)},
+		{"attention", []int{Pool, d}, reftest.F32s(attn)}, {"finished", []int{1}, []float32{1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.BeginTask(&Task{Index: 1, Name: "t1"}); err != nil {
 		t.Fatal(err)
 	}
 	const M = 2 * pt // components [0, 4): [0, 2) frozen, [2, 4) trained
-	q := randv(rng, B*d, 1)
-	proj := randv(rng, B*n, 1)
+	q := reftest.Randn(rng, B*d, 1)
+	proj := reftest.Randn(rng, B*n, 1)
 	// full returns the used components with the current task's slices
 	// replaced by cur (P, K, A).
 	full := func(cur [3][]float64) (P, K, A []float64) {
@@ -168,12 +169,12 @@ func TestCODAMixAndOrtho(t *testing.T) {
 	P0, K0, A0 := full(cur0)
 	wantAlpha, wantPrompt := codaRef(q, P0, K0, A0, B, M, n, d)
 
-	qt := e.FromFloat32(f32(q), B, d)
+	qt := e.FromFloat32(reftest.F32s(q), B, d)
 	defer qt.Release()
 	checkGrads := func(name string, f func([3][]float64) float64) {
 		t.Helper()
 		for k, p := range c.Params() {
-			want := numGrad(func(v []float64) float64 {
+			want := reftest.NumGrad(func(v []float64) float64 {
 				cur := cur0
 				cur[k] = v
 				return f(cur)
@@ -208,7 +209,7 @@ func TestCODAMixAndOrtho(t *testing.T) {
 	}
 	closeTo(t, "alpha", ga, wantAlpha, 1e-5)
 	closeTo(t, "prompt", gp, wantPrompt, 1e-5)
-	pt32 := e.FromFloat32(f32(proj), B, Lp, d)
+	pt32 := e.FromFloat32(reftest.F32s(proj), B, Lp, d)
 	prod := ag.Mul(prompt, pt32)
 	L := ag.Sum(prod)
 	if err := e.Backward(L); err != nil {
@@ -400,7 +401,7 @@ func TestCODALifecycle(t *testing.T) {
 		if err := c.BeginTask(&Task{Index: ti}); err == nil {
 			t.Errorf("task %d began again after it finished", ti)
 		}
-		st.release()
+		st.Release()
 	}
 
 	state, err := c.State()
@@ -441,7 +442,7 @@ func TestCODAConfigErrors(t *testing.T) {
 	if d := DefaultCODA(); d.Pool != 100 || d.PromptLen != 8 || d.OrthoMu != 0.1 {
 		t.Errorf("defaults %+v", d)
 	}
-	m := loadTiny(t)
+	m := tinyModel(t)
 	for _, c := range []struct {
 		cfg   CODAConfig
 		tasks int

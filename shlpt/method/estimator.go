@@ -32,22 +32,10 @@ func NewEstimator(e *ag.Engine, d, r int, seed uint64) (*Estimator, error) {
 		return nil, fmt.Errorf("estimator: width %d and rank %d must be positive", d, r)
 	}
 	rng := Stream(seed, "estimator-init")
-	uniform := func(n, fanIn int) []float32 {
-		b := 1 / math.Sqrt(float64(fanIn))
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32((2*rng.Float64() - 1) * b)
-		}
-		return v
-	}
-	ones := make([]float32, d)
-	for i := range ones {
-		ones[i] = 1
-	}
 	est := &Estimator{
-		Down:  e.Param(estimatorNames[0], uniform(r*d, d), r, d),
-		Up:    e.Param(estimatorNames[1], uniform(d*r, r), d, r),
-		NormW: e.Param(estimatorNames[2], ones, d),
+		Down:  e.Param(estimatorNames[0], torchUniform(rng, r*d, d), r, d),
+		Up:    e.Param(estimatorNames[1], torchUniform(rng, d*r, r), d, r),
+		NormW: e.Param(estimatorNames[2], ones(d), d),
 		NormB: e.Param(estimatorNames[3], make([]float32, d), d),
 	}
 	if err := e.Err(); err != nil {
@@ -113,4 +101,24 @@ func (est *Estimator) Release() {
 	for _, t := range est.Params() {
 		t.Release()
 	}
+}
+
+// torchUniform returns n values uniform in ±1/√fanIn, torch's default
+// initialization of a Linear layer's weight and bias.
+func torchUniform(rng interface{ Float64() float64 }, n, fanIn int) []float32 {
+	b := 1 / math.Sqrt(float64(fanIn))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32((2*rng.Float64() - 1) * b)
+	}
+	return v
+}
+
+// ones returns n ones (a LayerNorm's initial scale).
+func ones(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
 }

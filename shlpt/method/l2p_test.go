@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 )
 
@@ -118,7 +119,7 @@ func TestL2PSlotsAndPoolSize(t *testing.T) {
 // prompts, the keys' the central difference of the reference; an
 // unselected slot gets none.
 func TestL2PKeyLossAndGather(t *testing.T) {
-	m := loadTiny(t)
+	m := tinyModel(t)
 	e := m.Engine()
 	cfg := DefaultL2P()
 	cfg.PromptLen, cfg.PoolSize, cfg.TopN, cfg.PullCoeff = 2, 6, 3, 0.7
@@ -130,17 +131,17 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 5))
 	const B, N, P, Lp = 3, 3, 6, 2
 	d := m.Config.DModel
-	pool, keys := randv(rng, P*Lp*d, 1), randv(rng, P*d, 1)
-	if err := l.Restore([]HostTensor{{"pool", []int{P, Lp, d}, f32(pool)}, {"keys", []int{P, d}, f32(keys)}}); err != nil {
+	pool, keys := reftest.Randn(rng, P*Lp*d, 1), reftest.Randn(rng, P*d, 1)
+	if err := l.Restore([]HostTensor{{"pool", []int{P, Lp, d}, reftest.F32s(pool)}, {"keys", []int{P, d}, reftest.F32s(keys)}}); err != nil {
 		t.Fatal(err)
 	}
-	q := randv(rng, B*d, 1)
+	q := reftest.Randn(rng, B*d, 1)
 	idx := []int32{0, 4, 2, 4, 1, 5, 2, 0, 1} // slot 3 unused, 4 twice
-	proj := randv(rng, B*N*Lp*d, 1)
+	proj := reftest.Randn(rng, B*N*Lp*d, 1)
 
-	qt := e.FromFloat32(f32(q), B, d)
+	qt := e.FromFloat32(reftest.F32s(q), B, d)
 	it := e.FromInt32(idx, B, N)
-	pt := e.FromFloat32(f32(proj), B, N*Lp, d)
+	pt := e.FromFloat32(reftest.F32s(proj), B, N*Lp, d)
 	key := l.keyLoss(qt, it)
 	prompt := l.gather(it)
 	prod := ag.Mul(prompt, pt)
@@ -158,7 +159,7 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closeTo(t, "prompt", gotP, l2pPromptRef(f32(pool), idx, Lp*d), 0)
+	closeTo(t, "prompt", gotP, l2pPromptRef(reftest.F32s(pool), idx, Lp*d), 0)
 	gotK, err := key.Item()
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +185,7 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantGK := numGrad(func(v []float64) float64 { return l2pKeyRef(q, v, idx, B, N, d, cfg.PullCoeff) },
+	wantGK := reftest.NumGrad(func(v []float64) float64 { return l2pKeyRef(q, v, idx, B, N, d, cfg.PullCoeff) },
 		append([]float64(nil), keys...), 1e-6)
 	closeTo(t, "grad keys", gk, wantGK, 2e-3)
 	for c := 0; c < d; c++ {
@@ -204,7 +205,7 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 func TestL2PLifecycle(t *testing.T) {
 	for _, taskSlots := range []bool{true, false} {
 		t.Run(fmt.Sprintf("task slots %v", taskSlots), func(t *testing.T) {
-			m := loadTiny(t)
+			m := tinyModel(t)
 			cfg := DefaultL2P()
 			cfg.PromptLen, cfg.TopN, cfg.TaskSlots = 2, 2, taskSlots
 			store := newMemStore()
@@ -311,7 +312,7 @@ func TestL2PLifecycle(t *testing.T) {
 				if store.meta["l2p.safetensors"]["after_task"] != task.Name {
 					t.Errorf("artifact metadata %v", store.meta["l2p.safetensors"])
 				}
-				st.release()
+				st.Release()
 			}
 			for i := 0; i < 2; i++ {
 				checkL2PPrompts(t, l, Test, i, eb)

@@ -2,7 +2,6 @@ package method
 
 import (
 	"fmt"
-	"math"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/t5"
@@ -228,24 +227,13 @@ type resMLP struct {
 }
 
 func newResMLP(e *ag.Engine, d, r int, rng interface{ Float64() float64 }) *resMLP {
-	uniform := func(n, fanIn int) []float32 {
-		b := 1 / math.Sqrt(float64(fanIn))
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32((2*rng.Float64() - 1) * b)
-		}
-		return v
-	}
-	ones := make([]float32, d)
-	for i := range ones {
-		ones[i] = 1
-	}
+	uniform := func(n, fanIn int) []float32 { return torchUniform(rng, n, fanIn) }
 	return &resMLP{
 		w1:  e.Param("mlp.w1", uniform(r*d, d), r, d),
 		b1:  e.Param("mlp.b1", uniform(r, d), r),
 		w2:  e.Param("mlp.w2", uniform(d*r, r), d, r),
 		b2:  e.Param("mlp.b2", uniform(d, r), d),
-		lnw: e.Param("mlp.norm.weight", ones, d),
+		lnw: e.Param("mlp.norm.weight", ones(d), d),
 		lnb: e.Param("mlp.norm.bias", make([]float32, d), d),
 	}
 }

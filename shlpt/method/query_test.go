@@ -6,26 +6,8 @@ import (
 	"testing"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
-	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
-
-// loadTiny loads the tiny fixture model on a fresh engine.
-func loadTiny(t *testing.T) *t5.Model {
-	t.Helper()
-	e := ag.New(gputest.Device(t))
-	m, err := t5.Load(e, "../../testdata/t5-tiny-relu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Release()
-		if err := e.Err(); err != nil {
-			t.Errorf("engine: %v", err)
-		}
-	})
-	return m
-}
 
 // randomExamples returns n examples with inputs of 1 to maxIn ids and
 // targets of 1 to maxOut ids, each ending with </s>.
@@ -62,109 +44,42 @@ func evalBatch(t *testing.T, m *t5.Model, exs []Example) *Batch {
 	return &Batch{Examples: exs, Device: b}
 }
 
-// recordedStep is a method's training step recorded as the runner does
-// (shlpt/run's recordSlot): loss, backward and the optimizer's step in a
-// program reading the step's own batch tensors.
-type recordedStep struct {
-	m     *t5.Model
-	batch *t5.Batch
-	step  Step
-	prog  *ag.Program
-	loss  *ag.Tensor
-	parts []Part
-}
+// recordedStep is RecordStep's step with test helpers that fail the test
+// on an error, released when the test ends.
+type recordedStep struct{ *RecordedStep }
 
-func recordStep(t *testing.T, m *t5.Model, meth Method, opt *ag.AdamW, task *Task, B int) *recordedStep {
+func recordStep(t *testing.T, m *t5.Model, meth Method, opt *ag.AdamW, task *Task, B int) recordedStep {
 	t.Helper()
-	e := m.Engine()
-	eos := make([][]int, B)
-	for i := range eos {
-		eos[i] = []int{m.Config.EOSTokenID}
-	}
-	batch, err := m.NewBatch(eos, eos, task.InputLen, task.TargetLen)
+	r, err := RecordStep(m, meth, opt, task, B)
 	if err != nil {
-		t.Fatal(err)
-	}
-	step, err := meth.NewStep(B)
-	if err != nil {
-		batch.Release()
-		t.Fatal(err)
-	}
-	r := &recordedStep{m: m, batch: batch, step: step}
-	r.prog, err = e.Capture(func() error {
-		loss, parts := step.Loss(&Batch{Device: batch})
-		if loss == nil {
-			return e.Err()
-		}
-		if err := e.Backward(loss); err != nil {
-			return err
-		}
-		opt.Step()
-		opt.ZeroGrad()
-		r.loss, r.parts = loss, parts
-		return e.Err()
-	})
-	if err != nil {
-		step.Release()
-		batch.Release()
 		t.Fatalf("recording the step: %v", err)
 	}
-	t.Cleanup(r.release)
-	return r
-}
-
-func (r *recordedStep) release() {
-	if r.prog != nil {
-		r.prog.Release()
-		r.prog = nil
-		r.step.Release()
-		r.batch.Release()
-	}
+	t.Cleanup(r.Release)
+	return recordedStep{r}
 }
 
 // write fills the step with rows (indices into train), as the runner does
 // before each run.
-func (r *recordedStep) write(t *testing.T, train []Example, rows []int) *Batch {
+func (r recordedStep) write(t *testing.T, train []Example, rows []int) *Batch {
 	t.Helper()
-	exs := make([]Example, len(rows))
-	inputs := make([][]int, len(rows))
-	targets := make([][]int, len(rows))
-	for i, k := range rows {
-		exs[i] = train[k]
-		inputs[i], targets[i] = exs[i].Input, exs[i].Target
-	}
-	if err := r.m.WriteBatch(r.batch, inputs, targets); err != nil {
-		t.Fatal(err)
-	}
-	b := &Batch{Index: rows, Examples: exs, Device: r.batch}
-	if err := r.step.Write(b); err != nil {
+	b, err := r.Write(train, rows, 0, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
 // run runs the program and returns the loss and its parts.
-func (r *recordedStep) run(t *testing.T) (float64, map[string]float64) {
+func (r recordedStep) run(t *testing.T) (float64, map[string]float64) {
 	t.Helper()
-	if err := r.prog.Run(); err != nil {
-		t.Fatal(err)
-	}
-	loss, err := r.loss.Item()
+	loss, parts, err := r.Run()
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := map[string]float64{}
-	for _, p := range r.parts {
-		v, err := p.Value.Item()
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts[p.Name] = float64(v)
-	}
-	if l := float64(loss); math.IsNaN(l) || math.IsInf(l, 0) {
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		t.Fatalf("loss %v", loss)
 	}
-	return float64(loss), parts
+	return loss, parts
 }
 
 // newOptimizer is the runner's AdamW without weight decay (so that
@@ -216,7 +131,7 @@ func (s *memStore) WriteJSON(string, any) error { return nil }
 // tokens: against a float64 mean of Encode's output, and unchanged by the
 // amount of padding.
 func TestEncoderQuery(t *testing.T) {
-	m := loadTiny(t)
+	m := tinyModel(t)
 	e := m.Engine()
 	rng := rand.New(rand.NewPCG(1, 2))
 	exs := randomExamples(m, rng, 4, 9, 2)

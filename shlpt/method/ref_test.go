@@ -9,6 +9,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -164,31 +165,6 @@ func ascRef(a, m, aneg, negs []float64, B, P, F int, tau float64) float64 {
 	return infoNCERef(pos, neg, negs, B, P, tau)
 }
 
-// numGrad is the central difference of f at x along every coordinate.
-func numGrad(f func([]float64) float64, x []float64, h float64) []float64 {
-	g := make([]float64, len(x))
-	for i := range x {
-		old := x[i]
-		x[i] = old + h
-		fp := f(x)
-		x[i] = old - h
-		fm := f(x)
-		x[i] = old
-		g[i] = (fp - fm) / (2 * h)
-	}
-	return g
-}
-
-func randv(rng *rand.Rand, n int, s float64) []float64 {
-	v := make([]float64, n)
-	for i := range v {
-		v[i] = rng.NormFloat64() * s
-	}
-	return v
-}
-
-func f32(v []float64) []float32 { return toF32(v) }
-
 // closeTo fails unless got is within tol of want, relative to want's
 // largest magnitude.
 func closeTo(t *testing.T, name string, got []float32, want []float64, tol float64) {
@@ -229,7 +205,7 @@ func newTestSHLPT(t *testing.T, cfg SHLPTConfig, P int, rng *rand.Rand) (*SHLPT,
 	})
 	d := m.Config.DModel
 	for j := 0; j < P; j++ {
-		s.pool = append(s.pool, f32(randv(rng, cfg.PromptLen*d, 1)))
+		s.pool = append(s.pool, reftest.F32s(reftest.Randn(rng, cfg.PromptLen*d, 1)))
 	}
 	if err := s.BeginTask(&Task{Name: "t", InputLen: 4, TargetLen: 2, BatchSize: 2, EvalBatch: 2}); err != nil {
 		t.Fatal(err)
@@ -260,13 +236,13 @@ func TestEstimatorMixtureMatchesReference(t *testing.T) {
 			e := m.Engine()
 			const B = 7
 			d, r, P, Lp := m.Config.DModel, cfg.EstimatorRank, tc.P, cfg.PromptLen
-			xhat := randv(rng, B*d, 1)
-			down, up := randv(rng, r*d, 0.3), randv(rng, d*r, 0.3)
-			lnw, lnb := randv(rng, d, 1), randv(rng, d, 0.2)
-			prompt := randv(rng, Lp*d, 1)
-			est := []HostTensor{{estimatorNames[0], []int{r, d}, f32(down)}, {estimatorNames[1], []int{d, r}, f32(up)},
-				{estimatorNames[2], []int{d}, f32(lnw)}, {estimatorNames[3], []int{d}, f32(lnb)}}
-			if err := s.Restore(append([]HostTensor{{"prompt", []int{Lp, d}, f32(prompt)}}, est...)); err != nil {
+			xhat := reftest.Randn(rng, B*d, 1)
+			down, up := reftest.Randn(rng, r*d, 0.3), reftest.Randn(rng, d*r, 0.3)
+			lnw, lnb := reftest.Randn(rng, d, 1), reftest.Randn(rng, d, 0.2)
+			prompt := reftest.Randn(rng, Lp*d, 1)
+			est := []HostTensor{{estimatorNames[0], []int{r, d}, reftest.F32s(down)}, {estimatorNames[1], []int{d, r}, reftest.F32s(up)},
+				{estimatorNames[2], []int{d}, reftest.F32s(lnw)}, {estimatorNames[3], []int{d}, reftest.F32s(lnb)}}
+			if err := s.Restore(append([]HostTensor{{"prompt", []int{Lp, d}, reftest.F32s(prompt)}}, est...)); err != nil {
 				t.Fatal(err)
 			}
 			var pool, phat []float64
@@ -281,7 +257,7 @@ func TestEstimatorMixtureMatchesReference(t *testing.T) {
 					phat = append(phat, mx)
 				}
 			}
-			proj := randv(rng, B*Lp*d, 1)
+			proj := reftest.Randn(rng, B*Lp*d, 1)
 			// ref computes the mixed prompts and the projection for given
 			// estimator weights and prompt.
 			ref := func(down, up, lnw, lnb, prompt []float64) (alpha, mixed, out []float64, L float64) {
@@ -302,11 +278,11 @@ func TestEstimatorMixtureMatchesReference(t *testing.T) {
 			}
 			wantAlpha, wantMixed, wantOut, _ := ref(down, up, lnw, lnb, prompt)
 
-			x := e.FromFloat32(f32(xhat), B, d)
+			x := e.FromFloat32(reftest.F32s(xhat), B, d)
 			alpha := s.alphaFor(x, B)
 			mixed, negs := ag.Partition(alpha, cfg.partition())
 			out := s.mixPrompts(mixed)
-			pt := e.FromFloat32(f32(proj), B, Lp, d)
+			pt := e.FromFloat32(reftest.F32s(proj), B, Lp, d)
 			prod := ag.Mul(out, pt)
 			loss := ag.Sum(prod)
 			for _, c := range []struct {
@@ -327,7 +303,7 @@ func TestEstimatorMixtureMatchesReference(t *testing.T) {
 			params := append(s.est.Params(), s.prompt)
 			for k, p := range params {
 				k := k
-				want := numGrad(func(v []float64) float64 {
+				want := reftest.NumGrad(func(v []float64) float64 {
 					a := append([][]float64(nil), args...)
 					a[k] = v
 					_, _, _, L := ref(a[0], a[1], a[2], a[3], a[4])
@@ -360,16 +336,16 @@ func TestContrastiveLossesMatchReference(t *testing.T) {
 	s, m := newTestSHLPT(t, cfg, P, rng)
 	e := m.Engine()
 	const B, T, d, F = 4, 3, 5, 9
-	h := randv(rng, B*T*d, 1)
-	hneg := randv(rng, B*P*T*d, 1)
+	h := reftest.Randn(rng, B*T*d, 1)
+	hneg := reftest.Randn(rng, B*P*T*d, 1)
 	valid := [][]bool{{true, true, true}, {true, false, false}, {true, true, false}, {true, true, true}}
 	w := toF64(hscWeights(valid, false))
-	a := randv(rng, B*F, 1)
+	a := reftest.Randn(rng, B*F, 1)
 	mask := make([]float64, B*F)
 	for i := range mask {
 		mask[i] = float64(rng.IntN(2))
 	}
-	aneg := randv(rng, B*P*F, 1)
+	aneg := reftest.Randn(rng, B*P*F, 1)
 	for b := 0; b < B; b++ {
 		for j := 0; j < P; j++ {
 			for k := 0; k < F; k++ {
@@ -380,13 +356,13 @@ func TestContrastiveLossesMatchReference(t *testing.T) {
 	// Row 2 has no negatives.
 	negs := []float64{1, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1}
 
-	in := &stepInputs{hscW: e.FromFloat32(f32(w), B, T), hidNeg: e.FromFloat32(f32(hneg), B, P, T, d),
-		ascM: e.FromFloat32(f32(mask), B, F), actNeg: e.FromFloat32(f32(aneg), B, P, F)}
+	in := &stepInputs{hscW: e.FromFloat32(reftest.F32s(w), B, T), hidNeg: e.FromFloat32(reftest.F32s(hneg), B, P, T, d),
+		ascM: e.FromFloat32(reftest.F32s(mask), B, F), actNeg: e.FromFloat32(reftest.F32s(aneg), B, P, F)}
 	defer in.release()
-	nt := e.FromFloat32(f32(negs), B, P)
+	nt := e.FromFloat32(reftest.F32s(negs), B, P)
 	defer nt.Release()
-	ht := e.Param("h", f32(h), B, T, d)
-	at := e.Param("a", f32(a), B, F)
+	ht := e.Param("h", reftest.F32s(h), B, T, d)
+	at := e.Param("a", reftest.F32s(a), B, F)
 	defer ht.Release()
 	defer at.Release()
 
@@ -408,10 +384,10 @@ func TestContrastiveLossesMatchReference(t *testing.T) {
 	}
 	gh, _ := ht.Grad().Float32s()
 	ga, _ := at.Grad().Float32s()
-	closeTo(t, "grad h", gh, numGrad(func(v []float64) float64 {
+	closeTo(t, "grad h", gh, reftest.NumGrad(func(v []float64) float64 {
 		return hscRef(v, hneg, w, negs, B, P, T, d, cfg.TauHSC)
 	}, append([]float64(nil), h...), 1e-6), 2e-3)
-	closeTo(t, "grad a", ga, numGrad(func(v []float64) float64 {
+	closeTo(t, "grad a", ga, reftest.NumGrad(func(v []float64) float64 {
 		return ascRef(v, mask, aneg, negs, B, P, F, cfg.TauASC)
 	}, append([]float64(nil), a...), 1e-6), 2e-3)
 	for _, tt := range []*ag.Tensor{lh, la, sum} {

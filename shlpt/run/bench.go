@@ -100,12 +100,12 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 	}
 	weights := d.MemoryStats().Allocated
 	d.ResetPeak()
-	sl, err := recordSlot(m, s, opt, task, o.Batch)
+	sl, err := method.RecordStep(m, s, opt, task, o.Batch)
 	if err != nil {
 		return nil, err
 	}
-	defer sl.release()
-	plain, freePlain, err := recordPlainStep(m, sl.batch, o.Prompt)
+	defer sl.Release()
+	plain, freePlain, err := recordPlainStep(m, sl.Batch, o.Prompt)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 	for i := -1; i < o.Runs; i++ {
 		t0 := time.Now()
 		// The plain step writes its batch too, as a run would.
-		if err := m.WriteBatch(sl.batch, inputs, targets); err != nil {
+		if err := m.WriteBatch(sl.Batch, inputs, targets); err != nil {
 			return nil, err
 		}
 		if err := plain.Run(); err != nil {
@@ -129,7 +129,10 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 			return nil, err
 		}
 		t1 := time.Now()
-		if _, _, err := sl.run(m, train, rows, 0, i+1); err != nil {
+		if _, err := sl.Write(train, rows, 0, i+1); err != nil {
+			return nil, err
+		}
+		if _, _, err := sl.Run(); err != nil {
 			return nil, err
 		}
 		if i >= 0 {
@@ -140,7 +143,7 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 	tokens := float64(o.Batch * (o.Prompt + o.Input + o.Target))
 	res.Plain = t5.BenchResult{Step: "train", MsPerStep: median(tp), Dispatches: plain.Dispatches()}
 	res.SHLPT = t5.BenchResult{Step: "shlpt-train", MsPerStep: median(ts), PeakBytes: d.MemoryStats().Peak, WeightBytes: weights,
-		Dispatches: sl.prog.Dispatches()}
+		Dispatches: sl.Dispatches()}
 	for _, r := range []*t5.BenchResult{&res.Plain, &res.SHLPT} {
 		r.TokensPerS = tokens / (r.MsPerStep / 1e3)
 	}

@@ -9,7 +9,6 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
-	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
 // trainState is where a task's training stands.
@@ -24,24 +23,6 @@ type trainState struct {
 	bestSnap    []method.HostTensor
 	seconds     float64 // of earlier sessions
 	stageSteps  int     // training steps of the stage so far
-}
-
-// slot is the recorded training step for batches of one size: the batch
-// tensors it reads, the method's step and the program.
-type slot struct {
-	batch *t5.Batch
-	step  method.Step
-	prog  *ag.Program
-	loss  *ag.Tensor
-	parts []method.Part
-}
-
-func (s *slot) release() {
-	if s.prog != nil {
-		s.prog.Release()
-	}
-	s.step.Release()
-	s.batch.Release()
 }
 
 // seed32 draws a 32-bit seed from the run's stream of the names.
@@ -156,10 +137,10 @@ func (r *runner) runStage(ctx context.Context, sg *stage, ck *checkpoint) error 
 			}
 		}
 	}
-	slots := map[int]*slot{}
+	slots := map[int]*method.RecordedStep{}
 	defer func() {
 		for _, s := range slots {
-			s.release()
+			s.Release()
 		}
 	}()
 	steps := (len(task.Train) + cfg.BatchSize - 1) / cfg.BatchSize
@@ -197,7 +178,7 @@ func (r *runner) validate(sg *stage) (float64, error) {
 }
 
 // trainEpoch runs the rest of epoch st.epoch, validates and checkpoints.
-func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slots map[int]*slot, steps int, began time.Time) error {
+func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slots map[int]*method.RecordedStep, steps int, began time.Time) error {
 	cfg := &r.cfg
 	m := r.m
 	task := sg.task
@@ -232,7 +213,12 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 			}
 			slots[len(rows)] = sl
 		}
-		loss, parts, err := sl.run(r.m, task.Train, rows, ep, s)
+		_, err := sl.Write(task.Train, rows, ep, s)
+		var loss float64
+		var parts map[string]float64
+		if err == nil {
+			loss, parts, err = sl.Run()
+		}
 		if err != nil {
 			return fmt.Errorf("task %s epoch %d step %d: %w", task.Name, ep+1, s+1, err)
 		}
@@ -321,81 +307,8 @@ func (r *runner) interrupt(task *method.Task, st *trainState, s int, began time.
 }
 
 // newSlot records the training step for batches of B rows.
-func (r *runner) newSlot(task *method.Task, B int) (*slot, error) {
-	return recordSlot(r.m, r.meth, r.optim, task, B)
-}
-
-// recordSlot records meth's training step for batches of B rows of task:
-// the loss, backward, and opt's step, into a program that reads the slot's
-// batch tensors.
-func recordSlot(m *t5.Model, meth method.Method, opt *ag.AdamW, task *method.Task, B int) (*slot, error) {
-	e := m.Engine()
-	eos := make([][]int, B)
-	for i := range eos {
-		eos[i] = []int{m.Config.EOSTokenID}
-	}
-	batch, err := m.NewBatch(eos, eos, task.InputLen, task.TargetLen)
-	if err != nil {
-		return nil, err
-	}
-	step, err := meth.NewStep(B)
-	if err != nil {
-		batch.Release()
-		return nil, err
-	}
-	sl := &slot{batch: batch, step: step}
-	sl.prog, err = e.Capture(func() error {
-		loss, parts := step.Loss(&method.Batch{Device: batch})
-		if loss == nil {
-			return fmt.Errorf("the step's forward pass failed: %w", e.Err())
-		}
-		if err := e.Backward(loss); err != nil {
-			return err
-		}
-		opt.Step()
-		opt.ZeroGrad()
-		sl.loss, sl.parts = loss, parts
-		return e.Err()
-	})
-	if err != nil {
-		sl.release()
-		return nil, err
-	}
-	return sl, nil
-}
-
-// run writes rows (indices into train) into the slot, runs its program and
-// reads the loss and its parts.
-func (sl *slot) run(m *t5.Model, train []method.Example, rows []int, epoch, step int) (float64, map[string]float64, error) {
-	exs := make([]method.Example, len(rows))
-	inputs := make([][]int, len(rows))
-	targets := make([][]int, len(rows))
-	for i, k := range rows {
-		exs[i] = train[k]
-		inputs[i], targets[i] = exs[i].Input, exs[i].Target
-	}
-	if err := m.WriteBatch(sl.batch, inputs, targets); err != nil {
-		return 0, nil, err
-	}
-	if err := sl.step.Write(&method.Batch{Index: rows, Examples: exs, Device: sl.batch, Epoch: epoch, Step: step}); err != nil {
-		return 0, nil, err
-	}
-	if err := sl.prog.Run(); err != nil {
-		return 0, nil, err
-	}
-	loss, err := sl.loss.Item()
-	if err != nil {
-		return 0, nil, err
-	}
-	parts := map[string]float64{}
-	for _, p := range sl.parts {
-		v, err := p.Value.Item()
-		if err != nil {
-			return 0, nil, err
-		}
-		parts[p.Name] = float64(v)
-	}
-	return float64(loss), parts, nil
+func (r *runner) newSlot(task *method.Task, B int) (*method.RecordedStep, error) {
+	return method.RecordStep(r.m, r.meth, r.optim, task, B)
 }
 
 // saveTaskCheckpoint checkpoints a task in progress at st.
