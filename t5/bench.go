@@ -37,10 +37,13 @@ type BenchResult struct {
 	TokensPerS float64 `json:"tokens_per_s"`
 	// PeakBytes is the peak device memory during the step, including the
 	// weights; WeightBytes is the weights alone.
-	PeakBytes   int64    `json:"peak_bytes"`
-	WeightBytes int64    `json:"weight_bytes"`
-	Dispatches  int      `json:"dispatches"`
-	Ops         []OpTime `json:"-"`
+	PeakBytes   int64 `json:"peak_bytes"`
+	WeightBytes int64 `json:"weight_bytes"`
+	Dispatches  int   `json:"dispatches"`
+	// Barriers is the number of pipeline barriers in the recorded step:
+	// each one waits for the dispatches before it to finish.
+	Barriers int      `json:"barriers"`
+	Ops      []OpTime `json:"-"`
 }
 
 // BenchSteps measures one prompt-tuning training step (forward, backward to
@@ -132,7 +135,8 @@ func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 		sort.Float64s(times)
 		med := times[len(times)/2]
 		res := BenchResult{Step: kind, MsPerStep: med, TokensPerS: tokens / (med / 1e3),
-			PeakBytes: d.MemoryStats().Peak, WeightBytes: weights, Dispatches: prog.Dispatches()}
+			PeakBytes: d.MemoryStats().Peak, WeightBytes: weights, Dispatches: prog.Dispatches(),
+			Barriers: prog.Barriers()}
 		if err := prog.Release(); err != nil {
 			return nil, err
 		}
