@@ -12,6 +12,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
@@ -46,10 +47,10 @@ type checkpoint struct {
 	StageSteps int `json:"stage_steps"`
 	// MetricsLen is the length of metrics.jsonl that belongs to this
 	// point; a resumed run cuts the file back to it.
-	MetricsLen   int64    `json:"metrics_len"`
-	Results      *Results `json:"results"`
-	TaskSeconds  float64  `json:"task_seconds"`
-	HasOptimizer bool     `json:"has_optimizer"`
+	MetricsLen   int64           `json:"metrics_len"`
+	Results      *rundir.Results `json:"results"`
+	TaskSeconds  float64         `json:"task_seconds"`
+	HasOptimizer bool            `json:"has_optimizer"`
 
 	// Tensors, not in the JSON.
 	method, current, best []method.HostTensor
@@ -177,7 +178,7 @@ func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 }
 
 // checkAgainst checks a decoded checkpoint's position against the run.
-func (c *checkpoint) checkAgainst(path, configHash string, cfg *Config, stages int, stepsPerStage func(stage int) int) error {
+func (c *checkpoint) checkAgainst(path, configHash string, cfg *rundir.Config, stages int, stepsPerStage func(stage int) int) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
@@ -188,7 +189,7 @@ func (c *checkpoint) checkAgainst(path, configHash string, cfg *Config, stages i
 	}
 	switch {
 	case c.ConfigHash != configHash:
-		return bad("the checkpoint belongs to another configuration than %s", ConfigFile)
+		return bad("the checkpoint belongs to another configuration than %s", rundir.ConfigFile)
 	case c.Task < 0 || c.Task > stages || (c.Task == stages && c.Started):
 		return bad("task %d is outside the sequence of %d", c.Task, stages)
 	case c.Epoch < 0 || c.Epoch > cfg.Epochs || c.Step < 0:
@@ -215,13 +216,13 @@ func saveCheckpoint(dir string, c *checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	return WriteFileAtomic(filepath.Join(dir, CheckpointFile), b)
+	return WriteFileAtomic(filepath.Join(dir, rundir.CheckpointFile), b)
 }
 
 // loadCheckpoint reads the run directory's checkpoint, or nil when the run
 // stopped before its first one.
 func loadCheckpoint(dir string) (*checkpoint, error) {
-	path := filepath.Join(dir, CheckpointFile)
+	path := filepath.Join(dir, rundir.CheckpointFile)
 	b, err := limitio.ReadFile(path, 16<<30, "a checkpoint")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -47,7 +48,7 @@ const (
 // (config.json, model.safetensors, tokenizer files) into out; resume
 // continues an interrupted pretraining there. It returns the run's results:
 // every task's scores after training.
-func Pretrain(ctx context.Context, pc PretrainConfig, out string, resume bool, opt Options) (*Results, error) {
+func Pretrain(ctx context.Context, pc PretrainConfig, out string, resume bool, opt Options) (*rundir.Results, error) {
 	if pc.Steps < 1 {
 		return nil, fmt.Errorf("pretrain: steps %d must be at least 1", pc.Steps)
 	}
@@ -59,7 +60,7 @@ func Pretrain(ctx context.Context, pc PretrainConfig, out string, resume bool, o
 		pc.Tasks = names
 	}
 	initDir := filepath.Join(out, pretrainInit)
-	cfg, err := DefaultConfig("")
+	cfg, err := rundir.DefaultConfig("")
 	if err != nil {
 		return nil, err
 	}
@@ -92,11 +93,11 @@ func Pretrain(ctx context.Context, pc PretrainConfig, out string, resume bool, o
 		if err := t5.WriteModel(initDir, pc.Arch, w, pc.Tokenizer); err != nil {
 			return nil, err
 		}
-	} else if info, err := ReadInfo(filepath.Join(out, pretrainRun)); err == nil {
+	} else if info, err := rundir.ReadInfo(filepath.Join(out, pretrainRun)); err == nil {
 		cfg = info.Settings // the settings the pretraining began with
 	}
 	opt.Dir, opt.Resume = filepath.Join(out, pretrainRun), resume
-	if _, err := os.Stat(filepath.Join(opt.Dir, ConfigFile)); resume && errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(opt.Dir, rundir.ConfigFile)); resume && errors.Is(err, os.ErrNotExist) {
 		opt.Resume = false // stopped before the run began
 	}
 	res, err := Run(ctx, cfg, opt)

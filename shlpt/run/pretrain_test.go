@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/synth"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -44,14 +45,14 @@ func TestPretrain(t *testing.T) {
 		t.Fatalf("results %+v", res)
 	}
 	// The loss of the last epoch is below the first's.
-	f, err := os.Open(filepath.Join(out, pretrainRun, MetricsFile))
+	f, err := os.Open(filepath.Join(out, pretrainRun, rundir.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var losses []float64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var l EpochLine
+		var l rundir.EpochLine
 		json.Unmarshal(sc.Bytes(), &l)
 		losses = append(losses, l.Loss)
 	}

@@ -11,17 +11,14 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
-// Files of a run directory.
+// Internal files of a run directory.
 const (
-	ConfigFile     = "config.json"
-	MetricsFile    = "metrics.jsonl"
-	ResultsFile    = "results.json"
-	CheckpointFile = "checkpoint.safetensors"
-	scratchDir     = "scratch"
-	lockFile       = ".lock"
+	scratchDir = rundir.ScratchDir
+	lockFile   = rundir.LockFile
 )
 
 // WriteFileAtomic writes data to path atomically (see atomicfile).

@@ -1,7 +1,12 @@
+// Package run is the lifelong runner: it trains a sequence of tasks one
+// after another with a method (shlpt/method), evaluates every seen task
+// after each one, and keeps a run directory (its schema is shlpt/rundir) —
+// the resolved configuration, per-epoch metrics, the results matrices, the
+// method's artifacts and a checkpoint from which an interrupted run resumes
+// to byte-identical results.
 package run
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,8 +19,8 @@ import (
 	"time"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
-	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
@@ -34,40 +39,8 @@ type Options struct {
 	Reporter Reporter
 }
 
-// Info is config.json: the run's settings and what they were applied to.
-type Info struct {
-	Settings Config `json:"settings"`
-	// ModelSHA256 and DataSHA256 fingerprint the model folder's files and
-	// each task's data files; a resumed run refuses changed inputs.
-	ModelSHA256 string            `json:"model_sha256"`
-	DataSHA256  map[string]string `json:"data_sha256"`
-	Device      string            `json:"device"`
-	Driver      string            `json:"driver"`
-	Version     string            `json:"version"`
-	Created     string            `json:"created"`
-}
-
-// ReadInfo reads a run directory's config.json.
-func ReadInfo(dir string) (*Info, error) {
-	path := filepath.Join(dir, ConfigFile)
-	b, err := limitio.ReadFile(path, 1<<20, "a run's config.json")
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s is not a run directory (no %s)", dir, ConfigFile)
-		}
-		return nil, err
-	}
-	var info Info
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&info); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	return &info, nil
-}
-
 // configHash identifies a configuration in checkpoints.
-func configHash(c *Config) string {
+func configHash(c *rundir.Config) string {
 	b, _ := json.Marshal(c)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
@@ -79,7 +52,7 @@ var ErrInterrupted = errors.New("interrupted")
 
 // runner holds one run's state.
 type runner struct {
-	cfg    Config
+	cfg    rundir.Config
 	opt    Options
 	dir    string
 	rep    Reporter
@@ -89,12 +62,12 @@ type runner struct {
 	data   []*taskData
 	meth   method.Method
 	optim  *ag.AdamW // the current task's optimizer (kept across tasks when the method says so)
-	res    *Results
+	res    *rundir.Results
 	ev     *evaluator
 	hash   string
 	base   []float64 // per-task scores for FWT
 	start  time.Time
-	timing Timing // of earlier sessions of this run
+	timing rundir.Timing // of earlier sessions of this run
 	// metricsLen is the length of metrics.jsonl after the last line.
 	metricsLen int64
 	lock       *os.File // held while the run writes the directory
@@ -104,7 +77,7 @@ type runner struct {
 // Run trains the configured sequence in opt.Dir and returns the results.
 // A cancelled ctx stops the run at the next step after a checkpoint and
 // returns an error wrapping ErrInterrupted.
-func Run(ctx context.Context, cfg Config, opt Options) (*Results, error) {
+func Run(ctx context.Context, cfg rundir.Config, opt Options) (*rundir.Results, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -128,7 +101,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Results, error) {
 func (r *runner) prepare() error {
 	cfg := &r.cfg
 	if r.opt.Resume {
-		if _, err := ReadInfo(r.dir); err != nil {
+		if _, err := rundir.ReadInfo(r.dir); err != nil {
 			return err
 		}
 	} else {
@@ -148,7 +121,7 @@ func (r *runner) prepare() error {
 	if r.tok, err = tokenizer.Load(tokDir); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
-	info := &Info{Settings: *cfg, DataSHA256: map[string]string{}, Version: r.opt.Version,
+	info := &rundir.Info{Settings: *cfg, DataSHA256: map[string]string{}, Version: r.opt.Version,
 		Created: time.Now().UTC().Format(time.RFC3339)}
 	di := r.e.Device().Info()
 	info.Device, info.Driver = di.Name, di.DriverName
@@ -168,7 +141,7 @@ func (r *runner) prepare() error {
 		}
 	}
 	if cfg.PerTaskScores != "" {
-		if r.base, err = readBaseline(cfg.PerTaskScores, cfg.Tasks); err != nil {
+		if r.base, err = rundir.ReadBaseline(cfg.PerTaskScores, cfg.Tasks); err != nil {
 			return err
 		}
 	}
@@ -187,7 +160,7 @@ func (r *runner) prepare() error {
 	}
 
 	if r.opt.Resume {
-		stored, err := ReadInfo(r.dir)
+		stored, err := rundir.ReadInfo(r.dir)
 		if err != nil {
 			return err
 		}
@@ -208,7 +181,7 @@ func (r *runner) prepare() error {
 		if err != nil {
 			return err
 		}
-		if err := WriteFileAtomic(filepath.Join(r.dir, ConfigFile), b); err != nil {
+		if err := WriteFileAtomic(filepath.Join(r.dir, rundir.ConfigFile), b); err != nil {
 			return err
 		}
 	}
@@ -227,7 +200,7 @@ func (r *runner) prepare() error {
 }
 
 // sameRun explains how a resumed invocation differs from the stored run.
-func sameRun(stored, now *Info) error {
+func sameRun(stored, now *rundir.Info) error {
 	if !reflect.DeepEqual(normalized(stored.Settings), normalized(now.Settings)) {
 		a, _ := json.Marshal(stored.Settings)
 		b, _ := json.Marshal(now.Settings)
@@ -253,9 +226,9 @@ func sameRun(stored, now *Info) error {
 }
 
 // normalized is a configuration through JSON, as stored.
-func normalized(c Config) Config {
+func normalized(c rundir.Config) rundir.Config {
 	b, _ := json.Marshal(c)
-	var out Config
+	var out rundir.Config
 	json.Unmarshal(b, &out)
 	return out
 }
@@ -285,7 +258,7 @@ func (r *runner) release() {
 }
 
 // newMethod builds the configured method.
-func newMethod(cfg *Config, env *method.Env) (method.Method, error) {
+func newMethod(cfg *rundir.Config, env *method.Env) (method.Method, error) {
 	switch cfg.Method {
 	case "shlpt":
 		c := cfg.SHLPT
@@ -316,7 +289,7 @@ func newMethod(cfg *Config, env *method.Env) (method.Method, error) {
 }
 
 // loop runs the tasks from the checkpoint (or the start) to the end.
-func (r *runner) loop(ctx context.Context) (*Results, error) {
+func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 	var ck *checkpoint
 	if r.opt.Resume {
 		var err error
@@ -326,11 +299,11 @@ func (r *runner) loop(ctx context.Context) (*Results, error) {
 	}
 	metricsLen := int64(0)
 	first := 0
-	r.res = newResults(r.cfg.Method, r.cfg.Tasks)
+	r.res = rundir.NewResults(r.cfg.Method, r.cfg.Tasks)
 	r.res.Multitask = r.cfg.Multitask
 	stages := r.stages()
 	if ck != nil {
-		if err := ck.checkAgainst(filepath.Join(r.dir, CheckpointFile), r.hash, &r.cfg, len(stages), r.stepsPerStage); err != nil {
+		if err := ck.checkAgainst(filepath.Join(r.dir, rundir.CheckpointFile), r.hash, &r.cfg, len(stages), r.stepsPerStage); err != nil {
 			return nil, err
 		}
 		r.res = ck.Results
@@ -346,7 +319,7 @@ func (r *runner) loop(ctx context.Context) (*Results, error) {
 		}
 		r.rep.Logf("resuming %s at task %d/%d (%s), epoch %d, step %d", r.dir, ck.Task+1, len(stages), name, ck.Epoch+1, ck.Step)
 	}
-	if err := truncateMetrics(filepath.Join(r.dir, MetricsFile), metricsLen); err != nil {
+	if err := truncateMetrics(filepath.Join(r.dir, rundir.MetricsFile), metricsLen); err != nil {
 		return nil, err
 	}
 	r.metricsLen = metricsLen
@@ -409,7 +382,7 @@ func appendMetrics(path string, v any) (int64, error) {
 
 // writeResults writes results.json with the timing so far.
 func (r *runner) writeResults() error {
-	if err := r.res.finishStageSafe(r.base); err != nil {
+	if err := finishStageSafe(r.res, r.base); err != nil {
 		return err
 	}
 	r.res.Timing.TotalSeconds = r.timing.TotalSeconds + time.Since(r.start).Seconds()
@@ -417,14 +390,14 @@ func (r *runner) writeResults() error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(r.dir, ResultsFile), b)
+	return WriteFileAtomic(filepath.Join(r.dir, rundir.ResultsFile), b)
 }
 
 // finishStageSafe derives the summary when at least one stage is done.
-func (res *Results) finishStageSafe(base []float64) error {
+func finishStageSafe(res *rundir.Results, base []float64) error {
 	if res.StagesDone == 0 {
 		res.Complete = false
 		return nil
 	}
-	return res.finishStage(base)
+	return res.FinishStage(base)
 }

@@ -8,6 +8,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 )
 
@@ -240,7 +241,7 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 	trainSecs := st.acc.Seconds
 	r.res.Timing.TrainSeconds += trainSecs
 
-	line := EpochLine{Task: task.Name, TaskIndex: t, Epoch: ep, Steps: st.acc.Steps, Parts: map[string]float64{},
+	line := rundir.EpochLine{Task: task.Name, TaskIndex: t, Epoch: ep, Steps: st.acc.Steps, Parts: map[string]float64{},
 		TrainSeconds: trainSecs, PeakBytes: r.e.Device().MemoryStats().Peak}
 	if n := float64(st.acc.Steps); n > 0 {
 		line.Loss = st.acc.Loss / n
@@ -273,7 +274,7 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		r.res.Timing.EvalSeconds += line.EvalSeconds
 	}
 	var err error
-	if r.metricsLen, err = appendMetrics(filepath.Join(r.dir, MetricsFile), line); err != nil {
+	if r.metricsLen, err = appendMetrics(filepath.Join(r.dir, rundir.MetricsFile), line); err != nil {
 		return err
 	}
 	r.rep.EndEpoch(line)
@@ -362,7 +363,7 @@ func (r *runner) finishStage(sg *stage, st *trainState, began time.Time) error {
 		return fmt.Errorf("task %s: %w", task.Name, err)
 	}
 	evalStart := time.Now()
-	tr := TaskResult{Task: task.Name, Index: t, TrainExamples: len(task.Train), EpochsRun: st.epoch, StoppedEarly: st.stopped,
+	tr := rundir.TaskResult{Task: task.Name, Index: t, TrainExamples: len(task.Train), EpochsRun: st.epoch, StoppedEarly: st.stopped,
 		BestEpoch: st.bestEpoch, BestValid: st.best, Method: details, Scores: map[string]map[string]float64{}}
 	seen := sg.scored
 	if !r.cfg.Multitask {

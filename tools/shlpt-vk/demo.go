@@ -15,6 +15,7 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/demo"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/synth"
 )
 
@@ -181,7 +182,7 @@ func (r *demoReporter) Step(step int, loss, tps float64) {
 	}
 }
 
-func (r *demoReporter) EndEpoch(l run.EpochLine) {
+func (r *demoReporter) EndEpoch(l rundir.EpochLine) {
 	if r.lines != nil {
 		r.lines.EndEpoch(l)
 	}

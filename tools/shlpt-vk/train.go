@@ -18,6 +18,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 func init() {
@@ -31,7 +32,7 @@ const trainSynopsis = `train --model DIR [--tokenizer DIR] --data DIR (--tasks a
 // trainFlags binds the flags of train to a configuration.
 type trainFlags struct {
 	fs        *pflag.FlagSet
-	cfg       run.Config
+	cfg       rundir.Config
 	tasks     string
 	benchmark string
 	out       string
@@ -42,11 +43,11 @@ type trainFlags struct {
 
 // newTrainFlags binds the flags to a copy of base, which gives every
 // default: the reference's settings, or a resumed run's stored ones.
-func newTrainFlags(base run.Config) *trainFlags {
+func newTrainFlags(base rundir.Config) *trainFlags {
 	f := &trainFlags{fs: newFlags("train", trainSynopsis), cfg: base, noDropout: !base.Dropout}
 	fs := f.fs
 	c := &f.cfg
-	fs.StringVar(&c.Method, "method", c.Method, "lifelong method: "+strings.Join(run.Methods(), ", "))
+	fs.StringVar(&c.Method, "method", c.Method, "lifelong method: "+strings.Join(rundir.Methods(), ", "))
 	fs.StringVar(&c.Model, "model", c.Model, "HF T5 model folder (config.json, model.safetensors)")
 	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "folder with tokenizer.json (default: the model folder)")
 	fs.StringVar(&c.Data, "data", c.Data, "dataset root in the SHLPT layout (CB/train.jsonl, RTE/train.tsv, ...)")
@@ -109,14 +110,14 @@ func newTrainFlags(base run.Config) *trainFlags {
 
 // resolve builds the run's configuration from the flags: the benchmark's
 // defaults, then every flag given.
-func (f *trainFlags) resolve() (run.Config, error) {
+func (f *trainFlags) resolve() (rundir.Config, error) {
 	fs := f.fs
 	c := f.cfg
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if f.benchmark != "" {
-		def, err := run.DefaultConfig(f.benchmark)
+		def, err := rundir.DefaultConfig(f.benchmark)
 		if err != nil {
 			return c, err
 		}
@@ -138,7 +139,7 @@ func (f *trainFlags) resolve() (run.Config, error) {
 		if !fs.Changed("order") {
 			return c, fmt.Errorf("--benchmark %s needs --order", f.benchmark)
 		}
-		names, err := run.SequenceTasks(f.benchmark, c.Order)
+		names, err := rundir.SequenceTasks(f.benchmark, c.Order)
 		if err != nil {
 			return c, err
 		}
@@ -154,7 +155,7 @@ func (f *trainFlags) resolve() (run.Config, error) {
 		}
 	}
 	c.Dropout = !f.noDropout
-	d := run.DefaultsFor(c.Method)
+	d := rundir.DefaultsFor(c.Method)
 	if !fs.Changed("prompt-len") {
 		c.PromptLen = d.PromptLen
 	}
@@ -173,7 +174,7 @@ func (f *trainFlags) resolve() (run.Config, error) {
 // resumed returns the stored settings of a resumed run with the flags
 // given on the command line applied (f was built on the stored settings,
 // so flags not given keep them). The runner refuses the run if they differ.
-func (f *trainFlags) resumed() (run.Config, error) {
+func (f *trainFlags) resumed() (rundir.Config, error) {
 	fs := f.fs
 	c := f.cfg
 	if fs.NArg() > 0 {
@@ -192,7 +193,7 @@ func (f *trainFlags) resumed() (run.Config, error) {
 
 // absPaths makes the configuration's paths absolute, so that a run can be
 // resumed from another folder.
-func absPaths(c *run.Config) error {
+func absPaths(c *rundir.Config) error {
 	for _, p := range []*string{&c.Model, &c.Tokenizer, &c.Data, &c.PerTaskScores} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
@@ -206,7 +207,7 @@ func absPaths(c *run.Config) error {
 }
 
 func runTrain(args []string, stdout io.Writer) error {
-	def, err := run.DefaultConfig("")
+	def, err := rundir.DefaultConfig("")
 	if err != nil {
 		return err
 	}
@@ -215,7 +216,7 @@ func runTrain(args []string, stdout io.Writer) error {
 	if err := parse(f.fs, args); err != nil {
 		return err
 	}
-	var cfg run.Config
+	var cfg rundir.Config
 	dir := f.out
 	resume := f.resume != ""
 	switch {
@@ -223,7 +224,7 @@ func runTrain(args []string, stdout io.Writer) error {
 		return errors.New("--out and --resume name different directories")
 	case resume:
 		dir = f.resume
-		info, err := run.ReadInfo(dir)
+		info, err := rundir.ReadInfo(dir)
 		if err != nil {
 			return err
 		}
@@ -284,7 +285,7 @@ func interruptible() (context.Context, func()) {
 }
 
 // printResults prints the test matrix and the summary numbers.
-func printResults(w io.Writer, r *run.Results) {
+func printResults(w io.Writer, r *rundir.Results) {
 	fmt.Fprintf(w, "test scores (%s; row: after training task, column: task)\n", r.Method)
 	width := 8
 	for _, t := range r.Tasks {

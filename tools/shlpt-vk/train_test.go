@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 // cliEnv makes the test binary act as shlpt-vk (for tests that must kill
@@ -77,23 +77,23 @@ func TestTrainKillAndResume(t *testing.T) {
 		// Kill during the first task, then during the second.
 		want := 2 + 3*i
 		deadline := time.Now().Add(2 * time.Minute)
-		for lines(filepath.Join(dir, run.MetricsFile)) < want && time.Now().Before(deadline) {
+		for lines(filepath.Join(dir, rundir.MetricsFile)) < want && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		cmd.Process.Kill()
 		err := cmd.Wait()
-		if lines(filepath.Join(dir, run.MetricsFile)) < want {
+		if lines(filepath.Join(dir, rundir.MetricsFile)) < want {
 			t.Fatalf("the process did not get to epoch line %d (%v):\n%s", want, err, errb.String())
 		}
 	}
 	trainCLI(t, "train", "--resume", dir, "--quiet")
 
-	var ra, rb run.Results
+	var ra, rb rundir.Results
 	for _, p := range []struct {
 		dir string
-		r   *run.Results
+		r   *rundir.Results
 	}{{ref, &ra}, {dir, &rb}} {
-		b, err := os.ReadFile(filepath.Join(p.dir, run.ResultsFile))
+		b, err := os.ReadFile(filepath.Join(p.dir, rundir.ResultsFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,8 +158,8 @@ func TestTrainFlags(t *testing.T) {
 	}
 }
 
-func mustDefault(t *testing.T) run.Config {
-	c, err := run.DefaultConfig("")
+func mustDefault(t *testing.T) rundir.Config {
+	c, err := rundir.DefaultConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
