@@ -10,15 +10,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // Local executes a plan on this machine, Jobs runs at a time, each in its
 // own process (`shlpt-vk sweep exec PLAN --index I`, the command the
 // schedulers run). A complete run is skipped, an interrupted one resumed.
-// The first signal on Interrupt is forwarded to every child, which stops
-// at its next step after a checkpoint, and no run starts after it; a
-// second is forwarded again (a child then ends at once).
+// The first signal on Interrupt is forwarded to every child as SIGTERM
+// (which no shell leaves ignored, unlike SIGINT in background jobs): the
+// child stops at its next step after a checkpoint, and no run starts after
+// it. A second is forwarded again (a child then ends at once).
 type Local struct {
 	Plan *Plan
 	// Exe and Args give the child process of run i.
@@ -97,11 +99,11 @@ func (l *Local) Run() (Summary, error) {
 		waitMsg  = map[int]bool{}
 		deferred []int
 	)
-	forward := func(sig os.Signal) {
+	forward := func() {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range children {
-			c.Process.Signal(sig)
+			c.Process.Signal(syscall.SIGTERM)
 		}
 	}
 	start := func(i int) error {
@@ -180,14 +182,14 @@ func (l *Local) Run() (Summary, error) {
 			tick = time.After(l.Poll)
 		}
 		select {
-		case sig := <-l.Interrupt:
+		case <-l.Interrupt:
 			signals++
 			sum.Interrupted = true
 			if !stopping {
 				stopping = true
 				fmt.Fprintf(l.Out, "stopping: every run stops at its next step after a checkpoint (interrupt again to stop them at once)\n")
 			}
-			forward(sig)
+			forward()
 		case e := <-ends:
 			running--
 			finished++

@@ -86,7 +86,7 @@ func MethodVariant(method string, extra ...string) Axis {
 // sequence, variant, settings (the first key slowest) and seed. Two runs
 // with one directory or with the same arguments are an error, as is an
 // empty grid or (without force) one of more than MaxRuns runs.
-func (s *Spec) Expand(force bool) ([]Run, error) {
+func (s Spec) Expand(force bool) ([]Run, error) {
 	n := 0
 	for bi, b := range s.Blocks {
 		c := len(b.Sequences) * len(b.Variants) * len(b.Seeds)
@@ -134,7 +134,7 @@ func (s *Spec) Expand(force bool) ([]Run, error) {
 }
 
 // run builds one run of the grid.
-func (s *Spec) run(seq, v Axis, combo []setValue, seed uint64) Run {
+func (s Spec) run(seq, v Axis, combo []setValue, seed uint64) Run {
 	args := append([]string{}, s.Common...)
 	args = append(args, seq.Args...)
 	args = append(args, v.Args...)
