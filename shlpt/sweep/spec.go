@@ -116,12 +116,12 @@ func (s Spec) Expand(force bool) ([]Run, error) {
 				for _, combo := range combos(b.Sets) {
 					for _, seed := range b.Seeds {
 						r := s.run(seq, v, combo, seed)
-						if i, dup := byDir[r.Dir]; dup {
-							return nil, fmt.Errorf("runs %d and %d would share the run directory %s (give the axes distinct names)", i, len(runs), r.Dir)
-						}
 						key := strings.Join(r.Args, "\x00")
 						if i, dup := byArgs[key]; dup {
-							return nil, fmt.Errorf("run %s repeats run %s (%s): the same arguments twice", r.Dir, runs[i].Dir, strings.Join(r.Args, " "))
+							return nil, fmt.Errorf("run %d repeats run %d (%s): the same arguments twice", len(runs), i, strings.Join(r.Args, " "))
+						}
+						if i, dup := byDir[r.Dir]; dup {
+							return nil, fmt.Errorf("runs %d and %d would share the run directory %s (give the axes distinct names)", i, len(runs), r.Dir)
 						}
 						byDir[r.Dir], byArgs[key] = len(runs), len(runs)
 						runs = append(runs, r)

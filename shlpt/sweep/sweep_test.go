@@ -85,7 +85,7 @@ func TestExpand(t *testing.T) {
 		{"same dir", func(s *Spec) { s.Blocks[0].Variants[1].Name = "per-task" }, "share the run directory std-o1/per-task/epochs=2/s1"},
 		{"same args", func(s *Spec) { s.Blocks[0].Sets[0].Values = []string{"2", "2"} }, "the same arguments twice"},
 		{"too many", func(s *Spec) {
-			for i := 0; i < 700; i++ {
+			for i := 0; i < 1300; i++ {
 				s.Blocks[0].Seeds = append(s.Blocks[0].Seeds, uint64(10+i))
 			}
 		}, "more than 10000: give --force"},
@@ -97,10 +97,10 @@ func TestExpand(t *testing.T) {
 		}
 	}
 	s = smallSpec()
-	for i := 0; i < 700; i++ {
+	for i := 0; i < 1300; i++ {
 		s.Blocks[0].Seeds = append(s.Blocks[0].Seeds, uint64(10+i))
 	}
-	if runs, err := s.Expand(true); err != nil || len(runs) != 8*702 {
+	if runs, err := s.Expand(true); err != nil || len(runs) != 8*1302 {
 		t.Errorf("with force: %d runs, %v", len(runs), err)
 	}
 }
@@ -360,7 +360,7 @@ func TestLocal(t *testing.T) {
 	script := `dir=$1; i=$2
 case $i in
 2) echo "loading the model: /m: no such folder" >&2; exit 1 ;;
-3) trap 'exit 75' TERM; touch "$dir.started"; while :; do sleep 0.05; done ;;
+3) trap 'exit 75' TERM; mkdir -p "${dir%/*}"; touch "$dir.started"; while :; do sleep 0.05; done ;;
 esac
 mkdir -p "$dir" && printf '{"settings": {"tasks": ["cb"]}}' >"$dir/config.json" && printf '{"complete": true, "stages_done": 1}' >"$dir/results.json"`
 	var out bytes.Buffer

@@ -115,7 +115,7 @@ func sweepPlan(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *out == "" {
-		return errors.New("--out: no plan directory given")
+		return usageError(fs, "no plan directory: give --out PLAN")
 	}
 	if err := fe.Check(); err != nil {
 		return err
@@ -364,8 +364,7 @@ func checkTrainArgs(args []string) error {
 func loadPlanArg(fs *pflag.FlagSet, what string) (*sweep.Plan, error) {
 	switch fs.NArg() {
 	case 0:
-		fs.Usage()
-		return nil, errUsage
+		return nil, usageError(fs, "no plan directory given")
 	case 1:
 		return sweep.Load(fs.Arg(0))
 	}
@@ -444,7 +443,9 @@ func sweepExec(args []string, stdout io.Writer) error {
 			if job := os.Getenv("SLURM_JOB_ID"); job != "" {
 				b, rerr := exec.Command("scontrol", "requeue", job).CombinedOutput()
 				if rerr != nil {
-					fmt.Fprintf(os.Stderr, "sweep exec: scontrol requeue %s: %v %s\n", job, rerr, strings.TrimSpace(string(b)))
+					// Slurm itself requeues a job it preempts or that
+					// 'scontrol requeue' named: then this one is refused.
+					fmt.Fprintf(os.Stderr, "sweep exec: scontrol requeue %s: %v: %s (a job Slurm requeued itself is refused)\n", job, rerr, strings.TrimSpace(string(b)))
 				} else {
 					fmt.Fprintf(os.Stderr, "sweep exec: requeued Slurm job %s\n", job)
 				}
@@ -519,8 +520,7 @@ func sweepCompare(args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 2 {
-		fs.Usage()
-		return errUsage
+		return usageError(fs, "give two plan directories")
 	}
 	a, err := sweep.Load(fs.Arg(0))
 	if err != nil {
