@@ -16,6 +16,7 @@ export PATH="/usr/local/go/bin:$PATH"
 : "${SHLPT_TOKENIZER:?SHLPT_TOKENIZER must name the tokenizer folder}"
 export LP_NUM_THREADS="${LP_NUM_THREADS:-0}"
 
+[ "$(id -u)" = 0 ] || { echo "slurm-test: needs root (slurmd runs each job as its user; CI runs as root)"; exit 1; }
 for tool in munged slurmctld slurmd sbatch squeue scontrol; do
   command -v "$tool" >/dev/null || { echo "slurm-test: $tool not found (apt-get install slurm-wlm munge)"; exit 1; }
 done

@@ -14,13 +14,15 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
-// Wall-clock fields, which no two executions share: they are left out
-// when runs are compared.
+// Fields that describe an execution rather than its results — wall-clock
+// times, and the device memory peak, which depends on what the process did
+// before (a resumed run loads its model within the epoch it resumes) — are
+// left out when runs are compared.
 var (
 	// clockKeys are removed at any depth of results.json, metrics.jsonl
 	// and config.json.
 	clockKeys = map[string]bool{"timing": true, "seconds": true, "tokens_per_s": true, "train_seconds": true,
-		"eval_seconds": true, "created": true}
+		"eval_seconds": true, "created": true, "peak_device_bytes": true}
 	// notCompared are files of a run directory that hold the execution,
 	// not the results: the lock, the checkpoint (rewritten by every
 	// session, with its timing) and scratch space.
@@ -30,7 +32,8 @@ var (
 // CompareRuns reports the first difference between two run directories:
 // every file is compared byte for byte, except that results.json,
 // metrics.jsonl and config.json are compared without their wall-clock
-// fields, and the lock, checkpoint and scratch space are skipped. nil
+// fields and memory peaks, and the lock, checkpoint and scratch space are
+// skipped. nil
 // means the runs' results are identical.
 func CompareRuns(a, b string) error {
 	fa, err := runFiles(a)

@@ -208,21 +208,21 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// difference names the first way another plan differs from p.
+// difference names the first way p (a stored plan) differs from q.
 func (p *Plan) difference(q *Plan) string {
 	if p.Spec.Name != q.Spec.Name {
-		return fmt.Sprintf("preset %s, not %s", p.Spec.Name, q.Spec.Name)
+		return fmt.Sprintf("it is %s, this plan %s", p.Spec.Name, q.Spec.Name)
 	}
 	if len(p.Runs) != len(q.Runs) {
-		return fmt.Sprintf("%d runs, not %d", len(p.Runs), len(q.Runs))
+		return fmt.Sprintf("it has %d runs, this plan %d", len(p.Runs), len(q.Runs))
 	}
 	for i := range p.Runs {
 		a, b := p.Runs[i], q.Runs[i]
 		if a.Dir != b.Dir {
-			return fmt.Sprintf("run %d is %s, not %s", i, a.Dir, b.Dir)
+			return fmt.Sprintf("its run %d is %s, this plan's %s", i, a.Dir, b.Dir)
 		}
 		if sa, sb := strings.Join(a.Args, " "), strings.Join(b.Args, " "); sa != sb {
-			return fmt.Sprintf("run %d (%s) has the arguments %s, not %s", i, a.Dir, sa, sb)
+			return fmt.Sprintf("its run %d (%s) has the arguments %s, this plan's %s", i, a.Dir, sa, sb)
 		}
 	}
 	return "its spec differs"

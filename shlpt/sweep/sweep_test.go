@@ -199,7 +199,7 @@ func TestPlanWriteLoad(t *testing.T) {
 	other := smallSpec()
 	other.Blocks[0].Seeds = []uint64{1, 3}
 	op, _ := NewPlan(other, false)
-	if err := op.Write(p.Dir, DefaultFrontends()); err == nil || !strings.Contains(err.Error(), "holds another plan (run 1 is std-o1/per-task/epochs=2/s2, not std-o1/per-task/epochs=2/s3)") {
+	if err := op.Write(p.Dir, DefaultFrontends()); err == nil || !strings.Contains(err.Error(), "holds another plan (its run 1 is std-o1/per-task/epochs=2/s2, this plan's std-o1/per-task/epochs=2/s3)") {
 		t.Errorf("another plan: %v", err)
 	}
 	// A folder with other files is refused, and nothing is left behind.
@@ -320,7 +320,7 @@ func TestCompareRuns(t *testing.T) {
 		os.MkdirAll(filepath.Join(d, rundir.PromptsDir), 0o755)
 		res := fmt.Sprintf(`{"matrix": {"test": [[50.5]]}, "timing": {"total_seconds": %d}, "per_task": [{"task": "cb", "seconds": %d}]}`, 10+i, 3+i)
 		os.WriteFile(filepath.Join(d, rundir.ResultsFile), []byte(res), 0o644)
-		met := fmt.Sprintf(`{"task": "cb", "loss": 1.25, "tokens_per_s": %d, "train_seconds": %d}`+"\n", 100+i, i)
+		met := fmt.Sprintf(`{"task": "cb", "loss": 1.25, "tokens_per_s": %d, "train_seconds": %d, "peak_device_bytes": %d}`+"\n", 100+i, i, 1000*i)
 		os.WriteFile(filepath.Join(d, rundir.MetricsFile), []byte(met), 0o644)
 		os.WriteFile(filepath.Join(d, rundir.PromptsDir, "cb.safetensors"), []byte("prompt"), 0o644)
 		os.WriteFile(filepath.Join(d, rundir.CheckpointFile), []byte(fmt.Sprint(i)), 0o644)

@@ -58,8 +58,7 @@ func runSweep(args []string, stdout io.Writer) error {
 	case "compare":
 		return sweepCompare(args[1:], stdout)
 	}
-	fmt.Fprintf(os.Stderr, "shlpt-vk sweep: unknown subcommand %q\n\n%s", args[0], sweepUsage)
-	return errUsage
+	return &usageLineError{command: "sweep", msg: fmt.Sprintf("unknown subcommand %q (plan, run, exec, status or compare)", args[0])}
 }
 
 func presetList() string {
@@ -537,6 +536,6 @@ func sweepCompare(args []string, stdout io.Writer) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("%d differences between %s and %s", len(errs), a.Dir, b.Dir)
 	}
-	fmt.Fprintf(stdout, "%d runs complete in both plans, results identical (wall-clock fields aside)\n", len(a.Runs))
+	fmt.Fprintf(stdout, "%d runs complete in both plans, results identical (times and memory peaks aside)\n", len(a.Runs))
 	return nil
 }

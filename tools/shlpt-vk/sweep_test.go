@@ -101,7 +101,7 @@ func TestSweepPresets(t *testing.T) {
 		{[]string{"table11"}, 21},
 		{[]string{"table2", "--methods", "per-task,shlpt", "--seeds", "42"}, 12},
 		{[]string{"table5", "--pairs", "cb:rte,rte:cb", "--set", "epochs=2"}, 36},
-		{[]string{"table10", "--tasks", "cb,rte,copa"}, 9 + 9},
+		{[]string{"table10", "--tasks", "cb,rte,copa"}, (6 + 3) * 3},
 		{[]string{"table11", "--set", "delta=0.05,0.5"}, 6},
 	} {
 		out := filepath.Join(dir, strings.Join(tc.args, "_"))
@@ -136,7 +136,7 @@ func TestSweepPresets(t *testing.T) {
 		t.Errorf("slurm.sbatch not rewritten:\n%s", b)
 	}
 	code, _, errs := runCLI("sweep", "plan", "table3", "--seeds", "1", "--model", "m", "--data", "d", "--out", out)
-	if code != 1 || !strings.Contains(errs, "holds another plan (24 runs, not 72)") {
+	if code != 1 || !strings.Contains(errs, "holds another plan (it has 72 runs, this plan 24)") {
 		t.Errorf("another plan into the same folder: exit %d, %q", code, errs)
 	}
 }
@@ -204,6 +204,7 @@ func TestSweepFailureRecorded(t *testing.T) {
 		}
 	}
 	mustCLI(t, args...)
+	t.Setenv(cliEnv, "1") // the run's process is this test binary
 	code, stdout, errs := runCLI("sweep", "run", out)
 	if strings.Contains(stdout+errs, "no Vulkan device") {
 		testenv.Missing(t, stdout+errs)
