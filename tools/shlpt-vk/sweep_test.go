@@ -274,8 +274,8 @@ func waitFor(t *testing.T, what string, out *bytes.Buffer, cond func() bool) {
 func TestSweepInterruptKillResume(t *testing.T) {
 	base := t.TempDir()
 	planA, planB := filepath.Join(base, "a"), filepath.Join(base, "b")
-	mustCLI(t, tinyGrid(t, planA, "per-task,continual-init,shlpt", "5")...)
-	mustCLI(t, tinyGrid(t, planB, "per-task,continual-init,shlpt", "5")...)
+	mustCLI(t, tinyGrid(t, planA, "per-task,shlpt", "5")...)
+	mustCLI(t, tinyGrid(t, planB, "per-task,shlpt", "5")...)
 	p, err := sweep.Load(planA)
 	if err != nil {
 		t.Fatal(err)
@@ -335,16 +335,16 @@ func TestSweepInterruptKillResume(t *testing.T) {
 	}
 	mustCLI(t, "sweep", "run", planB, "--jobs", "2")
 	stdout = mustCLI(t, "sweep", "compare", planA, planB)
-	if !strings.Contains(stdout, "3 runs complete in both plans, results identical") {
+	if !strings.Contains(stdout, "2 runs complete in both plans, results identical") {
 		t.Errorf("compare: %s", stdout)
 	}
 	// A complete run is not started again.
 	stdout = mustCLI(t, "sweep", "exec", planA, "--index", "1")
-	if !strings.Contains(stdout, "run 1 (cb-copa/continual-init/s5) is complete") {
+	if !strings.Contains(stdout, "run 1 (cb-copa/shlpt/s5) is complete") {
 		t.Errorf("exec of a complete run: %s", stdout)
 	}
 	stdout = mustCLI(t, "sweep", "status", planA)
-	if !strings.Contains(stdout, "plan grid: 3 runs: 0 pending, 0 running, 0 interrupted, 3 complete, 0 failed") {
+	if !strings.Contains(stdout, "plan grid: 2 runs: 0 pending, 0 running, 0 interrupted, 2 complete, 0 failed") {
 		t.Errorf("status:\n%s", stdout)
 	}
 }
