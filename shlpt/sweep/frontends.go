@@ -109,8 +109,7 @@ func (f Frontends) slurm(p *Plan) []byte {
 	if gres == "none" {
 		gres = ""
 	}
-	var b bytes.Buffer
-	err := slurmTemplate.Execute(&b, map[string]any{
+	return render(slurmTemplate, map[string]any{
 		"Name": p.Spec.Name, "N": len(p.Runs), "Last": len(p.Runs) - 1, "K": f.MaxParallel,
 		"Self":    shellQuote(path.Join(p.Dir, SlurmFile)),
 		"JobName": "shlpt-" + dnsLabel(path.Base(p.Dir), 50),
@@ -118,8 +117,13 @@ func (f Frontends) slurm(p *Plan) []byte {
 		"Output": path.Join(p.Dir, LogsDir, "slurm-%A_%a.out"),
 		"Bin":    f.Bin, "Plan": shellQuote(p.Dir),
 	})
-	if err != nil {
-		panic(err) // the template and its data are fixed
+}
+
+// render executes one of the fixed templates of this file.
+func render(t *template.Template, data map[string]any) []byte {
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		panic(err) // the templates and the types of their data are fixed
 	}
 	return b.Bytes()
 }
@@ -181,18 +185,13 @@ spec:
 
 func (f Frontends) k8s(p *Plan) []byte {
 	planDir := path.Join(f.K8sMount, path.Base(p.Dir))
-	var b bytes.Buffer
-	err := k8sTemplate.Execute(&b, map[string]any{
+	return render(k8sTemplate, map[string]any{
 		"Name": p.Spec.Name, "N": len(p.Runs), "K": min(f.MaxParallel, len(p.Runs)), "Backoff": f.K8sBackoff,
 		"Grace": 150, "Claim": f.K8sClaim, "ClaimQ": yamlString(f.K8sClaim),
 		"Mount": f.K8sMount, "MountQ": yamlString(f.K8sMount),
 		"PlanDir": planDir, "PlanDirQ": yamlString(planDir),
 		"JobName": "shlpt-" + dnsLabel(path.Base(p.Dir), 50), "Image": yamlString(f.K8sImage),
 	})
-	if err != nil {
-		panic(err) // the template and its data are fixed
-	}
-	return b.Bytes()
 }
 
 // parallel is one command per run for GNU parallel.
