@@ -68,7 +68,7 @@ var Presets = []Preset{
 	{
 		Name:  "table2",
 		Title: "Table 2: Standard CL (orders 1-3) and Large Number of Tasks (orders 4-6), 8 methods",
-		Note:  "every method of Tables 2 with its defaults on --benchmark std and long, all orders, seeds 42, 142, 242",
+		Note:  "every method of Table 2 with its defaults on --benchmark std and long, all orders, seeds 42, 142, 242",
 		build: func(Preset) []Block {
 			return []Block{{Sequences: append(benchmarkOrders("std"), benchmarkOrders("long")...), Variants: methods(tableMethods), Seeds: PaperSeeds}}
 		},
