@@ -207,6 +207,12 @@ func (l *Local) Run() (Summary, error) {
 					eta = fmt.Sprintf("%d left, ETA %s", left, round(per*time.Duration(left)/time.Duration(min(l.Jobs, left))))
 				}
 				fmt.Fprintf(l.Out, "[%d/%d] done %s in %s; %s\n", finished, todo, dir, round(e.elapsed), eta)
+			case st.State == Running:
+				// Another process took the run between the check and the
+				// start (exec refused it): wait for that one.
+				finished--
+				started--
+				deferred = append(deferred, e.i)
 			case signals > 0 || isStopped(e.err):
 				sum.Stopped++
 				fmt.Fprintf(l.Out, "[%d/%d] stopped %s after %s: it resumes on the next 'sweep run'\n", finished, todo, dir, round(e.elapsed))
