@@ -368,9 +368,10 @@ mkdir -p "$dir" && printf '{"settings": {"tasks": ["cb"]}}' >"$dir/config.json" 
 	l := &Local{Plan: p, Exe: "/bin/sh", Jobs: 2, Out: &out, Interrupt: sigs, Poll: 10 * time.Millisecond,
 		Args: func(i int) []string { return []string{"-c", script, "sh", p.RunDir(i), fmt.Sprint(i)} }}
 	go func() {
-		// Once run 3 waits, a second executor is refused, then Ctrl-C.
+		// Once run 1 is complete and run 3 waits, a second executor is
+		// refused, then Ctrl-C.
 		for {
-			if _, err := os.Stat(p.RunDir(3) + ".started"); err == nil {
+			if _, err := os.Stat(p.RunDir(3) + ".started"); err == nil && p.Status(1).State == Complete {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
