@@ -5,8 +5,10 @@
 # plan (the tiny full-vocabulary T5, 2 tasks, 2 methods, 2 seeds), requeue one
 # array task while it runs, wait for the array, and check that every run is
 # complete with results identical to a sequential 'sweep run' of the same plan.
+# Then the plan's parallel.txt runs under GNU parallel, two at a time, with
+# the same check.
 #
-# Needs: root (slurmd runs jobs as their user), slurm-wlm, munge, Go, and the
+# Needs: root (slurmd runs jobs as their user), slurm-wlm, munge, parallel, Go, and the
 # variables .ci/run sets (SHLPT_DATA, SHLPT_TOKENIZER). Every wait has a
 # deadline; on failure the Slurm logs and job outputs are printed.
 set -euo pipefail
@@ -17,8 +19,8 @@ export PATH="/usr/local/go/bin:$PATH"
 export LP_NUM_THREADS="${LP_NUM_THREADS:-0}"
 
 [ "$(id -u)" = 0 ] || { echo "slurm-test: needs root (slurmd runs each job as its user; CI runs as root)"; exit 1; }
-for tool in munged slurmctld slurmd sbatch squeue scontrol; do
-  command -v "$tool" >/dev/null || { echo "slurm-test: $tool not found (apt-get install slurm-wlm munge)"; exit 1; }
+for tool in munged slurmctld slurmd sbatch squeue scontrol parallel; do
+  command -v "$tool" >/dev/null || { echo "slurm-test: $tool not found (apt-get install slurm-wlm munge parallel)"; exit 1; }
 done
 
 W=$(mktemp -d /tmp/shlpt-slurm.XXXXXX)
@@ -143,6 +145,7 @@ plan() {
 }
 plan "$W/plan-slurm"
 plan "$W/plan-seq" >/dev/null
+plan "$W/plan-parallel" >/dev/null
 cat "$W/plan-slurm/slurm.sbatch"
 
 echo "== submit the array"
@@ -181,4 +184,9 @@ grep -q 'resuming' "$out0" || fail "array task 0 did not resume from its checkpo
 echo "== the same plan, sequentially"
 "$BIN" sweep run "$W/plan-seq" --jobs 1
 "$BIN" sweep compare "$W/plan-slurm" "$W/plan-seq"
+
+echo "== the same plan through GNU parallel"
+parallel --will-cite -j 2 --joblog "$W/plan-parallel/logs/parallel.log" <"$W/plan-parallel/parallel.txt" >/dev/null
+cat "$W/plan-parallel/logs/parallel.log"
+"$BIN" sweep compare "$W/plan-parallel" "$W/plan-seq"
 echo "== slurm-test passed"
