@@ -58,13 +58,14 @@ trap cleanup EXIT
 
 fail() { echo "slurm-test: $*"; exit 1; }
 
-# wait_for SECONDS WHAT COMMAND...: retry COMMAND every second until it succeeds.
+# wait_for SECONDS WHAT COMMAND...: retry COMMAND every POLL seconds (default
+# 1) until it succeeds.
 wait_for() {
   local secs=$1 what=$2; shift 2
   local end=$((SECONDS + secs))
   until "$@"; do
     [ $SECONDS -lt $end ] || fail "timed out after ${secs}s waiting for $what"
-    sleep 1
+    sleep "${POLL:-1}"
   done
 }
 
@@ -138,7 +139,7 @@ sinfo
 echo "== the plan: 2 tasks × 2 methods × 2 seeds on the tiny T5"
 plan() {
   "$BIN" sweep plan --grid --methods per-task,shlpt --tasks cb,copa --seeds 1,2 \
-    --set epochs=4 --set k-train=4 --set k-val=2 --set k-test=2 --set eval-from=0 \
+    --set epochs=12 --set k-train=4 --set k-val=2 --set k-test=2 --set eval-from=0 \
     --set prompt-len=4 --set max-input-len=32 --set decode=greedy \
     --model testdata/t5-tiny-fullvocab --tokenizer "$SHLPT_TOKENIZER" --data "$SHLPT_DATA/shlpt" \
     --bin "$BIN" --max-parallel 2 --out "$1"
@@ -154,8 +155,13 @@ echo "job $JOB"
 RUN0="$W/plan-slurm/runs/$(awk -F'\t' 'NR==2 { print $3 }' "$W/plan-slurm/runs.tsv")"
 task_state() { squeue -h -j "${JOB}_0" -o %T 2>/dev/null | head -1; }
 epochs_done() { [ -f "$RUN0/metrics.jsonl" ] && [ "$(wc -l <"$RUN0/metrics.jsonl")" -ge 1 ]; }
-running_with_epoch() { [ "$(task_state)" = RUNNING ] && epochs_done; }
-wait_for 180 "array task 0 to run its first epoch" running_with_epoch
+running_with_epoch() {
+  [ "$(task_state)" = RUNNING ] && epochs_done && return 0
+  [ -f "$RUN0/results.json" ] && grep -q '"complete": true' "$RUN0/results.json" &&
+    fail "array task 0 finished before it could be requeued: its runs are too short for this machine"
+  return 1
+}
+POLL=0.1 wait_for 180 "array task 0 to run its first epoch" running_with_epoch
 
 echo "== requeue array task 0 while it runs"
 scontrol requeue "${JOB}_0"
@@ -180,6 +186,8 @@ out0=$(ls "$W"/plan-slurm/logs/slurm-*_0.out)
 starts=$(grep -c 'sweep exec: run 0 of 4' "$out0")
 [ "$starts" -ge 2 ] || fail "array task 0 started $starts times, expected at least 2 (the requeue)"
 grep -q 'resuming' "$out0" || fail "array task 0 did not resume from its checkpoint after the requeue"
+echo "-- array task 0 (requeued):"
+grep -E 'sweep exec|stopping|requeue|resuming' "$out0"
 
 echo "== the same plan, sequentially"
 "$BIN" sweep run "$W/plan-seq" --jobs 1

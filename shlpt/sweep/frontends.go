@@ -82,8 +82,10 @@ var slurmTemplate = template.Must(template.New("slurm").Parse(`#!/bin/bash
 # run is skipped, an interrupted one resumes from its checkpoint, a failure is
 # recorded in failures/ ('shlpt-vk sweep status' shows it). Slurm's SIGTERM
 # (preemption, scancel, requeue, or --signal two minutes before the time limit)
-# stops the run at its next step after a checkpoint; --requeue-on-interrupt then
-# puts the task back in the queue, where it resumes. At most {{.K}} runs at once.
+# stops the run at its next step after a checkpoint; at the time limit
+# --requeue-on-interrupt puts the task back in the queue, where it resumes
+# (a preempted or requeued task is requeued by Slurm, a cancelled one stays
+# cancelled). At most {{.K}} runs at once.
 # SHLPT_VK overrides the program's path.
 #SBATCH --job-name={{.JobName}}
 #SBATCH --array=0-{{.Last}}%{{.K}}

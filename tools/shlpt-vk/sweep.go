@@ -440,19 +440,40 @@ func sweepExec(args []string, stdout io.Writer) error {
 		msg := fmt.Errorf("run %d (%s) stopped after a checkpoint (%v); executing it again resumes it", *index, r.Dir, err)
 		if *requeue {
 			if job := os.Getenv("SLURM_JOB_ID"); job != "" {
-				b, rerr := exec.Command("scontrol", "requeue", job).CombinedOutput()
-				if rerr != nil {
-					// Slurm itself requeues a job it preempts or that
-					// 'scontrol requeue' named: then this one is refused.
-					fmt.Fprintf(os.Stderr, "sweep exec: scontrol requeue %s: %v: %s (a job Slurm requeued itself is refused)\n", job, rerr, strings.TrimSpace(string(b)))
-				} else {
-					fmt.Fprintf(os.Stderr, "sweep exec: requeued Slurm job %s\n", job)
-				}
+				requeueSlurmJob(job)
 			}
 		}
 		return &exitError{code: sweep.ExitStopped, err: msg}
 	}
 	return err
+}
+
+// requeueSlurmJob puts a job that a signal stopped back in Slurm's queue,
+// so that it resumes: only a job Slurm still counts as running (the
+// --signal warning before its time limit). A job being cancelled
+// (scancel), or one Slurm requeues itself (preemption, 'scontrol
+// requeue'), is left to Slurm.
+func requeueSlurmJob(job string) {
+	out, err := exec.Command("scontrol", "show", "job", "-o", job).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sweep exec: scontrol show job %s: %v: %s\n", job, err, strings.TrimSpace(string(out)))
+		return
+	}
+	state := ""
+	for _, f := range strings.Fields(string(out)) {
+		if v, ok := strings.CutPrefix(f, "JobState="); ok {
+			state = v
+		}
+	}
+	if state != "RUNNING" {
+		fmt.Fprintf(os.Stderr, "sweep exec: Slurm job %s is %s: not requeued\n", job, state)
+		return
+	}
+	if out, err := exec.Command("scontrol", "requeue", job).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "sweep exec: scontrol requeue %s: %v: %s\n", job, err, strings.TrimSpace(string(out)))
+		return
+	}
+	fmt.Fprintf(os.Stderr, "sweep exec: requeued Slurm job %s\n", job)
 }
 
 func sweepStatus(args []string, stdout io.Writer) error {
