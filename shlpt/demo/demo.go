@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,6 +20,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/synth"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -67,6 +69,24 @@ func DefaultSettings(quick bool) Settings {
 		s.PretrainSteps, s.KTrain, s.KVal, s.KTest, s.Epochs, s.PromptLen = 20, 4, 2, 5, 2, 4
 	}
 	return s
+}
+
+// Validate checks the lifelong runs' settings as train checks its flags:
+// each error names the demo's flag.
+func (s Settings) Validate() error {
+	switch {
+	case s.Epochs < 1:
+		return fmt.Errorf("--epochs %d: must be at least 1", s.Epochs)
+	case s.PromptLen < 1:
+		return fmt.Errorf("--prompt-len %d: must be at least 1", s.PromptLen)
+	case s.KTrain < 1:
+		return fmt.Errorf("--k-train %d: must be at least 1", s.KTrain)
+	case !(s.TauSim > 0) || s.TauSim > math.MaxFloat32:
+		return fmt.Errorf("--tau-sim %v: must be a positive finite number", s.TauSim)
+	case !(s.Delta >= 0) || s.Delta > math.MaxFloat32:
+		return fmt.Errorf("--delta %v: must be a finite number, not negative", s.Delta)
+	}
+	return nil
 }
 
 // modelKey identifies the data and the pretrained model of settings in
@@ -192,7 +212,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	runs := filepath.Join(root, "runs", fmt.Sprintf("%s-seed-%d", s.runsKey(), o.Seed))
 	for _, m := range Methods {
-		cfg, err := run.DefaultConfig("")
+		cfg, err := rundir.DefaultConfig("")
 		if err != nil {
 			return nil, err
 		}
@@ -201,10 +221,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		cfg.PromptLen, cfg.Decode, cfg.MaxInputLen = s.PromptLen, "rank", 32
 		cfg.SHLPT.TauSim, cfg.SHLPT.Delta = s.TauSim, s.Delta
 		if m != "per-task" {
-			cfg.PerTaskScores = filepath.Join(runs, "per-task", run.ResultsFile)
+			cfg.PerTaskScores = filepath.Join(runs, "per-task", rundir.ResultsFile)
 		}
 		dir := filepath.Join(runs, m)
-		_, statErr := os.Stat(filepath.Join(dir, run.ConfigFile))
+		_, statErr := os.Stat(filepath.Join(dir, rundir.ConfigFile))
 		rep.Logf("demo: %s over %d tasks", m, len(res.Tasks))
 		r, err := run.Run(ctx, cfg, run.Options{Dir: dir, Resume: statErr == nil, Engine: o.Engine, Reporter: rep, Version: "demo"})
 		if err != nil {
@@ -248,9 +268,9 @@ func writeData(root, tokDir, preData, lifeData string, fam synth.Family, s Setti
 
 // pretrain returns the pretrained model in modelDir: reused when complete,
 // resumed when interrupted, trained otherwise.
-func pretrain(ctx context.Context, modelDir, tokDir, data string, s Settings, o Options, rep run.Reporter) (*run.Results, bool, error) {
+func pretrain(ctx context.Context, modelDir, tokDir, data string, s Settings, o Options, rep run.Reporter) (*rundir.Results, bool, error) {
 	if _, err := os.Stat(filepath.Join(modelDir, "model.safetensors")); err == nil {
-		r, err := readResults(filepath.Join(modelDir, "run", run.ResultsFile))
+		r, err := rundir.ReadResults(filepath.Join(modelDir, "run"))
 		return r, true, err
 	}
 	_, err := os.Stat(filepath.Join(modelDir, "run"))
@@ -260,15 +280,6 @@ func pretrain(ctx context.Context, modelDir, tokDir, data string, s Settings, o 
 		LR: s.PretrainLR, WeightDecay: 0.01, MaxInputLen: 32, Seed: s.DataSeed, KVal: s.PretrainSizes.Valid, KTest: s.PretrainSizes.Test}
 	r, err := run.Pretrain(ctx, pc, modelDir, resume, run.Options{Engine: o.Engine, Reporter: rep, Version: "demo"})
 	return r, false, err
-}
-
-func readResults(path string) (*run.Results, error) {
-	b, err := limitio.ReadFile(path, 64<<20, "a results.json")
-	if err != nil {
-		return nil, err
-	}
-	var r run.Results
-	return &r, json.Unmarshal(b, &r)
 }
 
 // similarity fills the designed relations and SHLPT's ᾱ.

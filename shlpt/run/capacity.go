@@ -8,6 +8,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 // deviceCapacity is the memory a device can give tensors: its largest
@@ -48,7 +49,7 @@ func hostMemory() int64 {
 // memory the device cannot hold.
 func (r *runner) checkFullWeightMemory() error {
 	cfg := &r.cfg
-	if !fullWeight(cfg.Method) {
+	if !rundir.FullWeight(cfg.Method) {
 		return nil
 	}
 	L, T := 1, 1

@@ -10,17 +10,18 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 // sampleCheckpoint is a checkpoint of a task in progress with every kind
 // of tensor.
 func sampleCheckpoint() *checkpoint {
 	best := 50.0
-	res := newResults("shlpt", []string{"cb", "copa"})
+	res := rundir.NewResults("shlpt", []string{"cb", "copa"})
 	v := 40.0
 	res.Matrix.Valid[0][0], res.Matrix.Test[0][0] = &v, &v
 	res.StagesDone = 1
-	res.PerTask = []TaskResult{{Task: "cb"}}
+	res.PerTask = []rundir.TaskResult{{Task: "cb"}}
 	return &checkpoint{
 		ConfigHash: "abc", Task: 1, Started: true, Epoch: 1, Step: 1, DropoutSeed: 7,
 		Partial: epochAcc{Steps: 1, Loss: 2, Parts: map[string]float64{"ce": 2}}, Best: &best, BestEpoch: 0,
@@ -61,9 +62,9 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:len(good)/2])
 	f.Add(bytes.Replace(good, []byte(`"task":1`), []byte(`"task":-9`), 1))
-	f.Add(bytes.Replace(good, []byte(`"format":1`), []byte(`"format":"x"`), 1))
+	f.Add(bytes.Replace(good, []byte(`\"format\":2`), []byte(`\"format\":\"x\"`), 1))
 	f.Add([]byte{})
-	cfg := Config{Tasks: []string{"cb", "copa"}, Epochs: 3}
+	cfg := rundir.Config{Tasks: []string{"cb", "copa"}, Epochs: 3}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := decodeCheckpoint("ck", data)
 		if err != nil {
@@ -78,13 +79,13 @@ func TestResumeCorruptCheckpoint(t *testing.T) {
 	ref := reference(t)
 	e := newEngine(t)
 	cfg := testConfig(t)
-	good, err := os.ReadFile(filepath.Join(ref, CheckpointFile))
+	good, err := os.ReadFile(filepath.Join(ref, rundir.CheckpointFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string][]byte{
 		"truncated":     good[:len(good)-100],
-		"bad state":     bytes.Replace(good, []byte(`\"format\":1`), []byte(`\"format\":2`), 1),
+		"bad state":     bytes.Replace(good, []byte(`\"format\":2`), []byte(`\"format\":3`), 1),
 		"renamed pool":  bytes.Replace(good, []byte(`method/pool.0`), []byte(`method/pool.9`), 1),
 		"other config":  bytes.Replace(good, []byte(`\"config_hash\":\"`), []byte(`\"config_hash\":\"0`), 1),
 		"not a tensors": []byte("hello"),
@@ -97,11 +98,11 @@ func TestResumeCorruptCheckpoint(t *testing.T) {
 			if bytes.Equal(data, good) {
 				t.Fatal("the corruption changed nothing")
 			}
-			if err := os.WriteFile(filepath.Join(dir, CheckpointFile), data, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, rundir.CheckpointFile), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			_, err := Run(context.Background(), cfg, Options{Dir: dir, Engine: e, Resume: true})
-			if err == nil || !strings.Contains(err.Error(), CheckpointFile) && !strings.Contains(err.Error(), "checkpoint") {
+			if err == nil || !strings.Contains(err.Error(), rundir.CheckpointFile) && !strings.Contains(err.Error(), "checkpoint") {
 				t.Errorf("error %v, want one naming the checkpoint", err)
 			}
 		})

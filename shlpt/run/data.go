@@ -11,6 +11,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 )
 
@@ -29,7 +30,7 @@ type taskData struct {
 }
 
 // loadTasks samples and tokenizes every task of the sequence.
-func loadTasks(cfg *Config, tok tasks.Tokenizer) ([]*taskData, error) {
+func loadTasks(cfg *rundir.Config, tok tasks.Tokenizer) ([]*taskData, error) {
 	var out []*taskData
 	for _, name := range cfg.Tasks {
 		t, files, err := tasks.Resolve(cfg.Data, name)
@@ -65,7 +66,7 @@ func loadTasks(cfg *Config, tok tasks.Tokenizer) ([]*taskData, error) {
 		for _, ex := range td.train {
 			td.inputLen = max(td.inputLen, len(ex.Input))
 		}
-		if cfg.padToMax() {
+		if cfg.PadToMax() {
 			td.inputLen = cfg.MaxInputLen
 		}
 		out = append(out, td)

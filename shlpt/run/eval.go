@@ -8,6 +8,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -30,7 +31,7 @@ type evaluator struct {
 		tasks.Tokenizer
 		Decoder
 	}
-	cfg *Config
+	cfg *rundir.Config
 	// slots are the recorded rank passes, least recently used first.
 	slots []*rankSlot
 	// captures counts recorded rank passes (for tests).
@@ -59,7 +60,7 @@ func (ev *evaluator) evaluate(td *taskData, raw []tasks.Example, exs []method.Ex
 		return metrics.Result{}, err
 	}
 	padTo := 0
-	if ev.cfg.padToMax() {
+	if ev.cfg.PadToMax() {
 		padTo = ev.cfg.MaxInputLen
 	}
 	var preds []string

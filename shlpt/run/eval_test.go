@@ -8,6 +8,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -47,7 +48,7 @@ func evalFixture(t *testing.T) (*evaluator, []method.Example) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &Config{EvalBatchSize: 4, MaxInputLen: 40, Decode: "rank"}
+	cfg := &rundir.Config{EvalBatchSize: 4, MaxInputLen: 40, Decode: "rank"}
 	ev := &evaluator{m: m, cfg: cfg}
 	t.Cleanup(func() {
 		ev.release()

@@ -8,22 +8,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
 // methodConfig is a small run of one method over the three test tasks.
-func methodConfig(t *testing.T, name string) Config {
+func methodConfig(t *testing.T, name string) rundir.Config {
 	t.Helper()
 	c := testConfig(t)
 	c.Method = name
-	d := DefaultsFor(name)
+	d := rundir.DefaultsFor(name)
 	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
 	if c.PromptLen > 0 {
 		c.PromptLen = 4
 	}
-	if fullWeight(name) {
+	if rundir.FullWeight(name) {
 		c.LR = 1e-3
 	}
 	c.Epochs, c.KTrain, c.KVal, c.KTest = 2, 4, 2, 3
@@ -39,14 +40,14 @@ func TestMethodsEndToEnd(t *testing.T) {
 	e := newEngine(t)
 	base := t.TempDir()
 	perTask := filepath.Join(base, "per-task")
-	for _, name := range Methods() {
+	for _, name := range rundir.Methods() {
 		if name == "shlpt" {
 			continue // TestRunEndToEnd
 		}
 		t.Run(name, func(t *testing.T) {
 			cfg := methodConfig(t, name)
 			if name != "per-task" {
-				cfg.PerTaskScores = filepath.Join(perTask, ResultsFile)
+				cfg.PerTaskScores = filepath.Join(perTask, rundir.ResultsFile)
 			}
 			dir := filepath.Join(base, name)
 			if _, err := Run(context.Background(), cfg, Options{Dir: dir, Engine: e}); err != nil {
@@ -184,7 +185,7 @@ func TestFullWeightRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	cb, _ := tasks.Lookup("cb")
-	r := &runner{cfg: Config{Method: "ewc", BatchSize: 4096}, m: &t5.Model{Config: large}, e: newEngine(t), rep: Quiet,
+	r := &runner{cfg: rundir.Config{Method: "ewc", BatchSize: 4096}, m: &t5.Model{Config: large}, e: newEngine(t), rep: Quiet,
 		data: []*taskData{{task: cb, inputLen: 256}}}
 	err = r.checkFullWeightMemory()
 	if err == nil || !strings.Contains(err.Error(), "needs an estimated") || !strings.Contains(err.Error(), "GiB") {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,9 +44,9 @@ func TestRankRunResume(t *testing.T) {
 			if !ra.Complete || !rb.Complete {
 				t.Fatal("incomplete results")
 			}
-			for _, v := range []func(*Results) any{
-				func(r *Results) any { return r.Matrix },
-				func(r *Results) any { return r.PerTask[len(r.PerTask)-1].Scores },
+			for _, v := range []func(*rundir.Results) any{
+				func(r *rundir.Results) any { return r.Matrix },
+				func(r *rundir.Results) any { return r.PerTask[len(r.PerTask)-1].Scores },
 			} {
 				a, _ := json.Marshal(v(ra))
 				b, _ := json.Marshal(v(rb))
@@ -53,8 +54,8 @@ func TestRankRunResume(t *testing.T) {
 					t.Errorf("the resumed run differs:\n%s\n%s", a, b)
 				}
 			}
-			x, err1 := os.ReadFile(filepath.Join(ref, MetricsFile))
-			y, err2 := os.ReadFile(filepath.Join(dir, MetricsFile))
+			x, err1 := os.ReadFile(filepath.Join(ref, rundir.MetricsFile))
+			y, err2 := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
 			if err1 != nil || err2 != nil {
 				t.Fatal(err1, err2)
 			}
@@ -70,7 +71,7 @@ func validScores(t *testing.T, metrics []byte) []byte {
 	t.Helper()
 	var out []*float64
 	for _, l := range bytes.Split(bytes.TrimSpace(metrics), []byte("\n")) {
-		var line EpochLine
+		var line rundir.EpochLine
 		if err := json.Unmarshal(l, &line); err != nil {
 			t.Fatal(err)
 		}

@@ -2,27 +2,10 @@ package run
 
 import (
 	"fmt"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"io"
 	"time"
 )
-
-// EpochLine is one line of metrics.jsonl: an epoch of one task.
-type EpochLine struct {
-	Task      string             `json:"task"`
-	TaskIndex int                `json:"task_index"`
-	Epoch     int                `json:"epoch"` // 0-based
-	Steps     int                `json:"steps"`
-	Loss      float64            `json:"loss"`  // mean training loss
-	Parts     map[string]float64 `json:"parts"` // mean of each loss term
-	// Valid is the validation score (primary metric, percent) when the
-	// epoch was validated; Best the best so far.
-	Valid        *float64 `json:"valid"`
-	Best         *float64 `json:"best"`
-	TokensPerS   float64  `json:"tokens_per_s"` // training tokens (prompt + input + target) per second
-	TrainSeconds float64  `json:"train_seconds"`
-	EvalSeconds  float64  `json:"eval_seconds"`
-	PeakBytes    int64    `json:"peak_device_bytes"`
-}
 
 // Reporter shows a run's progress. The runner calls it from one goroutine.
 type Reporter interface {
@@ -31,7 +14,7 @@ type Reporter interface {
 	// Step reports that step (1-based) of the epoch is done.
 	Step(step int, loss, tokensPerS float64)
 	// EndEpoch reports the finished epoch.
-	EndEpoch(l EpochLine)
+	EndEpoch(l rundir.EpochLine)
 	// Logf reports anything else worth a line.
 	Logf(format string, args ...any)
 }
@@ -60,7 +43,7 @@ func (r *LineReporter) Step(step int, loss, tokensPerS float64) {
 	fmt.Fprintf(r.W, "%s step %d/%d loss %.4f %.0f tokens/s\n", r.head, step, r.steps, loss, tokensPerS)
 }
 
-func (r *LineReporter) EndEpoch(l EpochLine) {
+func (r *LineReporter) EndEpoch(l rundir.EpochLine) {
 	fmt.Fprintf(r.W, "%s\n", FormatEpoch(l))
 }
 
@@ -69,7 +52,7 @@ func (r *LineReporter) Logf(format string, args ...any) {
 }
 
 // FormatEpoch is the one-line summary of an epoch.
-func FormatEpoch(l EpochLine) string {
+func FormatEpoch(l rundir.EpochLine) string {
 	s := fmt.Sprintf("task %d %s epoch %d: loss %.4f", l.TaskIndex+1, l.Task, l.Epoch+1, l.Loss)
 	for _, name := range []string{"ce", "hsc", "asc"} {
 		if v, ok := l.Parts[name]; ok {
@@ -87,7 +70,7 @@ type quiet struct{}
 
 func (quiet) BeginEpoch(string, int, int, int, int, int) {}
 func (quiet) Step(int, float64, float64)                 {}
-func (quiet) EndEpoch(EpochLine)                         {}
+func (quiet) EndEpoch(rundir.EpochLine)                  {}
 func (quiet) Logf(string, ...any)                        {}
 
 // Quiet is a Reporter that reports nothing.

@@ -14,6 +14,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
@@ -25,9 +26,9 @@ func TestMain(m *testing.M) { gputest.Main(m) }
 // testConfig is a small SHLPT run. δ and τ_sim are chosen so that the
 // third task both mixes and contrasts (the estimator's weights are far
 // from uniform and straddle δ).
-func testConfig(t *testing.T) Config {
+func testConfig(t *testing.T) rundir.Config {
 	t.Helper()
-	c, err := DefaultConfig("")
+	c, err := rundir.DefaultConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +98,13 @@ func reference(t *testing.T) string {
 	return refDir
 }
 
-func readResults(t *testing.T, dir string) *Results {
+func readResults(t *testing.T, dir string) *rundir.Results {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, ResultsFile))
+	b, err := os.ReadFile(filepath.Join(dir, rundir.ResultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Results
+	var r rundir.Results
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	// metrics.jsonl: one line per epoch, every epoch validated
 	// (eval-from 0), the third task with both contrastive losses.
-	b, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	b, err := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if len(lines) != 9 {
 		t.Fatalf("%d lines in metrics.jsonl, want 9", len(lines))
 	}
-	var last EpochLine
+	var last rundir.EpochLine
 	if err := json.Unmarshal([]byte(lines[8]), &last); err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +217,8 @@ func TestRunEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	var info Info
-	cb, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	var info rundir.Info
+	cb, _ := os.ReadFile(filepath.Join(dir, rundir.ConfigFile))
 	if err := json.Unmarshal(cb, &info); err != nil || info.ModelSHA256 == "" || len(info.DataSHA256) != 3 || info.Device == "" ||
 		info.Settings.PromptLen != 5 {
 		t.Errorf("config.json: %s (%v)", cb, err)
@@ -245,7 +246,7 @@ func TestInterruptAndResume(t *testing.T) {
 	}
 	sameRunOutputs(t, ref, dir)
 	// The metrics of the epochs run twice are not repeated.
-	b, _ := os.ReadFile(filepath.Join(dir, MetricsFile))
+	b, _ := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
 	if n := strings.Count(string(b), "\n"); n != 9 {
 		t.Errorf("%d metrics lines after resuming, want 9", n)
 	}
@@ -298,7 +299,7 @@ func (s *snapshotter) tick() {
 }
 
 func (s *snapshotter) Step(int, float64, float64) { s.tick() }
-func (s *snapshotter) EndEpoch(EpochLine)         { s.tick() }
+func (s *snapshotter) EndEpoch(rundir.EpochLine)  { s.tick() }
 func (s *snapshotter) Logf(string, ...any)        { s.tick() }
 
 // With every earlier task dissimilar nothing is mixed: every stored
@@ -317,9 +318,9 @@ func TestAllDissimilar(t *testing.T) {
 	if a := r.PerTask[1].Method["alpha"].([]any); len(a) != 1 || a[0] != float64(0) {
 		t.Errorf("alpha of task 2 is %v, want [0]", a)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, MetricsFile))
+	b, _ := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	var l EpochLine
+	var l rundir.EpochLine
 	json.Unmarshal([]byte(lines[len(lines)-1]), &l)
 	if !(l.Parts["hsc"] > 0) || !(l.Parts["asc"] > 0) {
 		t.Errorf("contrastive losses of task 2: %v", l.Parts)
@@ -333,14 +334,14 @@ func TestRunRefusals(t *testing.T) {
 	e := newEngine(t)
 	for _, tc := range []struct {
 		name   string
-		change func(*Config)
+		change func(*rundir.Config)
 		want   string
 	}{
-		{"unknown task", func(c *Config) { c.Tasks = []string{"cb", "nosuchtask"} }, "nosuchtask"},
-		{"missing data", func(c *Config) { c.Data = c.Data + "-missing" }, "does not exist"},
-		{"small vocabulary", func(c *Config) { c.Model, _ = filepath.Abs("../../testdata/t5-tiny-relu") }, "vocabulary of 100"},
-		{"no tokenizer", func(c *Config) { c.Tokenizer = "" }, "tokenizer"},
-		{"bad decode", func(c *Config) { c.Decode = "sample" }, "decoding"},
+		{"unknown task", func(c *rundir.Config) { c.Tasks = []string{"cb", "nosuchtask"} }, "nosuchtask"},
+		{"missing data", func(c *rundir.Config) { c.Data = c.Data + "-missing" }, "does not exist"},
+		{"small vocabulary", func(c *rundir.Config) { c.Model, _ = filepath.Abs("../../testdata/t5-tiny-relu") }, "vocabulary of 100"},
+		{"no tokenizer", func(c *rundir.Config) { c.Tokenizer = "" }, "tokenizer"},
+		{"bad decode", func(c *rundir.Config) { c.Decode = "sample" }, "decoding"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
@@ -356,16 +357,17 @@ func TestRunRefusals(t *testing.T) {
 		})
 	}
 	cfg := testConfig(t)
-	// A new run into a used directory, and a resume with other settings.
-	if _, err := Run(context.Background(), cfg, Options{Dir: ref, Engine: e}); err == nil || !strings.Contains(err.Error(), "--resume") {
-		t.Errorf("new run into a used directory: %v", err)
-	}
+	// Another run into a used directory, and a resume with other settings:
+	// each names the first setting that differs.
 	other := cfg
 	other.Epochs = 4
+	if _, err := Run(context.Background(), other, Options{Dir: ref, Engine: e}); err == nil || !strings.Contains(err.Error(), "holds another run: setting epochs is 3 in the run directory but 4 now") {
+		t.Errorf("another run into a used directory: %v", err)
+	}
 	if _, err := Run(context.Background(), other, Options{Dir: ref, Engine: e, Resume: true}); err == nil || !strings.Contains(err.Error(), "epochs") {
 		t.Errorf("resume with other epochs: %v", err)
 	}
-	if _, err := Run(context.Background(), cfg, Options{Dir: t.TempDir(), Engine: e, Resume: true}); err == nil || !strings.Contains(err.Error(), ConfigFile) {
+	if _, err := Run(context.Background(), cfg, Options{Dir: t.TempDir(), Engine: e, Resume: true}); err == nil || !strings.Contains(err.Error(), rundir.ConfigFile) {
 		t.Errorf("resume of an empty directory: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 // barReporter shows one progress bar per epoch on a terminal: step,
@@ -41,7 +42,7 @@ func (r *barReporter) Step(step int, loss, tokensPerS float64) {
 	r.bar.Set(step)
 }
 
-func (r *barReporter) EndEpoch(l run.EpochLine) {
+func (r *barReporter) EndEpoch(l rundir.EpochLine) {
 	r.clear()
 	fmt.Fprintln(r.w, run.FormatEpoch(l))
 }

@@ -18,6 +18,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 func init() {
@@ -26,12 +27,16 @@ func init() {
 
 const trainSynopsis = `train --model DIR [--tokenizer DIR] --data DIR (--tasks a,b,c | --benchmark std|long|nt --order N)
        [--method shlpt] [--seed S] --out RUN_DIR [flags]
-   or: train --resume RUN_DIR`
+   or: train --resume RUN_DIR
+
+--out starts a new run in an absent or empty directory, continues the same
+run (same settings, model and data) where one was interrupted, leaves a
+finished one as it is, and refuses a directory holding another run.`
 
 // trainFlags binds the flags of train to a configuration.
 type trainFlags struct {
 	fs        *pflag.FlagSet
-	cfg       run.Config
+	cfg       rundir.Config
 	tasks     string
 	benchmark string
 	out       string
@@ -42,11 +47,11 @@ type trainFlags struct {
 
 // newTrainFlags binds the flags to a copy of base, which gives every
 // default: the reference's settings, or a resumed run's stored ones.
-func newTrainFlags(base run.Config) *trainFlags {
+func newTrainFlags(base rundir.Config) *trainFlags {
 	f := &trainFlags{fs: newFlags("train", trainSynopsis), cfg: base, noDropout: !base.Dropout}
 	fs := f.fs
 	c := &f.cfg
-	fs.StringVar(&c.Method, "method", c.Method, "lifelong method: "+strings.Join(run.Methods(), ", "))
+	fs.StringVar(&c.Method, "method", c.Method, "lifelong method: "+strings.Join(rundir.Methods(), ", "))
 	fs.StringVar(&c.Model, "model", c.Model, "HF T5 model folder (config.json, model.safetensors)")
 	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "folder with tokenizer.json (default: the model folder)")
 	fs.StringVar(&c.Data, "data", c.Data, "dataset root in the SHLPT layout (CB/train.jsonl, RTE/train.tsv, ...)")
@@ -54,7 +59,7 @@ func newTrainFlags(base run.Config) *trainFlags {
 	fs.StringVar(&f.benchmark, "benchmark", "", "the paper's benchmark: std (orders 1-3), long (orders 4-6) or nt (orders 1-3)")
 	fs.IntVar(&c.Order, "order", c.Order, "task order of --benchmark")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of sampling, initialization, shuffles and dropout")
-	fs.StringVar(&f.out, "out", "", "run directory to create")
+	fs.StringVar(&f.out, "out", "", "run directory: created, or continued when it holds the same run")
 	fs.StringVar(&f.resume, "resume", "", "continue the interrupted run in this directory")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs per task (default: the benchmark's, 50 or 80)")
 	fs.IntVar(&c.Patience, "patience", c.Patience, "validations without improvement before stopping (default: the benchmark's, 35 or 50)")
@@ -109,14 +114,14 @@ func newTrainFlags(base run.Config) *trainFlags {
 
 // resolve builds the run's configuration from the flags: the benchmark's
 // defaults, then every flag given.
-func (f *trainFlags) resolve() (run.Config, error) {
+func (f *trainFlags) resolve() (rundir.Config, error) {
 	fs := f.fs
 	c := f.cfg
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if f.benchmark != "" {
-		def, err := run.DefaultConfig(f.benchmark)
+		def, err := rundir.DefaultConfig(f.benchmark)
 		if err != nil {
 			return c, err
 		}
@@ -138,7 +143,7 @@ func (f *trainFlags) resolve() (run.Config, error) {
 		if !fs.Changed("order") {
 			return c, fmt.Errorf("--benchmark %s needs --order", f.benchmark)
 		}
-		names, err := run.SequenceTasks(f.benchmark, c.Order)
+		names, err := rundir.SequenceTasks(f.benchmark, c.Order)
 		if err != nil {
 			return c, err
 		}
@@ -154,7 +159,7 @@ func (f *trainFlags) resolve() (run.Config, error) {
 		}
 	}
 	c.Dropout = !f.noDropout
-	d := run.DefaultsFor(c.Method)
+	d := rundir.DefaultsFor(c.Method)
 	if !fs.Changed("prompt-len") {
 		c.PromptLen = d.PromptLen
 	}
@@ -173,7 +178,7 @@ func (f *trainFlags) resolve() (run.Config, error) {
 // resumed returns the stored settings of a resumed run with the flags
 // given on the command line applied (f was built on the stored settings,
 // so flags not given keep them). The runner refuses the run if they differ.
-func (f *trainFlags) resumed() (run.Config, error) {
+func (f *trainFlags) resumed() (rundir.Config, error) {
 	fs := f.fs
 	c := f.cfg
 	if fs.NArg() > 0 {
@@ -192,7 +197,7 @@ func (f *trainFlags) resumed() (run.Config, error) {
 
 // absPaths makes the configuration's paths absolute, so that a run can be
 // resumed from another folder.
-func absPaths(c *run.Config) error {
+func absPaths(c *rundir.Config) error {
 	for _, p := range []*string{&c.Model, &c.Tokenizer, &c.Data, &c.PerTaskScores} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
@@ -206,16 +211,16 @@ func absPaths(c *run.Config) error {
 }
 
 func runTrain(args []string, stdout io.Writer) error {
-	def, err := run.DefaultConfig("")
+	def, err := rundir.DefaultConfig("")
 	if err != nil {
 		return err
 	}
 	f := newTrainFlags(def)
 	opts := deviceFlags(f.fs)
-	if err := parse(f.fs, args); err != nil {
+	if err := parseNoArgs(f.fs, args); err != nil {
 		return err
 	}
-	var cfg run.Config
+	var cfg rundir.Config
 	dir := f.out
 	resume := f.resume != ""
 	switch {
@@ -223,7 +228,7 @@ func runTrain(args []string, stdout io.Writer) error {
 		return errors.New("--out and --resume name different directories")
 	case resume:
 		dir = f.resume
-		info, err := run.ReadInfo(dir)
+		info, err := rundir.ReadInfo(dir)
 		if err != nil {
 			return err
 		}
@@ -237,8 +242,7 @@ func runTrain(args []string, stdout io.Writer) error {
 			return err
 		}
 	case f.out == "":
-		f.fs.Usage()
-		return errUsage
+		return usageError(f.fs, "no run directory: give --out DIR (a new run, or the same run to continue), or --resume DIR")
 	default:
 		if cfg, err = f.resolve(); err != nil {
 			return err
@@ -256,6 +260,9 @@ func runTrain(args []string, stdout io.Writer) error {
 	rep.Close()
 	if err != nil {
 		return err
+	}
+	if res.AlreadyComplete {
+		fmt.Fprintf(stdout, "run directory %s holds this run, complete: nothing to do\n", dir)
 	}
 	printResults(stdout, res)
 	fmt.Fprintf(stdout, "run directory: %s\n", dir)
@@ -284,7 +291,7 @@ func interruptible() (context.Context, func()) {
 }
 
 // printResults prints the test matrix and the summary numbers.
-func printResults(w io.Writer, r *run.Results) {
+func printResults(w io.Writer, r *rundir.Results) {
 	fmt.Fprintf(w, "test scores (%s; row: after training task, column: task)\n", r.Method)
 	width := 8
 	for _, t := range r.Tasks {

@@ -1,4 +1,4 @@
-package run
+package rundir
 
 import (
 	"encoding/json"
@@ -12,26 +12,26 @@ import (
 // per-task scores, by hand: R = [[50], [40, 70], [40, 60, 90]], per-task
 // scores [55, 65, 80].
 func TestResultsSummary(t *testing.T) {
-	r := newResults("shlpt", []string{"a", "b", "c"})
+	r := NewResults("shlpt", []string{"a", "b", "c"})
 	vals := [][]float64{{50}, {40, 70}, {40, 60, 90}}
 	for i, row := range vals {
 		for j, v := range row {
-			r.Matrix.Test[i][j], r.Matrix.Valid[i][j] = pct(v/100), pct(v/100)
+			r.Matrix.Test[i][j], r.Matrix.Valid[i][j] = pct(v), pct(v)
 		}
 	}
 	r.StagesDone = 3
-	base := newResults("per-task", []string{"c", "a", "b"})
+	base := NewResults("per-task", []string{"c", "a", "b"})
 	for i, v := range []float64{80, 55, 65} {
-		base.Matrix.Test[i][i] = pct(v / 100)
+		base.Matrix.Test[i][i] = pct(v)
 	}
 	path := filepath.Join(t.TempDir(), "results.json")
 	b, _ := json.Marshal(base)
 	os.WriteFile(path, b, 0o644)
-	scores, err := readBaseline(path, r.Tasks)
+	scores, err := ReadBaseline(path, r.Tasks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.finishStage(scores); err != nil {
+	if err := r.FinishStage(scores); err != nil {
 		t.Fatal(err)
 	}
 	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
@@ -39,7 +39,9 @@ func TestResultsSummary(t *testing.T) {
 	if !r.Complete || !near(r.Average["test"], 190.0/3) || !near(r.BWT["test"], -10) || !near(r.FWT["test"], 7.5) {
 		t.Errorf("average %v, BWT %v, FWT %v", r.Average, r.BWT, r.FWT)
 	}
-	if _, err := readBaseline(path, []string{"a", "d"}); err == nil {
+	if _, err := ReadBaseline(path, []string{"a", "d"}); err == nil {
 		t.Error("a baseline without task d was accepted")
 	}
 }
+
+func pct(v float64) *float64 { return &v }

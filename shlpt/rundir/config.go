@@ -1,13 +1,9 @@
-// Package run is the lifelong runner: it trains a sequence of tasks one
-// after another with a method (shlpt/method), evaluates every seen task
-// after each one, and keeps a run directory — the resolved configuration,
-// per-epoch metrics, the results matrices, the method's artifacts and a
-// checkpoint from which an interrupted run resumes to byte-identical
-// results.
-package run
+package rundir
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -118,8 +114,8 @@ func Methods() []string {
 	return []string{"shlpt", "per-task", "continual-init", "progprompt", "l2p", "coda", "finetune", "ewc", "er"}
 }
 
-// fullWeight reports whether a method trains every weight of the model.
-func fullWeight(methodName string) bool {
+// FullWeight reports whether a method trains every weight of the model.
+func FullWeight(methodName string) bool {
 	switch methodName {
 	case "finetune", "ewc", "er":
 		return true
@@ -148,7 +144,7 @@ func DefaultsFor(methodName string) MethodDefaults {
 		return MethodDefaults{PromptLen: method.DefaultL2P().PromptLen, LR: 0.3, WeightDecay: 1e-5}
 	case methodName == "coda":
 		return MethodDefaults{PromptLen: method.DefaultCODA().PromptLen, LR: 0.3, WeightDecay: 0}
-	case fullWeight(methodName):
+	case FullWeight(methodName):
 		return MethodDefaults{PromptLen: 0, LR: 1e-4, WeightDecay: 0.01}
 	}
 	return MethodDefaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5}
@@ -206,6 +202,9 @@ func SequenceTasks(benchmark string, order int) ([]string, error) {
 
 // Validate checks the settings and canonicalizes task names.
 func (c *Config) Validate() error {
+	if err := finiteSettings(reflect.ValueOf(c).Elem(), ""); err != nil {
+		return err
+	}
 	known := false
 	for _, m := range Methods() {
 		known = known || m == c.Method
@@ -252,11 +251,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("learning rate %v must be positive", c.LR)
 	case !(c.WeightDecay >= 0) || !(c.MaxGradNorm >= 0):
 		return fmt.Errorf("weight decay %v and gradient clipping %v must not be negative", c.WeightDecay, c.MaxGradNorm)
-	case c.PromptLen < 1 && !fullWeight(c.Method):
+	case c.PromptLen < 1 && !FullWeight(c.Method):
 		return fmt.Errorf("prompt length %d must be at least 1", c.PromptLen)
-	case c.Multitask && c.Method != "per-task" && !fullWeight(c.Method):
+	case c.Multitask && c.Method != "per-task" && !FullWeight(c.Method):
 		return fmt.Errorf("--multitask trains every task at once: use per-task (one prompt) or a full-weight method, not %s", c.Method)
-	case fullWeight(c.Method) && c.Weights != "f32":
+	case FullWeight(c.Method) && c.Weights != "f32":
 		return fmt.Errorf("%s trains every weight, which needs --weights f32 (not %s)", c.Method, c.Weights)
 	case c.MaxSteps < 0:
 		return fmt.Errorf("max steps %d must not be negative", c.MaxSteps)
@@ -298,7 +297,41 @@ func (c *Config) methodConfigErr() error {
 	return nil
 }
 
-// padToMax says whether every batch is padded to MaxInputLen, as the
+// PadToMax says whether every batch is padded to MaxInputLen, as the
 // reference pads every input to max_seq_len; it only matters where padding
 // is counted (SHLPT's max-pool with quirks).
-func (c *Config) padToMax() bool { return c.SHLPT.Quirks }
+func (c *Config) PadToMax() bool { return c.SHLPT.Quirks }
+
+// finiteSettings checks every floating-point setting of v (a struct, its
+// nested structs included): each must be a finite number that float32,
+// the precision the device computes in, can hold. The error names the
+// setting as config.json does.
+func finiteSettings(v reflect.Value, prefix string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fv := v.Field(i)
+		switch fv.Kind() {
+		case reflect.Struct:
+			if err := finiteSettings(fv, prefix+name+"."); err != nil {
+				return err
+			}
+		case reflect.Float32, reflect.Float64:
+			x := fv.Float()
+			if math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > math.MaxFloat32 {
+				return fmt.Errorf("setting %s%s is %v: it must be a finite number within float32's range", prefix, name, x)
+			}
+		}
+	}
+	return nil
+}

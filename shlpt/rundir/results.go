@@ -1,0 +1,173 @@
+package rundir
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+
+	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
+)
+
+// Results is results.json: the lifelong score matrices and what is
+// derived from them. Scores are percentages of the primary metric.
+type Results struct {
+	Method string   `json:"method"`
+	Tasks  []string `json:"tasks"`
+	// Metric names each task's primary metric.
+	Metric []string `json:"metric"`
+	// Complete is false while tasks remain; StagesDone counts finished
+	// tasks (rows of the matrices).
+	Complete   bool `json:"complete"`
+	StagesDone int  `json:"stages_done"`
+	// Multitask marks a run that trained every task at once: only the last
+	// row of the matrices is filled.
+	Multitask bool `json:"multitask,omitempty"`
+	// Matrix holds R[t][i], the score on task i after training through
+	// task t, for the valid and test sets; null above the diagonal and for
+	// stages not run yet.
+	Matrix struct {
+		Valid [][]*float64 `json:"valid"`
+		Test  [][]*float64 `json:"test"`
+	} `json:"matrix"`
+	// Average, BWT and FWT over the finished stages (the last row); FWT
+	// only with per-task scores to compare with.
+	Average  map[string]float64 `json:"average,omitempty"`
+	BWT      map[string]float64 `json:"bwt,omitempty"`
+	FWT      map[string]float64 `json:"fwt,omitempty"`
+	PerTask  []TaskResult       `json:"per_task"`
+	Timing   Timing             `json:"timing"`
+	Baseline string             `json:"fwt_baseline,omitempty"` // where FWT's per-task scores come from
+
+	// AlreadyComplete is set (never stored) when a run was asked to start
+	// or resume in a directory where it had finished: nothing was changed.
+	AlreadyComplete bool `json:"-"`
+}
+
+// TaskResult is what the run records about one task.
+type TaskResult struct {
+	Task          string   `json:"task"`
+	Index         int      `json:"index"`
+	TrainExamples int      `json:"train_examples"`
+	ValidExamples int      `json:"valid_examples"`
+	TestExamples  int      `json:"test_examples"`
+	Truncated     int      `json:"truncated_inputs"`
+	EpochsRun     int      `json:"epochs_run"`
+	StoppedEarly  bool     `json:"stopped_early"`
+	BestEpoch     int      `json:"best_epoch"` // 0-based; -1 without validation
+	BestValid     *float64 `json:"best_valid"`
+	// Scores are every metric, in percent, on the task's valid and test
+	// sets right after the task (stage = the task's own index).
+	Scores  map[string]map[string]float64 `json:"scores"`
+	Method  map[string]any                `json:"method,omitempty"`
+	Seconds float64                       `json:"seconds"`
+}
+
+// Timing is wall-clock time in seconds.
+type Timing struct {
+	TrainSeconds float64 `json:"train_seconds"`
+	EvalSeconds  float64 `json:"eval_seconds"`
+	TotalSeconds float64 `json:"total_seconds"`
+}
+
+// NewResults returns empty results for a sequence.
+func NewResults(methodName string, names []string) *Results {
+	T := len(names)
+	r := &Results{Method: methodName, Tasks: names, Metric: make([]string, T)}
+	r.Matrix.Valid = make([][]*float64, T)
+	r.Matrix.Test = make([][]*float64, T)
+	for t := range names {
+		r.Matrix.Valid[t] = make([]*float64, T)
+		r.Matrix.Test[t] = make([]*float64, T)
+	}
+	return r
+}
+
+// FinishStage derives the summary numbers from the finished rows.
+func (r *Results) FinishStage(baseline []float64) error {
+	r.Complete = r.StagesDone == len(r.Tasks)
+	n := r.StagesDone
+	r.Average, r.BWT, r.FWT = map[string]float64{}, nil, nil
+	if r.Multitask {
+		for _, split := range []struct {
+			name string
+			row  []*float64
+		}{{"valid", r.Matrix.Valid[n-1]}, {"test", r.Matrix.Test[n-1]}} {
+			s := 0.0
+			for i, v := range split.row {
+				if v == nil {
+					return fmt.Errorf("results: no %s score for task %d", split.name, i)
+				}
+				s += *v
+			}
+			r.Average[split.name] = s / float64(len(split.row))
+		}
+		return nil
+	}
+	for _, split := range []struct {
+		name string
+		m    [][]*float64
+	}{{"valid", r.Matrix.Valid}, {"test", r.Matrix.Test}} {
+		mat := make(metrics.Matrix, n)
+		for t := 0; t < n; t++ {
+			mat[t] = make([]float64, t+1)
+			for i := 0; i <= t; i++ {
+				if split.m[t][i] == nil {
+					return fmt.Errorf("results: stage %d has no %s score for task %d", t, split.name, i)
+				}
+				mat[t][i] = *split.m[t][i]
+			}
+		}
+		avg, err := metrics.Average(mat)
+		if err != nil {
+			return err
+		}
+		r.Average[split.name] = avg
+		if n >= 2 {
+			bwt, err := metrics.BWT(mat)
+			if err != nil {
+				return err
+			}
+			if r.BWT == nil {
+				r.BWT = map[string]float64{}
+			}
+			r.BWT[split.name] = bwt
+			if baseline != nil && split.name == "test" {
+				fwt, err := metrics.FWT(mat, baseline[:n])
+				if err != nil {
+					return err
+				}
+				r.FWT = map[string]float64{"test": fwt}
+			}
+		}
+	}
+	return nil
+}
+
+// ReadBaseline reads the per-task test scores of the tasks from another
+// run's results.json (its diagonal: each task's score right after it).
+func ReadBaseline(path string, tasks []string) ([]float64, error) {
+	b, err := limitio.ReadFile(path, 64<<20, "a results.json")
+	if err != nil {
+		return nil, err
+	}
+	var other Results
+	if err := json.Unmarshal(b, &other); err != nil {
+		return nil, fmt.Errorf("per-task scores %s: %v", path, err)
+	}
+	diag := map[string]float64{}
+	for i, name := range other.Tasks {
+		if i < len(other.Matrix.Test) && i < len(other.Matrix.Test[i]) && other.Matrix.Test[i][i] != nil {
+			diag[name] = *other.Matrix.Test[i][i]
+		}
+	}
+	out := make([]float64, len(tasks))
+	for i, name := range tasks {
+		v, ok := diag[name]
+		if !ok {
+			return nil, fmt.Errorf("per-task scores %s have no test score for task %s", path, name)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
