@@ -214,3 +214,18 @@ func decodeEvent(b []byte) (decoded, error) {
 	}
 	return d, nil
 }
+
+// ReadScalars reads back what the writer wrote and refuses a damaged file.
+func TestReadScalars(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Version(1)
+	w.Scalar(2, 7, "a/b", 0.5)
+	s, err := ReadScalars(buf.Bytes())
+	if err != nil || len(s) != 1 || s[0] != (Scalar{Wall: 2, Step: 7, Tag: "a/b", Value: 0.5}) {
+		t.Fatalf("read %+v, %v", s, err)
+	}
+	if _, err := ReadScalars(buf.Bytes()[:buf.Len()-1]); err == nil {
+		t.Error("a truncated file was read")
+	}
+}

@@ -72,6 +72,10 @@ type runner struct {
 	metricsLen int64
 	lock       *os.File // held while the run writes the directory
 	stageList  []*stage
+	// logs receive every step, epoch and stage (logs.go); globalStep
+	// counts the run's training steps.
+	logs       *logSet
+	globalStep int
 }
 
 // Run trains the configured sequence in opt.Dir and returns the results.
@@ -251,6 +255,9 @@ func (r *runner) release() {
 	if r.m != nil {
 		r.m.Release()
 	}
+	if r.logs != nil {
+		r.logs.Close()
+	}
 	if r.lock != nil {
 		os.RemoveAll(filepath.Join(r.dir, scratchDir))
 		r.lock.Close()
@@ -323,6 +330,9 @@ func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 		return nil, err
 	}
 	r.metricsLen = metricsLen
+	if err := r.openLogs(ck); err != nil {
+		return nil, err
+	}
 	for t := first; t < len(stages); t++ {
 		var at *checkpoint
 		if ck != nil && ck.Task == t {

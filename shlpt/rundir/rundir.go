@@ -20,9 +20,15 @@ import (
 
 // Files and folders of a run directory.
 const (
-	ConfigFile     = "config.json"
-	MetricsFile    = "metrics.jsonl"
-	ResultsFile    = "results.json"
+	ConfigFile  = "config.json"
+	MetricsFile = "metrics.jsonl"
+	ResultsFile = "results.json"
+	// MetricsCSVFile has one row per epoch and EvalCSVFile one per task
+	// scored after each stage, in the columns of Avalanche's CSV logger;
+	// TBDir holds TensorBoard event files.
+	MetricsCSVFile = "metrics.csv"
+	EvalCSVFile    = "eval.csv"
+	TBDir          = "tb"
 	CheckpointFile = "checkpoint.safetensors"
 	// PromptsDir holds prompts/<task>.safetensors: the prompt each task is
 	// tested with, for the methods that store one.
@@ -91,12 +97,16 @@ type EpochLine struct {
 	Parts     map[string]float64 `json:"parts"` // mean of each loss term
 	// Valid is the validation score (primary metric, percent) when the
 	// epoch was validated; Best the best so far.
-	Valid        *float64 `json:"valid"`
-	Best         *float64 `json:"best"`
-	TokensPerS   float64  `json:"tokens_per_s"` // training tokens (prompt + input + target) per second
-	TrainSeconds float64  `json:"train_seconds"`
-	EvalSeconds  float64  `json:"eval_seconds"`
-	PeakBytes    int64    `json:"peak_device_bytes"`
+	Valid *float64 `json:"valid"`
+	Best  *float64 `json:"best"`
+	// Alpha is the method's mixture weight of each earlier task's stored
+	// prompt (SHLPT's ᾱ) at the end of the epoch, for methods that weigh
+	// earlier tasks (method.Similarities).
+	Alpha        []float64 `json:"alpha,omitempty"`
+	TokensPerS   float64   `json:"tokens_per_s"` // training tokens (prompt + input + target) per second
+	TrainSeconds float64   `json:"train_seconds"`
+	EvalSeconds  float64   `json:"eval_seconds"`
+	PeakBytes    int64     `json:"peak_device_bytes"`
 }
 
 // ReadMetrics reads a run directory's metrics.jsonl; an error names the
