@@ -3,8 +3,8 @@ package run
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
