@@ -336,3 +336,5 @@ func sortedGroups(gs []*Group) []*Group {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Label() < out[j].Label() })
 	return out
 }
+
+func mkdirFor(path string) error { return os.MkdirAll(filepath.Dir(path), 0o755) }
