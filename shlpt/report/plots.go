@@ -133,12 +133,12 @@ func meanMatrix(g *Group) ([][]float64, []string, int) {
 // grid is a matrix as a heat map's grid, row 0 at the top.
 type grid [][]float64
 
-func (g grid) Dims() (c, r int)    { return len(g[0]), len(g) }
-func (g grid) Z(c, r int) float64  { return g[len(g)-1-r][c] }
-func (g grid) X(c int) float64     { return float64(c) }
-func (g grid) Y(r int) float64     { return float64(r) }
-func (g grid) rowY(i int) float64  { return float64(len(g) - 1 - i) }
-func (g grid) colX(i int) float64  { return float64(i) }
+func (g grid) Dims() (c, r int)   { return len(g[0]), len(g) }
+func (g grid) Z(c, r int) float64 { return g[len(g)-1-r][c] }
+func (g grid) X(c int) float64    { return float64(c) }
+func (g grid) Y(r int) float64    { return float64(r) }
+func (g grid) rowY(i int) float64 { return float64(len(g) - 1 - i) }
+func (g grid) colX(i int) float64 { return float64(i) }
 
 // sequential maps [lo, hi] from near white to a mid blue, light enough
 // that black values stay readable.
