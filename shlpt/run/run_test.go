@@ -450,3 +450,31 @@ func TestRunRefusals(t *testing.T) {
 		t.Errorf("resume of an empty directory: %v", err)
 	}
 }
+
+// The activations pass: every stored prompt over two test inputs of each
+// task; a prompt is fully alike itself, and the matrix is symmetric.
+func TestActivations(t *testing.T) {
+	ref := reference(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.CopyFS(dir, os.DirFS(ref)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Activations(dir, newEngine(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := rundir.ReadActivations(dir)
+	if err != nil || len(back.Similarity) != 3 {
+		t.Fatalf("read back %+v, %v", back, err)
+	}
+	for i := range a.Similarity {
+		if math.Abs(a.Similarity[i][i]-1) > 1e-5 {
+			t.Errorf("prompt %d is %v alike itself", i, a.Similarity[i][i])
+		}
+		for j := range a.Similarity {
+			if a.Similarity[i][j] != a.Similarity[j][i] || !(a.Similarity[i][j] <= 1+1e-6) {
+				t.Errorf("similarity [%d][%d] %v, [%d][%d] %v", i, j, a.Similarity[i][j], j, i, a.Similarity[j][i])
+			}
+		}
+	}
+}

@@ -29,7 +29,9 @@ const (
 	MetricsCSVFile = "metrics.csv"
 	EvalCSVFile    = "eval.csv"
 	TBDir          = "tb"
-	CheckpointFile = "checkpoint.safetensors"
+	// ActivationsFile is written by the report's activations pass.
+	ActivationsFile = "activations.json"
+	CheckpointFile  = "checkpoint.safetensors"
 	// PromptsDir holds prompts/<task>.safetensors: the prompt each task is
 	// tested with, for the methods that store one.
 	PromptsDir = "prompts"
@@ -136,4 +138,41 @@ func ReadMetrics(dir string) ([]EpochLine, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return out, nil
+}
+
+// Activations is activations.json: how alike the stored prompts make the
+// model's activation state at the last decoder layer (the feed-forward
+// activation of the first decoder position, where ASC acts).
+type Activations struct {
+	Tasks []string `json:"tasks"`
+	// InputsPerTask is how many test inputs of each task were run.
+	InputsPerTask int `json:"inputs_per_task"`
+	// Similarity[a][b] is the mean over the inputs of every task of the
+	// cosine similarity between the activations with prompt a and with
+	// prompt b.
+	Similarity [][]float64 `json:"similarity"`
+}
+
+// ReadActivations reads a run directory's activations.json.
+func ReadActivations(dir string) (*Activations, error) {
+	path := filepath.Join(dir, ActivationsFile)
+	b, err := limitio.ReadFile(path, 16<<20, "an activations.json")
+	if err != nil {
+		return nil, err
+	}
+	var a Activations
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(a.Similarity) != len(a.Tasks) {
+		return nil, fmt.Errorf("%s: %d rows of similarity for %d tasks", path, len(a.Similarity), len(a.Tasks))
+	}
+	for i, row := range a.Similarity {
+		if len(row) != len(a.Tasks) {
+			return nil, fmt.Errorf("%s: similarity row %d has %d entries for %d tasks", path, i, len(row), len(a.Tasks))
+		}
+	}
+	return &a, nil
 }
