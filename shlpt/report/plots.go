@@ -42,7 +42,7 @@ func (r *Report) Plots(dir string) ([]Figure, error) {
 	}
 	for _, g := range r.Groups {
 		if m, rows, n := meanMatrix(g); n > 0 {
-			title := fmt.Sprintf("Test scores of %s, %s (mean of %d seeds)", g.ID, g.Label(), n)
+			title := fmt.Sprintf("Test scores, %s %s (mean of %d seeds)", g.ID, g.ShortLabel(), n)
 			if err := add("matrix", "matrix-"+g.ID+".png", title, func(p string) error {
 				return heatmap(p, title, m, rows, g.Tasks, "task scored", "after training", sequential(0, 100), "%.1f")
 			}); err != nil {
@@ -67,12 +67,28 @@ func (r *Report) Plots(dir string) ([]Figure, error) {
 		}
 		if hasAlpha(run.Epochs) {
 			title := fmt.Sprintf("ᾱ of earlier tasks while training, %s (seed %d)", g.ID, run.Seed())
-			if err := add("alpha", "alpha-"+g.ID+".png", title, func(p string) error { return alphaPlot(p, title, run, g.Label()) }); err != nil {
+			if err := add("alpha", "alpha-"+g.ID+".png", title, func(p string) error { return alphaPlot(p, title, run, g.ShortLabel()) }); err != nil {
 				return figs, err
 			}
 		}
 		title := fmt.Sprintf("Training curves, %s (seed %d)", g.ID, run.Seed())
-		if err := add("curves", "curves-"+g.ID+".png", title, func(p string) error { return curves(p, title, run, g.Label()) }); err != nil {
+		if err := add("curves", "curves-"+g.ID+".png", title, func(p string) error { return curves(p, title, run, g.ShortLabel()) }); err != nil {
+			return figs, err
+		}
+	}
+	for _, g := range r.Groups {
+		a, run := groupActivations(g)
+		if a == nil {
+			continue
+		}
+		title := fmt.Sprintf("Activation similarity between prompts, last layer, %s (seed %d)", g.ID, run.Seed())
+		panels := []activationPanel{{a: a, name: fmt.Sprintf("%s %s (seed %d)", g.ID, g.ShortLabel(), run.Seed())}}
+		if pair := ascPair(g, r.Groups); pair != nil {
+			if b, br := groupActivations(pair); b != nil {
+				panels = append(panels, activationPanel{a: b, name: fmt.Sprintf("%s %s (seed %d)", pair.ID, pair.ShortLabel(), br.Seed())})
+			}
+		}
+		if err := add("activations", "activations-"+g.ID+".png", title, func(p string) error { return activationPlot(p, title, panels) }); err != nil {
 			return figs, err
 		}
 	}
@@ -563,6 +579,91 @@ func saveStacked(path string, w, h float64, plots ...*plot.Plot) error {
 	canvases := plot.Align(rows, tiles, dc)
 	for i, p := range plots {
 		p.Draw(canvases[i][0])
+	}
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return err
+	}
+	return writeFile(path, buf.Bytes())
+}
+
+// groupActivations is activations.json of the group's first run that has
+// one.
+func groupActivations(g *Group) (*rundir.Activations, *Run) {
+	for _, r := range g.Runs {
+		if a, err := rundir.ReadActivations(r.Dir); err == nil {
+			return a, r
+		}
+	}
+	return nil, nil
+}
+
+// ascPair is the group that differs from g only in SHLPT's -ASC ablation,
+// when g is the one with ASC.
+func ascPair(g *Group, groups []*Group) *Group {
+	if g.Method != "shlpt" || strings.Contains(g.Variant, "-ASC") {
+		return nil
+	}
+	want := strings.Replace(g.Key, `"no_asc":false`, `"no_asc":true`, 1)
+	for _, o := range groups {
+		if o.Key == want && o != g {
+			return o
+		}
+	}
+	return nil
+}
+
+type activationPanel struct {
+	a    *rundir.Activations
+	name string
+}
+
+// activationPlot draws each panel's similarity matrix side by side (with
+// ASC on the left, without on the right when both exist).
+func activationPlot(path, _ string, panels []activationPanel) error {
+	var plots []*plot.Plot
+	for _, pn := range panels {
+		p := newPlot("Activation similarity, last layer\n"+pn.name, "prompt of task", "prompt of task")
+		g := grid(pn.a.Similarity)
+		cr := sequential(0, 1)
+		h := plotter.NewHeatMap(g, cr)
+		h.Min, h.Max = 0, 1
+		h.NaN = missingColor
+		p.Add(h)
+		var xys plotter.XYs
+		var labels []string
+		for a, row := range pn.a.Similarity {
+			for b, v := range row {
+				xys = append(xys, plotter.XY{X: g.colX(b), Y: g.rowY(a)})
+				labels = append(labels, fmt.Sprintf("%.2f", v))
+			}
+		}
+		l, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
+		if err != nil {
+			return err
+		}
+		for k := range l.TextStyle {
+			l.TextStyle[k] = cellLabelStyle()
+		}
+		p.Add(l)
+		p.X.Tick.Marker = indexTicks(pn.a.Tasks, g.colX)
+		p.Y.Tick.Marker = indexTicks(pn.a.Tasks, g.rowY)
+		p.X.Min, p.X.Max = -0.5, float64(len(pn.a.Tasks))-0.5
+		p.Y.Min, p.Y.Max = -0.5, float64(len(pn.a.Tasks))-0.5
+		if len(pn.a.Tasks) > 4 {
+			p.X.Tick.Label.Rotation = math.Pi / 4
+			p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
+		}
+		plots = append(plots, p)
+	}
+	n := float64(len(panels[0].a.Tasks))
+	side := max(5.0, 1.8+0.55*n)
+	img := vgimg.New(vg.Length(side*float64(len(plots)))*vg.Inch, vg.Length(side)*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: vg.Points(16), PadTop: vg.Points(6), PadRight: vg.Points(12), PadLeft: vg.Points(4), PadBottom: vg.Points(4)}
+	canvases := plot.Align([][]*plot.Plot{plots}, tiles, dc)
+	for i, p := range plots {
+		p.Draw(canvases[0][i])
 	}
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {

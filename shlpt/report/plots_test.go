@@ -43,6 +43,24 @@ func TestPlots(t *testing.T) {
 			fakeSpec{method: "shlpt", benchmark: "long", order: 4, seed: seed, model: fakeModel(t, true), base: 60, drop: 1,
 				change: func(c *rundir.Config) { c.Epochs = 3 }})
 	}
+	// Activation similarities of SHLPT and of its -ASC ablation on order 1.
+	noASC := filepath.Join(root, "std-o1/shlpt-noasc/s42")
+	fakeRun(t, noASC, fakeSpec{method: "shlpt", benchmark: "std", order: 1, seed: 42, model: r0model(t, root), base: 77,
+		change: func(c *rundir.Config) { c.SHLPT.NoASC = true }})
+	for dir, off := range map[string]float64{filepath.Join(root, "std-o1/shlpt/s42"): 0, noASC: 0.3} {
+		a := rundir.Activations{Tasks: []string{"dbpedia", "amazon", "yahoo", "ag"}, InputsPerTask: 10}
+		for i := range a.Tasks {
+			row := make([]float64, len(a.Tasks))
+			for j := range row {
+				row[j] = 1
+				if i != j {
+					row[j] = 0.4 + off + 0.05*float64(i+j)
+				}
+			}
+			a.Similarity = append(a.Similarity, row)
+		}
+		write(t, filepath.Join(dir, rundir.ActivationsFile), a)
+	}
 	r, err := Build([]string{root + "/std-o*/*/s*", root + "/tiny/*/*/*", root + "/pairs/*/*", root + "/pertask/*/*", root + "/long/*"})
 	if err != nil {
 		t.Fatal(err)
@@ -71,9 +89,19 @@ func TestPlots(t *testing.T) {
 			t.Errorf("%s: %v %dx%d", f.Path, err, cfg.Width, cfg.Height)
 		}
 	}
-	for _, k := range []string{"matrix", "bars", "alpha", "curves", "transfer"} {
+	for _, k := range []string{"matrix", "bars", "alpha", "curves", "transfer", "activations"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s figure (%v)", k, kinds)
 		}
 	}
+}
+
+// r0model is the model folder of the grid's first SHLPT run.
+func r0model(t *testing.T, root string) string {
+	t.Helper()
+	info, err := rundir.ReadInfo(filepath.Join(root, "std-o1/shlpt/s42"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Settings.Model
 }

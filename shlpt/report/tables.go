@@ -535,7 +535,33 @@ func Tables(groups []*Group, paper *Paper) []*Table {
 	}
 	add(deltaTable(groups))
 	add(transferMetricsTable(groups, paper))
+	add(summaryTable(groups))
 	add(ordersTable("Forgetting", "best earlier test score minus final, averaged over tasks", groups, paper,
 		[]string{"std", "long", "nt"}, "forgetting", metricForget, func(*Group) bool { return true }))
 	return out
+}
+
+// summaryTable lists every group with its sequence: average, BWT, FWT and
+// forgetting of the test scores (custom sequences appear nowhere else).
+func summaryTable(groups []*Group) *Table {
+	t := &Table{Name: "Runs", Title: "every group: test average, BWT, FWT and forgetting", Cols: []string{"sequence", "average", "BWT", "FWT", "forgetting"}}
+	for _, g := range sortedGroups(groups) {
+		seq := strings.Join(g.Tasks, "→")
+		if g.Benchmark != "" {
+			seq = fmt.Sprintf("%s order %d", g.Benchmark, g.Order)
+		}
+		row := Row{Label: g.ID + " " + g.Label(), Cells: []*Cell{{Text: seq}}}
+		for _, m := range []runMetric{metricAverage, metricBWT, metricFWT, metricForget} {
+			c := newCell([]*Group{g}, m, nil, nil)
+			if c.Ours == nil {
+				c = nil
+			}
+			row.Cells = append(row.Cells, c)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	if len(t.Rows) == 0 {
+		return nil
+	}
+	return t
 }

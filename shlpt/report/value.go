@@ -112,6 +112,8 @@ type Cell struct {
 	// Flags are marks the reader must see (primary metrics unlike the
 	// paper's).
 	Flags []string
+	// Text is a cell of words instead of a number.
+	Text string
 }
 
 // Diff is ours minus the paper's, when both exist and compare.

@@ -21,6 +21,7 @@ type Report struct {
 	Groups   []*Group
 	Tables   []*Table
 	Problems []string // one line each, naming the directory
+	Figures  []Figure // drawn by Plots, linked from report.md
 }
 
 // Build reads the runs named by args (run directories, plan directories,
@@ -78,6 +79,9 @@ func signed(x float64) string {
 // mdCell is "ours ± std (n) · paper P · Δ D", with † for incomplete and ‡
 // for flags; a paper value that does not compare is named as such.
 func mdCell(c *Cell) string {
+	if c != nil && c.Text != "" {
+		return c.Text
+	}
 	if c != nil && c.Ours != nil && !c.Ours.Valid() {
 		return "— † (" + strings.Join(c.Ours.Incomplete, "; ") + ")"
 	}
@@ -151,6 +155,12 @@ func (r *Report) Markdown() []byte {
 		}
 		if len(notes) > 0 {
 			b.WriteString("\n")
+		}
+	}
+	if len(r.Figures) > 0 {
+		b.WriteString("## Figures\n\n")
+		for _, f := range r.Figures {
+			fmt.Fprintf(&b, "### %s\n\n![%s](%s)\n\n", mdEscape(f.Title), f.Kind, filepath.ToSlash(f.Path))
 		}
 	}
 	b.WriteString("## Groups\n\n| group | method | benchmark | order | seeds | state | differs from the paper |\n|---|---|---|---|---|---|---|\n")
@@ -280,6 +290,9 @@ var texEscaper = strings.NewReplacer(`\`, `\textbackslash{}`, "&", `\&`, "%", `\
 	"{", `\{`, "}", `\}`, "~", `\textasciitilde{}`, "^", `\textasciicircum{}`, "→", `$\to$`, "δ", `$\delta$`, "−", "-", "×", `$\times$`)
 
 func texCell(c *Cell) string {
+	if c != nil && c.Text != "" {
+		return texEscaper.Replace(c.Text)
+	}
 	if c == nil || !c.Ours.Valid() {
 		if c != nil && c.Paper != nil {
 			return `-- / \textcolor{gray}{` + num(c.Paper.Value) + `}`
