@@ -68,7 +68,7 @@ func openLoggers(dir string, lens map[string]int64, logf func(string, ...any)) (
 			if lens != nil && !ok {
 				logf("%s: the checkpoint predates this log, which starts again from here", rel)
 			}
-			return openLogFile(dir, rel, n)
+			return openLogFile(dir, rel, n, logf)
 		})
 		if err != nil {
 			s.Close()
@@ -119,7 +119,7 @@ type logFile struct {
 
 // openLogFile opens dir/rel for appending after cutting it to n bytes
 // (creating it, and its folder, when absent).
-func openLogFile(dir, rel string, n int64) (*logFile, error) {
+func openLogFile(dir, rel string, n int64, logf func(string, ...any)) (*logFile, error) {
 	path := filepath.Join(dir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -130,7 +130,10 @@ func openLogFile(dir, rel string, n int64) (*logFile, error) {
 	}
 	st, err := f.Stat()
 	if err == nil && st.Size() < n {
-		err = fmt.Errorf("%s is shorter (%d bytes) than the checkpoint recorded (%d)", path, st.Size(), n)
+		// A log cut short or removed since the checkpoint cannot be
+		// restored (the checkpoint keeps no copy of it): it starts again.
+		logf("%s is shorter (%d bytes) than the checkpoint recorded (%d): it starts again from here", path, st.Size(), n)
+		n = 0
 	}
 	if err == nil {
 		err = f.Truncate(n)

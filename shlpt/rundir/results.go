@@ -41,6 +41,10 @@ type Results struct {
 	PerTask    []TaskResult          `json:"per_task"`
 	Timing     Timing                `json:"timing"`
 	Baseline   string                `json:"fwt_baseline,omitempty"` // where FWT's per-task scores come from
+
+	// AlreadyComplete is set (never stored) when a run was asked to start
+	// or resume in a directory where it had finished: nothing was changed.
+	AlreadyComplete bool `json:"-"`
 }
 
 // TaskResult is what the run records about one task.
