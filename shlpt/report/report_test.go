@@ -294,10 +294,3 @@ func TestReportBadInput(t *testing.T) {
 	}
 }
 
-func TestReportPrint(t *testing.T) {
-	if os.Getenv("REPORT_PRINT") == "" {
-		t.Skip("prints a sample report with REPORT_PRINT=1")
-	}
-	r, _ := Build([]string{fakeGrid(t) + "/*/*/*", fakeGrid(t) + "/tiny/*/*/*"})
-	os.Stdout.Write(r.Markdown())
-}

@@ -149,9 +149,10 @@ func (r *Results) FinishStage(baseline []float64) error {
 			f := Forgetting{PerTask: map[string]float64{}}
 			for i, v := range per {
 				f.PerTask[r.Tasks[i]] = v
-				f.Mean += v
 			}
-			f.Mean /= float64(len(per))
+			if f.Mean, err = metrics.Forgetting(mat); err != nil {
+				return err
+			}
 			if r.Forgetting == nil {
 				r.Forgetting = map[string]Forgetting{}
 			}
