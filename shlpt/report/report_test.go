@@ -293,4 +293,3 @@ func TestReportBadInput(t *testing.T) {
 		t.Errorf("report.md:\n%s", md)
 	}
 }
-
