@@ -202,6 +202,9 @@ func (r *runner) similarities() ([]float64, error) {
 // stepsLogged counts the training steps of the epochs in metrics.jsonl.
 func stepsLogged(dir string) (int, error) {
 	lines, err := rundir.ReadMetrics(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil // stopped before its first epoch ended
+	}
 	if err != nil {
 		return 0, err
 	}
