@@ -10,7 +10,7 @@ import (
 // stepInputs are the per-batch tensors of an SHLPT step besides the
 // model's batch. Nil where the step does not need them.
 type stepInputs struct {
-	real   *ag.Tensor // (B, L): 1 for real tokens, 0 for padding; nil under Quirks
+	real   *ag.Tensor // (B, L): 1 for real tokens, 0 for padding; nil with the pad-maxpool quirk
 	hscW   *ag.Tensor // (B, T): weight of each target position in HSC's mean
 	ascM   *ag.Tensor // (B, F): ASC's neuron mask m
 	hidNeg *ag.Tensor // (B, P, T, d): h_j of each row
@@ -42,10 +42,6 @@ func (r *stepResult) release() {
 	}
 }
 
-// needsAlpha says whether a training step computes α: to mix, or (under
-// -STT) to partition; not when every earlier task is dissimilar.
-func (c SHLPTConfig) needsAlpha() bool { return !c.AllDissimilar }
-
 // compute records one SHLPT step on batch b (paper Eq. 3–12; the exact
 // semantics are those of the shlpt-step cases, docs/shlpt.md):
 //
@@ -67,22 +63,25 @@ func (s *SHLPT) compute(b *t5.Batch, in *stepInputs, report bool) *stepResult {
 	B, P := b.InputIDs.Dim(0), len(s.pool)
 	prompt := s.prompt.Reshape(s.prompt.Shape()...)
 	if P > 0 {
-		if c.needsAlpha() || report {
+		switch {
+		case c.trainMixes():
+			if c.usesEstimator(P) || report {
+				r.XHat = s.xhat(b.InputIDs, in.real)
+			}
+			r.Alpha = s.alphaFor(r.XHat, B)
+		case report:
+			// Every earlier task is dissimilar: α is not needed, but the
+			// case records the estimator's.
 			func() {
-				// α steers gradients only through the mixture.
-				if !c.mixes() {
-					defer e.NoGrad()()
-				}
-				if (P > 1 && !c.NoASE) || report {
-					r.XHat = s.xhat(b.InputIDs, in.real)
-				}
-				r.Alpha = s.alphaFor(r.XHat, B)
+				defer e.NoGrad()()
+				r.XHat = s.xhat(b.InputIDs, in.real)
+				r.Alpha = s.est.Alpha(r.XHat, s.phat, c.TauSim)
 			}()
-		} else {
+		default:
 			r.Alpha = e.Zeros(B, P) // not read: every task is a negative
 		}
 		r.Mixed, r.Negatives = ag.Partition(r.Alpha, c.partition())
-		if c.mixes() {
+		if c.trainMixes() {
 			prompt.Release()
 			prompt = s.mixPrompts(r.Mixed)
 		}
@@ -170,7 +169,7 @@ func (s *SHLPT) NewStep(B int) (Step, error) {
 	P, T, D, F := len(s.pool), t.TargetLen, m.Config.DModel, m.Config.DFF
 	st := &shlptStep{s: s, B: B}
 	c := s.cfg
-	if P > 1 && !c.NoASE && c.needsAlpha() && !c.Quirks {
+	if (c.usesEstimator(P) || (s.report && P > 0)) && !c.quirk(QuirkPadMaxPool) {
 		st.in.real = e.Zeros(B, t.InputLen)
 	}
 	if P > 0 && c.useHSC() {
@@ -188,83 +187,105 @@ func (s *SHLPT) NewStep(B int) (Step, error) {
 	return st, nil
 }
 
-// Write uploads the batch's real-token mask, HSC weights and gathered
-// negatives.
-func (st *shlptStep) Write(b *Batch) error {
-	s := st.s
-	if len(b.Examples) != st.B || len(b.Index) != st.B {
-		return fmt.Errorf("shlpt: a batch of %d rows for a step of %d", len(b.Examples), st.B)
-	}
-	if st.in.real != nil {
-		L := st.in.real.Dim(1)
-		v := make([]float32, st.B*L)
-		for r, ex := range b.Examples {
+// stepValues are the host values of a step's per-batch inputs (nil where
+// the step has no such tensor).
+type stepValues struct {
+	real, hscW, ascM, hidNeg, actNeg []float32
+}
+
+// stepValues builds the per-batch inputs of rows exs (examples index of
+// the task's training set) for a step that has the tensors of in, with
+// inputs padded to L tokens and targets to T: the real-token mask, HSC's
+// position weights, ASC's mask and the gathered negatives masked by it.
+// It is the one builder of SHLPT's step inputs: training, shlptcheck and
+// the tests all go through it.
+func (s *SHLPT) stepValues(in *stepInputs, exs []Example, index []int, L, T int) (stepValues, error) {
+	var v stepValues
+	if in.real != nil {
+		v.real = make([]float32, len(exs)*L)
+		for r, ex := range exs {
 			for j := 0; j < len(ex.Input) && j < L; j++ {
-				v[r*L+j] = 1
+				v.real[r*L+j] = 1
 			}
 		}
-		if err := st.in.real.WriteFloat32(v); err != nil {
-			return err
-		}
 	}
-	if st.in.hscW == nil && st.in.ascM == nil {
-		return nil
+	if in.hscW == nil && in.ascM == nil {
+		return v, nil
 	}
 	if s.negs == nil {
-		return fmt.Errorf("shlpt: the negatives were not computed")
+		return v, fmt.Errorf("shlpt: the negatives were not computed")
 	}
-	c := s.negs
-	var hid, act, mask []float32
-	var w []float32
-	if st.in.hscW != nil {
-		valid := make([][]bool, st.B)
-		for r, ex := range b.Examples {
-			valid[r] = make([]bool, c.T)
-			for t := 0; t < c.T && t < len(ex.Target); t++ {
+	P, F := len(s.pool), s.env.Model.Config.DFF
+	if in.hscW != nil {
+		valid := make([][]bool, len(exs))
+		for r, ex := range exs {
+			valid[r] = make([]bool, T)
+			for t := 0; t < T && t < len(ex.Target); t++ {
 				valid[r][t] = true
 			}
 		}
-		w = hscWeights(valid, s.cfg.Quirks)
+		v.hscW = hscWeights(valid, s.cfg.quirk(QuirkHSCPadding))
 	}
-	for _, i := range b.Index {
-		h, a, s0, err := c.read(i)
+	for _, i := range index {
+		h, a, s0, err := s.negs.read(i)
 		if err != nil {
-			return err
+			return v, err
 		}
-		m := ascMask(s0, s.cfg.Quirks)
-		hid = append(hid, h...)
-		mask = append(mask, m...)
-		for j := 0; j < c.P; j++ {
-			for k := 0; k < c.F; k++ {
-				act = append(act, a[j*c.F+k]*m[k])
+		if in.hscW != nil {
+			v.hidNeg = append(v.hidNeg, h...)
+		}
+		if in.ascM == nil {
+			continue
+		}
+		m := ascMask(s0, s.cfg.quirk(QuirkASCSignMask))
+		v.ascM = append(v.ascM, m...)
+		for j := 0; j < P; j++ {
+			for k := 0; k < F; k++ {
+				v.actNeg = append(v.actNeg, a[j*F+k]*m[k])
 			}
 		}
 	}
-	if st.in.hscW != nil {
-		if err := firstErr(st.in.hscW.WriteFloat32(w), st.in.hidNeg.WriteFloat32(hid)); err != nil {
-			return err
+	return v, nil
+}
+
+// Write uploads the batch's real-token mask, HSC weights and gathered
+// negatives.
+func (st *shlptStep) Write(b *Batch) error {
+	if len(b.Examples) != st.B || len(b.Index) != st.B {
+		return fmt.Errorf("shlpt: a batch of %d rows for a step of %d", len(b.Examples), st.B)
+	}
+	t := st.s.task
+	v, err := st.s.stepValues(&st.in, b.Examples, b.Index, t.InputLen, t.TargetLen)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, x := range []struct {
+		t *ag.Tensor
+		v []float32
+	}{{st.in.real, v.real}, {st.in.hscW, v.hscW}, {st.in.hidNeg, v.hidNeg}, {st.in.ascM, v.ascM}, {st.in.actNeg, v.actNeg}} {
+		if x.t != nil {
+			errs = append(errs, x.t.WriteFloat32(x.v))
 		}
 	}
-	if st.in.ascM != nil {
-		return firstErr(st.in.ascM.WriteFloat32(mask), st.in.actNeg.WriteFloat32(act))
-	}
-	return nil
+	return firstErr(errs...)
 }
 
 // hscWeights returns HSC's weights (B, T) of target positions: 1/n_b on
 // the n_b positions of row b that count (labels other than -100), or 1/T
-// on every position with quirks (the reference averages over padding).
-func hscWeights(valid [][]bool, quirks bool) []float32 {
+// on every position with the hsc-padding quirk (the reference averages
+// over padding).
+func hscWeights(valid [][]bool, padding bool) []float32 {
 	var w []float32
 	for _, row := range valid {
 		n := 0
 		for _, v := range row {
-			if v || quirks {
+			if v || padding {
 				n++
 			}
 		}
 		for _, v := range row {
-			if (v || quirks) && n > 0 {
+			if (v || padding) && n > 0 {
 				w = append(w, float32(1/float64(n)))
 			} else {
 				w = append(w, 0)

@@ -295,4 +295,4 @@ func (c *Config) methodConfigErr() error {
 // PadToMax says whether every batch is padded to MaxInputLen, as the
 // reference pads every input to max_seq_len; it only matters where padding
 // is counted (SHLPT's max-pool with quirks).
-func (c *Config) PadToMax() bool { return c.SHLPT.Quirks }
+func (c *Config) PadToMax() bool { return c.Method == "shlpt" && c.SHLPT.PadToMax() }

@@ -17,6 +17,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
@@ -103,7 +104,8 @@ func newTrainFlags(base rundir.Config) *trainFlags {
 	fs.Float64Var(&c.EWC.Lambda, "ewc-lambda", c.EWC.Lambda, "ewc: weight of the penalty")
 	fs.Float64Var(&c.EWC.Gamma, "ewc-gamma", c.EWC.Gamma, "ewc: decay of the accumulated Fisher information")
 	fs.IntVar(&c.ER.Memory, "er-memory", c.ER.Memory, "er: examples kept in the replay memory (reservoir sampling)")
-	fs.BoolVar(&s.Quirks, "quirks", s.Quirks, "reproduce the authors' code where shlpt-vk's default differs (see docs/shlpt.md)")
+	fs.StringSliceVar(&s.Quirks, "quirks", s.Quirks, "SHLPT: reproduce the authors' code where shlpt-vk's default differs, by name ("+strings.Join(method.QuirkNames, ", ")+") or all; --quirks alone is all (docs/shlpt.md)")
+	fs.Lookup("quirks").NoOptDefVal = method.QuirksAll
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing but errors and the final results")
 	return f
 }
@@ -155,6 +157,11 @@ func (f *trainFlags) resolve() (rundir.Config, error) {
 		}
 	}
 	c.Dropout = !f.noDropout
+	q, err := method.ParseQuirks(c.SHLPT.Quirks)
+	if err != nil {
+		return c, fmt.Errorf("--quirks: %w", err)
+	}
+	c.SHLPT.Quirks = q
 	d := rundir.DefaultsFor(c.Method)
 	if !fs.Changed("prompt-len") {
 		c.PromptLen = d.PromptLen
