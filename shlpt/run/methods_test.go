@@ -222,3 +222,32 @@ func TestSixteenBitWeights(t *testing.T) {
 		t.Errorf("weights f8: %v", err)
 	}
 }
+
+// The paper's primary metric fills the matrices by default (MultiRC
+// micro-F1); results.json keeps the official one (F1 over answer options)
+// as the alternate, from the same predictions.
+func TestPrimaryMetrics(t *testing.T) {
+	cfg := methodConfig(t, "per-task")
+	cfg.Tasks, cfg.Epochs = []string{"multirc"}, 1
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := Run(context.Background(), cfg, Options{Dir: dir, Engine: newEngine(t)}); err != nil {
+		t.Fatal(err)
+	}
+	r := readResults(t, dir)
+	if r.PrimaryMetrics != "paper" || r.Metric[0] != "micro_f1" || r.Alternate == nil || r.Alternate.Metric[0] != "f1a" {
+		t.Fatalf("primary metrics %q %v, alternate %+v", r.PrimaryMetrics, r.Metric, r.Alternate)
+	}
+	for _, split := range []string{"valid", "test"} {
+		m, a := r.Matrix.Test, r.Alternate.Matrix.Test
+		if split == "valid" {
+			m, a = r.Matrix.Valid, r.Alternate.Matrix.Valid
+		}
+		s := r.PerTask[0].Scores[split]
+		if *m[0][0] != s["micro_f1"] || *a[0][0] != s["f1a"] {
+			t.Errorf("%s: matrix %v and alternate %v, scores %v", split, *m[0][0], *a[0][0], s)
+		}
+	}
+	if r.Alternate.Average["test"] != *r.Alternate.Matrix.Test[0][0] {
+		t.Errorf("alternate average %v", r.Alternate.Average)
+	}
+}

@@ -301,6 +301,7 @@ func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 	first := 0
 	r.res = rundir.NewResults(r.cfg.Method, r.cfg.Tasks)
 	r.res.Multitask = r.cfg.Multitask
+	r.setMetrics()
 	stages := r.stages()
 	if ck != nil {
 		if err := ck.checkAgainst(filepath.Join(r.dir, rundir.CheckpointFile), r.hash, &r.cfg, len(stages), r.stepsPerStage); err != nil {

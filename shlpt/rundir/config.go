@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -52,9 +53,12 @@ type Config struct {
 	NumBeams          int     `json:"num_beams"`
 	RepetitionPenalty float64 `json:"repetition_penalty"`
 
-	// ReferenceMetrics makes the reference's metric variants primary
-	// (MultiRC micro-F1, SQuAD F1 against the first gold answer).
-	ReferenceMetrics bool `json:"reference_metrics"`
+	// PrimaryMetrics chooses the metrics that fill the matrices and drive
+	// early stopping: "paper" (MultiRC micro-F1, SQuAD F1 against the
+	// first gold answer: what the paper's tables report) or "official"
+	// (MultiRC F1 over answer options, SQuAD F1 against every gold
+	// answer). results.json keeps the other choice's scores too.
+	PrimaryMetrics string `json:"primary_metrics"`
 	// MultiRCAccumulate reproduces the reference's MultiRC inputs.
 	MultiRCAccumulate bool `json:"multirc_accumulate"`
 	// PerTaskScores is a results.json of a per-task run whose test
@@ -75,6 +79,25 @@ type Config struct {
 	CODA       method.CODAConfig       `json:"coda"`
 	EWC        method.EWCConfig        `json:"ewc"`
 	ER         method.ERConfig         `json:"er"`
+}
+
+// The choices of Config.PrimaryMetrics.
+const (
+	PaperMetrics    = "paper"
+	OfficialMetrics = "official"
+)
+
+// MetricOptions are the metrics options of a primary-metrics choice.
+func MetricOptions(primary string) metrics.Options {
+	return metrics.Options{Official: primary == OfficialMetrics}
+}
+
+// OtherMetrics is the primary-metrics choice that is not primary.
+func OtherMetrics(primary string) string {
+	if primary == OfficialMetrics {
+		return PaperMetrics
+	}
+	return OfficialMetrics
 }
 
 // Benchmark is one of the reference's experiments (reference §0).
@@ -156,7 +179,7 @@ func DefaultConfig(benchmark string) (Config, error) {
 		EvalFrom: 10, KTrain: 75, KVal: 75, KTest: 100,
 		BatchSize: 8, EvalBatchSize: 16, LR: 0.3, WeightDecay: 1e-5, MaxGradNorm: 1,
 		MaxInputLen: tasks.MaxInputLen, Dropout: true, Weights: "f32",
-		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5,
+		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5, PrimaryMetrics: PaperMetrics,
 		SHLPT: method.DefaultSHLPT(), ProgPrompt: method.DefaultProgPrompt(),
 		L2P: method.DefaultL2P(), CODA: method.DefaultCODA(),
 		EWC: method.DefaultEWC(), ER: method.DefaultER(),
@@ -268,6 +291,9 @@ func (c *Config) Validate() error {
 	case "beam", "greedy", "rank":
 	default:
 		return fmt.Errorf("unknown decoding %q (expected beam, greedy or rank)", c.Decode)
+	}
+	if c.PrimaryMetrics != PaperMetrics && c.PrimaryMetrics != OfficialMetrics {
+		return fmt.Errorf("unknown primary metrics %q (expected %s or %s)", c.PrimaryMetrics, PaperMetrics, OfficialMetrics)
 	}
 	return c.methodConfigErr()
 }

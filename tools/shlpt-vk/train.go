@@ -75,7 +75,7 @@ func newTrainFlags(base rundir.Config) *trainFlags {
 	fs.StringVar(&c.Decode, "decode", c.Decode, "evaluation decoding: beam (4 beams, repetition penalty 2.5, as the reference), greedy, or rank (label words by likelihood)")
 	fs.IntVar(&c.NumBeams, "num-beams", c.NumBeams, "beams of --decode beam")
 	fs.Float64Var(&c.RepetitionPenalty, "repetition-penalty", c.RepetitionPenalty, "repetition penalty of --decode beam")
-	fs.BoolVar(&c.ReferenceMetrics, "reference-metrics", c.ReferenceMetrics, "make the reference's metric variants primary (MultiRC micro-F1, SQuAD F1 against the first answer)")
+	fs.StringVar(&c.PrimaryMetrics, "primary-metrics", c.PrimaryMetrics, "metrics of the matrices and early stopping: paper (MultiRC micro-F1, SQuAD F1 against the first gold answer, as the paper's tables) or official (MultiRC F1 over answer options, SQuAD F1 against every gold answer); results.json keeps both")
 	fs.BoolVar(&c.MultiRCAccumulate, "multirc-accumulate", c.MultiRCAccumulate, "reference behaviour: each MultiRC input repeats its passage's earlier blocks")
 	fs.StringVar(&c.PerTaskScores, "per-task-scores", c.PerTaskScores, "results.json of a per-task prompt-tuning run: FWT is measured against its scores")
 	s := &c.SHLPT
