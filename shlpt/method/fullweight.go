@@ -29,8 +29,8 @@ func DefaultER() ERConfig { return ERConfig{Memory: 1000} }
 // FullWeight trains every weight of T5, without a prompt, task after task:
 // as "finetune" with the cross-entropy alone; as "ewc" with online EWC's
 // penalty (λ/2)·Σ F·(θ − θ*)², where after each task F ← γ·F + F_task (the
-// diagonal empirical Fisher: the mean over the task's training batches of
-// the squared gradients) and θ* ← θ; as "er" with experience replay: a
+// diagonal empirical Fisher: the mean over the task's training examples
+// of each example's squared gradient) and θ* ← θ; as "er" with experience replay: a
 // reservoir memory of examples of earlier tasks, from which every step
 // draws a batch whose loss is averaged with the current batch's. Every
 // task is tested with the current weights, so earlier tasks can be
@@ -210,15 +210,22 @@ func (f *FullWeight) EndTask() (map[string]any, error) {
 	return details, nil
 }
 
-// updateFisher computes the task's diagonal empirical Fisher over its
-// training batches (dropout off) and folds it in: F ← γ·F + F_task;
-// θ* ← θ.
+// updateFisher computes the task's diagonal empirical Fisher (dropout
+// off), the mean over its training examples of each example's squared
+// gradient, F_task = (1/N) Σ_n (∇ℓ_n)², and folds it in: F ← γ·F + F_task;
+// θ* ← θ. Each example is a batch of one: the square of a batch's mean
+// gradient would be about 1/B of the Fisher, and λ would regularize far
+// less than intended. The per-example pass (forward, backward, the
+// squares accumulated) is recorded once and replayed for every example.
 func (f *FullWeight) updateFisher(t *Task) error {
 	m := f.env.Model
 	e := m.Engine()
 	wasTraining := m.Training()
 	m.SetTraining(false)
 	defer m.SetTraining(wasTraining)
+	if len(t.Train) == 0 {
+		return fmt.Errorf("ewc: task %s has no training examples for the Fisher", t.Name)
+	}
 	fresh := f.fisher == nil
 	if fresh {
 		for _, p := range f.params {
@@ -235,20 +242,22 @@ func (f *FullWeight) updateFisher(t *Task) error {
 			t.Release()
 		}
 	}()
-	nb := (len(t.Train) + t.BatchSize - 1) / t.BatchSize
-	for lo := 0; lo < len(t.Train); lo += t.BatchSize {
-		inputs, targets := splitExamples(t.Train[lo:min(lo+t.BatchSize, len(t.Train))])
-		b, err := m.NewBatch(inputs, targets, t.InputLen, t.TargetLen)
-		if err != nil {
+	eos := [][]int{{m.Config.EOSTokenID}}
+	batch, err := m.NewBatch(eos, eos, t.InputLen, t.TargetLen)
+	if err != nil {
+		return err
+	}
+	defer batch.Release()
+	scale := float32(1 / float64(len(t.Train)))
+	prog, err := e.Capture(func() error {
+		out := m.Forward(batch, t5.Options{})
+		if out.Loss == nil {
+			return fmt.Errorf("ewc: the Fisher's forward pass failed: %w", e.Err())
+		}
+		if err := e.Backward(out.Loss); err != nil {
 			return err
 		}
-		out := m.Forward(b, t5.Options{})
-		err = e.Backward(out.Loss)
 		out.Release()
-		b.Release()
-		if err != nil {
-			return err
-		}
 		rec := e.Recorder()
 		for i, p := range f.params {
 			g := p.Grad()
@@ -258,11 +267,21 @@ func (f *FullWeight) updateFisher(t *Task) error {
 			n := int64(p.Len())
 			sq := e.Empty(ag.F32, p.Len())
 			e.Fail(kernels.Mul(rec, sq.Mem(), g.Mem(), g.Mem(), n))
-			e.Fail(kernels.Axpy(rec, task[i].Mem(), float32(1/float64(nb)), sq.Mem(), n))
+			e.Fail(kernels.Axpy(rec, task[i].Mem(), scale, sq.Mem(), n))
 			sq.Release()
 			p.ZeroGrad()
 		}
-		if err := e.Sync(); err != nil {
+		return e.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("ewc: recording the Fisher's pass: %w", err)
+	}
+	defer prog.Release()
+	for _, ex := range t.Train {
+		if err := m.WriteBatch(batch, [][]int{ex.Input}, [][]int{ex.Target}); err != nil {
+			return err
+		}
+		if err := prog.Run(); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/t5"
@@ -200,6 +201,46 @@ func Stream(seed uint64, names ...any) *rand.Rand {
 		fmt.Fprintf(h, "\x00%v", n)
 	}
 	return rand.New(rand.NewPCG(seed, h.Sum64()))
+}
+
+// SnapshotParams reads trainable tensors, each under its name (names must
+// be unique).
+func SnapshotParams(ps []*ag.Tensor) ([]HostTensor, error) {
+	out := make([]HostTensor, 0, len(ps))
+	for _, p := range ps {
+		v, err := p.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, HostTensor{Name: p.Name(), Shape: p.Shape(), Data: v})
+	}
+	return out, nil
+}
+
+// RestoreParams writes a snapshot back into the tensors of the same names
+// and shapes; a missing, misshapen or extra tensor is an error naming it.
+func RestoreParams(ps []*ag.Tensor, ts []HostTensor) error {
+	if len(ts) != len(ps) {
+		names := make([]string, len(ts))
+		for i, t := range ts {
+			names[i] = t.Name
+		}
+		want := make([]string, len(ps))
+		for i, p := range ps {
+			want[i] = p.Name()
+		}
+		return fmt.Errorf("a snapshot of %d tensors (%s) for %d trainable ones (%s)", len(ts), strings.Join(names, ", "), len(ps), strings.Join(want, ", "))
+	}
+	for _, p := range ps {
+		v, err := find(ts, p.Name(), p.Shape()...)
+		if err != nil {
+			return err
+		}
+		if err := p.WriteFloat32(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // find returns the tensor named name of ts, checking its shape.

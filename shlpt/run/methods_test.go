@@ -58,7 +58,7 @@ func TestMethodsEndToEnd(t *testing.T) {
 				t.Fatalf("incomplete results: %+v", r)
 			}
 			switch name {
-			case "per-task", "continual-init", "progprompt", "coda":
+			case "per-task", "continual-init", "progprompt", "coda", "l2p":
 				if r.BWT["test"] != 0 || r.BWT["valid"] != 0 {
 					t.Errorf("BWT %v: earlier prompts are frozen, so it must be 0", r.BWT)
 				}

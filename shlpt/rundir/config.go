@@ -309,7 +309,7 @@ func (c *Config) methodConfigErr() error {
 	case "l2p":
 		s := c.L2P
 		s.PromptLen = c.PromptLen
-		return s.Validate()
+		return s.Validate(len(c.Tasks))
 	case "coda":
 		s := c.CODA
 		s.PromptLen = c.PromptLen

@@ -98,7 +98,7 @@ func newTrainFlags(base rundir.Config) *trainFlags {
 	fs.IntVar(&c.L2P.PoolSize, "l2p-pool", c.L2P.PoolSize, "l2p: prompts in the pool (0: max(10, tasks × top-n))")
 	fs.IntVar(&c.L2P.TopN, "l2p-top-n", c.L2P.TopN, "l2p: prompts selected per input")
 	fs.Float64Var(&c.L2P.PullCoeff, "l2p-pull", c.L2P.PullCoeff, "l2p: weight of the surrogate key loss")
-	fs.BoolVar(&c.L2P.TaskSlots, "l2p-task-slots", c.L2P.TaskSlots, "l2p: each task trains and is tested with its own pool slots (task identity given); false selects by keys")
+	fs.StringVar(&c.L2P.Selection, "l2p-selection", c.L2P.Selection, "l2p: task (each task trains and is tested with its own pool slots, frozen afterwards; task identity given) or instance (each input selects its prompts by key, the original L2P)")
 	fs.IntVar(&c.CODA.Pool, "coda-pool", c.CODA.Pool, "coda: prompt components, shared out evenly over the tasks")
 	fs.Float64Var(&c.CODA.OrthoMu, "coda-ortho", c.CODA.OrthoMu, "coda: weight of the orthogonality penalty")
 	fs.Float64Var(&c.EWC.Lambda, "ewc-lambda", c.EWC.Lambda, "ewc: weight of the penalty")
