@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -249,5 +250,34 @@ func TestPrimaryMetrics(t *testing.T) {
 	}
 	if r.Alternate.Average["test"] != *r.Alternate.Matrix.Test[0][0] {
 		t.Errorf("alternate average %v", r.Alternate.Average)
+	}
+}
+
+// logCatcher keeps the run's log lines.
+type logCatcher struct {
+	Reporter
+	lines []string
+}
+
+func (l *logCatcher) Logf(format string, args ...any) { l.lines = append(l.lines, fmt.Sprintf(format, args...)) }
+
+// A model that is not an original T5 v1.0 checkpoint is named in a
+// warning; a v1.0 one is not.
+func TestWarnNotV10(t *testing.T) {
+	for _, c := range []struct {
+		dir  string
+		warn bool
+	}{{"t5-tiny-gated", true}, {"t5-tiny-relu-untied", true}, {"t5-tiny-relu", false}} {
+		cfg, err := t5.LoadConfig(filepath.Join("../../testdata", c.dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := &logCatcher{Reporter: Quiet}
+		r := &runner{cfg: rundir.Config{Model: c.dir}, m: &t5.Model{Config: cfg}, rep: log}
+		r.warnNotV10()
+		got := strings.Join(log.lines, "\n")
+		if warned := strings.Contains(got, "not an original T5 v1.0") && strings.Contains(got, c.dir); warned != c.warn {
+			t.Errorf("%s: log %q, want a warning %v", c.dir, got, c.warn)
+		}
 	}
 }

@@ -155,6 +155,7 @@ func (r *runner) prepare() error {
 	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {
 		return err
 	}
+	r.warnNotV10()
 	if err := r.checkFullWeightMemory(); err != nil {
 		return err
 	}
