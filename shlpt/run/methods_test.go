@@ -259,7 +259,9 @@ type logCatcher struct {
 	lines []string
 }
 
-func (l *logCatcher) Logf(format string, args ...any) { l.lines = append(l.lines, fmt.Sprintf(format, args...)) }
+func (l *logCatcher) Logf(format string, args ...any) {
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
 
 // A model that is not an original T5 v1.0 checkpoint is named in a
 // warning; a v1.0 one is not.
