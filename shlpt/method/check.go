@@ -130,7 +130,7 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 		return nil, err
 	}
 	// The case's prompt replaces BeginTask's fresh one.
-	if err := s.Restore(append([]HostTensor{{Name: "prompt", Shape: []int{Lp, D}, Data: prompt}}, est...)); err != nil {
+	if err := Restore(s, append([]HostTensor{{Name: "prompt", Shape: []int{Lp, D}, Data: prompt}}, est...)); err != nil {
 		return nil, err
 	}
 

@@ -10,6 +10,37 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
+// codaSpec registers CODA-Prompt.
+var codaSpec = Define(Definition[CODAConfig]{
+	Name:     "coda",
+	Summary:  "CODA-Prompt: each input's prompt a weighted sum of components; each task adds its own, earlier ones frozen",
+	Defaults: Defaults{PromptLen: DefaultCODA().PromptLen, LR: 0.3, WeightDecay: 0},
+	Export:   ExportNone,
+	Settings: DefaultCODA(),
+	Flags: func(s *CODAConfig) []Flag {
+		return []Flag{
+			intFlag("coda-pool", "coda: prompt components, shared out evenly over the tasks", &s.Pool),
+			floatFlag("coda-ortho", "coda: weight of the orthogonality penalty", &s.OrthoMu),
+		}
+	},
+	Validate: func(s *CODAConfig, r RunShape) error {
+		c := *s
+		c.PromptLen = r.PromptLen
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if r.NumTasks > 0 && c.Pool/r.NumTasks == 0 {
+			return fmt.Errorf("coda: %d components cannot be shared by %d tasks", c.Pool, r.NumTasks)
+		}
+		return nil
+	},
+	New: func(env *Env, s *CODAConfig) (Method, error) {
+		c := *s
+		c.PromptLen = env.PromptLen
+		return NewCODA(env, c)
+	},
+})
+
 // CODAConfig holds the settings of CODA-Prompt (Smith et al., "CODA-Prompt:
 // COntinual Decomposed Attention-based Prompting", CVPR 2023), with the
 // defaults of GT-RIPL/CODA-Prompt (models/zoo.py CodaPrompt,
@@ -408,45 +439,6 @@ func (pr codaPrompter) Release() {
 	}
 }
 
-// Snapshot reads the current task's slices.
-func (c *CODA) Snapshot() ([]HostTensor, error) {
-	if c.curP == nil {
-		return nil, fmt.Errorf("coda: Snapshot outside a task")
-	}
-	var out []HostTensor
-	for _, x := range []struct {
-		name string
-		t    *ag.Tensor
-	}{{"task.components", c.curP}, {"task.keys", c.curK}, {"task.attention", c.curA}} {
-		v, err := x.t.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, HostTensor{Name: x.name, Shape: x.t.Shape(), Data: v})
-	}
-	return out, nil
-}
-
-// Restore writes a snapshot back.
-func (c *CODA) Restore(ts []HostTensor) error {
-	if c.curP == nil {
-		return fmt.Errorf("coda: Restore outside a task")
-	}
-	for _, x := range []struct {
-		name string
-		t    *ag.Tensor
-	}{{"task.components", c.curP}, {"task.keys", c.curK}, {"task.attention", c.curA}} {
-		v, err := find(ts, x.name, x.t.Shape()...)
-		if err != nil {
-			return fmt.Errorf("coda: %w", err)
-		}
-		if err := x.t.WriteFloat32(v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // EndTask stores the task's (best) slices with the earlier components,
 // where they stay frozen, and writes every component, key and attention
 // vector to coda.safetensors.
@@ -455,7 +447,7 @@ func (c *CODA) EndTask() (map[string]any, error) {
 	if t == nil {
 		return nil, fmt.Errorf("coda: EndTask without BeginTask")
 	}
-	snap, err := c.Snapshot()
+	snap, err := Snapshot(c)
 	if err != nil {
 		return nil, err
 	}

@@ -2,11 +2,69 @@ package method
 
 import (
 	"fmt"
+	"strings"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
+
+// The full-weight methods' registrations.
+var (
+	finetuneSpec = Define(Definition[struct{}]{
+		Name:       "finetune",
+		Summary:    "every weight trained, task after task",
+		FullWeight: true,
+		Multitask:  true,
+		Defaults:   fullWeightDefaults,
+		Export:     ExportNone,
+		New:        func(env *Env, _ *struct{}) (Method, error) { return NewFinetune(env) },
+		Memory: func(_ *struct{}, c t5.Config, B, L, T int) MemoryEstimate {
+			return FullWeightMemory(c, B, L, T, false, false)
+		},
+	})
+	ewcSpec = Define(Definition[EWCConfig]{
+		Name:       "ewc",
+		Summary:    "online EWC: finetuning with a penalty on moving the weights earlier tasks' Fisher information marks",
+		FullWeight: true,
+		Multitask:  true,
+		Defaults:   fullWeightDefaults,
+		Export:     ExportNone,
+		Settings:   DefaultEWC(),
+		Flags: func(s *EWCConfig) []Flag {
+			return []Flag{
+				floatFlag("ewc-lambda", "ewc: weight of the penalty", &s.Lambda),
+				floatFlag("ewc-gamma", "ewc: decay of the accumulated Fisher information", &s.Gamma),
+			}
+		},
+		Validate: func(s *EWCConfig, _ RunShape) error { return s.Validate() },
+		New:      func(env *Env, s *EWCConfig) (Method, error) { return NewEWC(env, *s) },
+		Memory: func(_ *EWCConfig, c t5.Config, B, L, T int) MemoryEstimate {
+			return FullWeightMemory(c, B, L, T, true, false)
+		},
+	})
+	erSpec = Define(Definition[ERConfig]{
+		Name:       "er",
+		Summary:    "experience replay: finetuning with a batch from a reservoir memory of earlier tasks' examples each step",
+		FullWeight: true,
+		Multitask:  true,
+		Defaults:   fullWeightDefaults,
+		Export:     ExportNone,
+		Settings:   DefaultER(),
+		Flags: func(s *ERConfig) []Flag {
+			return []Flag{intFlag("er-memory", "er: examples kept in the replay memory (reservoir sampling)", &s.Memory)}
+		},
+		Validate: func(s *ERConfig, _ RunShape) error { return s.Validate() },
+		New:      func(env *Env, s *ERConfig) (Method, error) { return NewER(env, *s) },
+		Memory: func(_ *ERConfig, c t5.Config, B, L, T int) MemoryEstimate {
+			return FullWeightMemory(c, B, L, T, false, true)
+		},
+	})
+)
+
+// fullWeightDefaults are the reference's full-model settings (its
+// t5basic model sets): lr 1e-4, weight decay 0.01, no prompt.
+var fullWeightDefaults = Defaults{PromptLen: 0, LR: 1e-4, WeightDecay: 0.01}
 
 // EWCConfig holds online EWC's settings (Schwarz et al., 2018; the SHLPT
 // reference's t5ewc defaults).
@@ -18,6 +76,14 @@ type EWCConfig struct {
 // DefaultEWC is the reference's configuration: λ 0.7, γ 0.9.
 func DefaultEWC() EWCConfig { return EWCConfig{Lambda: 0.7, Gamma: 0.9} }
 
+// Validate checks the settings.
+func (c EWCConfig) Validate() error {
+	if !(c.Lambda >= 0) || !(c.Gamma >= 0 && c.Gamma <= 1) {
+		return fmt.Errorf("ewc: λ %v must not be negative and γ %v must lie in [0, 1]", c.Lambda, c.Gamma)
+	}
+	return nil
+}
+
 // ERConfig holds experience replay's settings (Chaudhry et al., 2019).
 type ERConfig struct {
 	Memory int `json:"memory"` // examples kept by reservoir sampling
@@ -25,6 +91,14 @@ type ERConfig struct {
 
 // DefaultER is the reference's configuration: a memory of 1,000 examples.
 func DefaultER() ERConfig { return ERConfig{Memory: 1000} }
+
+// Validate checks the settings.
+func (c ERConfig) Validate() error {
+	if c.Memory < 1 {
+		return fmt.Errorf("er: memory %d must hold at least 1 example", c.Memory)
+	}
+	return nil
+}
 
 // FullWeight trains every weight of T5, without a prompt, task after task:
 // as "finetune" with the cross-entropy alone; as "ewc" with online EWC's
@@ -58,15 +132,15 @@ type FullWeight struct {
 func NewFinetune(env *Env) (*FullWeight, error) { return newFullWeight(env, "finetune", nil, nil) }
 
 func NewEWC(env *Env, cfg EWCConfig) (*FullWeight, error) {
-	if !(cfg.Lambda >= 0) || !(cfg.Gamma >= 0 && cfg.Gamma <= 1) {
-		return nil, fmt.Errorf("ewc: λ %v must not be negative and γ %v must lie in [0, 1]", cfg.Lambda, cfg.Gamma)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return newFullWeight(env, "ewc", &cfg, nil)
 }
 
 func NewER(env *Env, cfg ERConfig) (*FullWeight, error) {
-	if cfg.Memory < 1 {
-		return nil, fmt.Errorf("er: memory %d must hold at least 1 example", cfg.Memory)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return newFullWeight(env, "er", nil, &cfg)
 }
@@ -188,10 +262,6 @@ func (f *FullWeight) penalty() *ag.Tensor {
 	return total
 }
 
-// Snapshot is every weight.
-func (f *FullWeight) Snapshot() ([]HostTensor, error) { return hostCopies(f.params, "") }
-
-func (f *FullWeight) Restore(ts []HostTensor) error { return writeCopies(f.params, "", ts) }
 
 // EndTask updates EWC's Fisher and anchor or ER's memory.
 func (f *FullWeight) EndTask() (map[string]any, error) {
@@ -347,6 +417,18 @@ func (f *FullWeight) State() ([]HostTensor, error) {
 		out = append(out, HostTensor{Name: "memory.seen", Shape: []int{1}, Data: []float32{float32(f.seen)}})
 	}
 	return out, nil
+}
+
+// StateWeights returns the model's weights, by name, that a full-weight
+// method's State holds between tasks (for writing the trained model).
+func StateWeights(state []HostTensor) map[string][]float32 {
+	w := map[string][]float32{}
+	for _, t := range state {
+		if name, ok := strings.CutPrefix(t.Name, "weight/"); ok {
+			w[name] = t.Data
+		}
+	}
+	return w
 }
 
 // SetState restores State's tensors into a freshly built method.

@@ -8,6 +8,33 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
+// l2pSpec registers L2P.
+var l2pSpec = Define(Definition[L2PConfig]{
+	Name:     "l2p",
+	Summary:  "L2P: a pool of prompts with keys; each task's own slots (task identity given) or each input's top-N keys",
+	Defaults: Defaults{PromptLen: DefaultL2P().PromptLen, LR: 0.3, WeightDecay: 1e-5},
+	Export:   ExportNone,
+	Settings: DefaultL2P(),
+	Flags: func(s *L2PConfig) []Flag {
+		return []Flag{
+			intFlag("l2p-pool", "l2p: prompts in the pool (0: max(10, tasks × top-n))", &s.PoolSize),
+			intFlag("l2p-top-n", "l2p: prompts selected per input", &s.TopN),
+			floatFlag("l2p-pull", "l2p: weight of the surrogate key loss", &s.PullCoeff),
+			stringFlag("l2p-selection", "l2p: task (each task trains and is tested with its own pool slots, frozen afterwards; task identity given) or instance (each input selects its prompts by key, the original L2P)", &s.Selection),
+		}
+	},
+	Validate: func(s *L2PConfig, r RunShape) error {
+		c := *s
+		c.PromptLen = r.PromptLen
+		return c.Validate(r.NumTasks)
+	},
+	New: func(env *Env, s *L2PConfig) (Method, error) {
+		c := *s
+		c.PromptLen = env.PromptLen
+		return NewL2P(env, c)
+	},
+})
+
 // L2PConfig holds the settings of L2P (Wang et al., "Learning to Prompt
 // for Continual Learning", CVPR 2022), with the defaults of
 // JH-LEE-KR/l2p-pytorch.
@@ -415,12 +442,6 @@ func (s l2pSelection) Prompt(b *Batch) (*ag.Tensor, error) {
 }
 
 func (l2pSelection) Release() {}
-
-// Snapshot reads the trainable tensors.
-func (l *L2P) Snapshot() ([]HostTensor, error) { return SnapshotParams(l.Params()) }
-
-// Restore writes them back.
-func (l *L2P) Restore(ts []HostTensor) error { return RestoreParams(l.Params(), ts) }
 
 // EndTask stores the task's slots and keys (task slots; instance
 // selection keeps training the whole pool), writes the pool and keys to

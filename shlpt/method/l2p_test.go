@@ -140,7 +140,7 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	const B, N, P, Lp = 3, 3, 6, 2
 	d := m.Config.DModel
 	pool, keys := reftest.Randn(rng, P*Lp*d, 1), reftest.Randn(rng, P*d, 1)
-	if err := l.Restore([]HostTensor{{"l2p.pool", []int{P, Lp, d}, reftest.F32s(pool)}, {"l2p.keys", []int{P, d}, reftest.F32s(keys)}}); err != nil {
+	if err := Restore(l, []HostTensor{{"l2p.pool", []int{P, Lp, d}, reftest.F32s(pool)}, {"l2p.keys", []int{P, d}, reftest.F32s(keys)}}); err != nil {
 		t.Fatal(err)
 	}
 	q := reftest.Randn(rng, B*d, 1)
@@ -256,7 +256,7 @@ func TestL2PLifecycle(t *testing.T) {
 				st := recordStep(t, m, l, opt, task, B)
 				touched := map[int32]bool{}
 				for _, rows := range [][]int{{0, 1, 2}, {3, 4, 0}} {
-					before, err := l.Snapshot()
+					before, err := Snapshot(l)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -282,7 +282,7 @@ func TestL2PLifecycle(t *testing.T) {
 					if !(parts["ce"] > 0) || math.Abs(loss-parts["ce"]-parts["key"]) > 1e-5*loss {
 						t.Fatalf("loss %v, parts %v", loss, parts)
 					}
-					after, err := l.Snapshot()
+					after, err := Snapshot(l)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -299,16 +299,16 @@ func TestL2PLifecycle(t *testing.T) {
 					t.Fatal("no slot selected")
 				}
 				// Snapshot and Restore.
-				snap, err := l.Snapshot()
+				snap, err := Snapshot(l)
 				if err != nil {
 					t.Fatal(err)
 				}
 				st.write(t, train, []int{2, 3, 4})
 				st.run(t)
-				if err := l.Restore(snap); err != nil {
+				if err := Restore(l, snap); err != nil {
 					t.Fatal(err)
 				}
-				back, _ := l.Snapshot()
+				back, _ := Snapshot(l)
 				for k := range snap {
 					if !slices.Equal(back[k].Data, snap[k].Data) {
 						t.Fatalf("Restore did not bring %s back", snap[k].Name)

@@ -133,6 +133,8 @@ type Env struct {
 	Seed uint64
 	// NumTasks is the length of the task sequence.
 	NumTasks int
+	// PromptLen is the run's --prompt-len (what it means is the method's).
+	PromptLen int
 	Store    Store
 	// Scratch is a folder for large temporary files (SHLPT's negatives);
 	// empty means the system's temporary folder.
@@ -147,7 +149,9 @@ func (e *Env) logf(format string, args ...any) {
 	}
 }
 
-// Method is one lifelong learning method.
+// Method is one lifelong learning method (registered in registry.go).
+// Its trainable state between steps is its Params, named uniquely:
+// Snapshot and Restore read and write them.
 type Method interface {
 	// Name is the method's name as --method gives it.
 	Name() string
@@ -166,10 +170,6 @@ type Method interface {
 	// EvalPrompts returns the prompts of one evaluation pass over task i
 	// (task i ≤ the current task); the caller releases it after the pass.
 	EvalPrompts(p Purpose, i int) (Prompter, error)
-	// Snapshot returns the trainable state (the "best state" of early
-	// stopping); Restore sets it back.
-	Snapshot() ([]HostTensor, error)
-	Restore([]HostTensor) error
 	// EndTask stores what the task learned (its trainable state is the
 	// restored best). It returns details for the run's results.
 	EndTask() (map[string]any, error)
@@ -202,6 +202,13 @@ func Stream(seed uint64, names ...any) *rand.Rand {
 	}
 	return rand.New(rand.NewPCG(seed, h.Sum64()))
 }
+
+// Snapshot reads a method's trainable state (the "best state" of early
+// stopping): its Params, each under its name.
+func Snapshot(m Method) ([]HostTensor, error) { return SnapshotParams(m.Params()) }
+
+// Restore writes a Snapshot back into the method's Params.
+func Restore(m Method, ts []HostTensor) error { return RestoreParams(m.Params(), ts) }
 
 // SnapshotParams reads trainable tensors, each under its name (names must
 // be unique).

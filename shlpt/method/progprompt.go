@@ -7,6 +7,31 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
+// progPromptSpec registers Progressive Prompts.
+var progPromptSpec = Define(Definition[ProgPromptConfig]{
+	Name:     "progprompt",
+	Summary:  "Progressive Prompts: a new prompt per task in front of the frozen earlier ones",
+	Defaults: Defaults{PromptLen: DefaultProgPrompt().PromptLen, LR: 0.3, WeightDecay: 1e-5},
+	Export:   ExportConcatenated,
+	Settings: DefaultProgPrompt(),
+	Flags: func(s *ProgPromptConfig) []Flag {
+		return []Flag{
+			boolFlag("progprompt-mlp", "progprompt: train each new prompt through a residual MLP (stored as its output)", &s.MLP),
+			intFlag("progprompt-bottleneck", "progprompt: the MLP's bottleneck", &s.Bottleneck),
+		}
+	},
+	Validate: func(s *ProgPromptConfig, r RunShape) error {
+		c := *s
+		c.PromptLen = r.PromptLen
+		return c.Validate()
+	},
+	New: func(env *Env, s *ProgPromptConfig) (Method, error) {
+		c := *s
+		c.PromptLen = env.PromptLen
+		return NewProgPrompt(env, c)
+	},
+})
+
 // ProgPromptConfig holds Progressive Prompts' settings (Razdaibiedina et
 // al., ICLR 2023; defaults of its T5 code: 10 prompt tokens per task, the
 // optional residual MLP with a bottleneck of 800).
@@ -40,10 +65,18 @@ type ProgPrompt struct {
 	task   *Task
 }
 
+// Validate checks the settings.
+func (c ProgPromptConfig) Validate() error {
+	if c.PromptLen < 1 || (c.MLP && c.Bottleneck < 1) {
+		return fmt.Errorf("progprompt: prompt length %d and MLP bottleneck %d must be at least 1", c.PromptLen, c.Bottleneck)
+	}
+	return nil
+}
+
 // NewProgPrompt returns the method with no stored prompts.
 func NewProgPrompt(env *Env, cfg ProgPromptConfig) (*ProgPrompt, error) {
-	if cfg.PromptLen < 1 || (cfg.MLP && cfg.Bottleneck < 1) {
-		return nil, fmt.Errorf("progprompt: prompt length %d and MLP bottleneck %d must be at least 1", cfg.PromptLen, cfg.Bottleneck)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	m := env.Model
 	d := m.Config.DModel
@@ -152,32 +185,6 @@ func (p *ProgPrompt) EvalPrompts(pur Purpose, i int) (Prompter, error) {
 		order[k] = i - k
 	}
 	return FixedPrompt{p.store.upload(e, order)}, e.Err()
-}
-
-// Snapshot is the new prompt and the MLP.
-func (p *ProgPrompt) Snapshot() ([]HostTensor, error) {
-	var out []HostTensor
-	for _, t := range p.Params() {
-		v, err := t.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, HostTensor{Name: t.Name(), Shape: t.Shape(), Data: v})
-	}
-	return out, nil
-}
-
-func (p *ProgPrompt) Restore(ts []HostTensor) error {
-	for _, t := range p.Params() {
-		v, err := find(ts, t.Name(), t.Shape()...)
-		if err != nil {
-			return err
-		}
-		if err := t.WriteFloat32(v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // EndTask stores the new prompt as the encoder saw it (after the MLP).

@@ -243,7 +243,7 @@ func TestEstimatorMixtureMatchesReference(t *testing.T) {
 			prompt := reftest.Randn(rng, Lp*d, 1)
 			est := []HostTensor{{estimatorNames[0], []int{r, d}, reftest.F32s(down)}, {estimatorNames[1], []int{d, r}, reftest.F32s(up)},
 				{estimatorNames[2], []int{d}, reftest.F32s(lnw)}, {estimatorNames[3], []int{d}, reftest.F32s(lnb)}}
-			if err := s.Restore(append([]HostTensor{{"prompt", []int{Lp, d}, reftest.F32s(prompt)}}, est...)); err != nil {
+			if err := Restore(s, append([]HostTensor{{"prompt", []int{Lp, d}, reftest.F32s(prompt)}}, est...)); err != nil {
 				t.Fatal(err)
 			}
 			var pool, phat []float64

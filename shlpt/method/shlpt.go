@@ -170,6 +170,58 @@ func (c SHLPTConfig) partition() kernels.PartitionOpts {
 	return kernels.PartitionOpts{Delta: float32(c.Delta), AllDissimilar: c.AllDissimilar, BatchNegatives: c.quirk(QuirkBatchPartition)}
 }
 
+// shlptSpec registers SHLPT.
+var shlptSpec = Define(Definition[SHLPTConfig]{
+	Name:     "shlpt",
+	Summary:  "the paper's method: a prompt mixed with the similar earlier tasks' stored prompts, contrasted with the dissimilar ones (HSC, ASC)",
+	Defaults: Defaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5},
+	Export:   ExportStoredPrompt,
+	Settings: DefaultSHLPT(),
+	Flags: func(s *SHLPTConfig) []Flag {
+		return []Flag{
+			floatFlag("delta", "SHLPT: similarity threshold δ (default: the benchmark's, 0.06 or 1.5)", &s.Delta),
+			floatFlag("tau-sim", "SHLPT: temperature of the similarity softmax", &s.TauSim),
+			boolFlag("all-dissimilar", "SHLPT: treat every earlier task as dissimilar: nothing mixed, every stored prompt a contrastive negative (the Negative Transfer setting, default with --benchmark nt; Table 5's Add HSC/ASC)", &s.AllDissimilar),
+			floatFlag("lambda-hsc", "SHLPT: weight of the hidden-state contrastive loss", &s.LambdaHSC),
+			floatFlag("lambda-asc", "SHLPT: weight of the activation contrastive loss", &s.LambdaASC),
+			floatFlag("tau-hsc", "SHLPT: temperature of HSC", &s.TauHSC),
+			floatFlag("tau-asc", "SHLPT: temperature of ASC", &s.TauASC),
+			intFlag("estimator-rank", "SHLPT: bottleneck of the similarity estimator", &s.EstimatorRank),
+			boolFlag("no-ase", "SHLPT ablation -ASE: no similarity estimation: every earlier task similar with weight 1/P, none a negative", &s.NoASE),
+			boolFlag("no-asc", "SHLPT ablation -ASC: no activation contrastive loss", &s.NoASC),
+			boolFlag("no-hsc", "SHLPT ablation -HSC: no hidden-state contrastive loss", &s.NoHSC),
+			boolFlag("no-stt", "SHLPT ablation -STT: nothing of the similar tasks reaches the stored prompt (training still mixes them, so the estimator learns and partitions)", &s.NoSTT),
+			{Name: "quirks", Value: quirksValue{&s.Quirks},
+				Usage: "SHLPT: reproduce the authors' code where shlpt-vk's default differs: a comma-separated list of " + strings.Join(QuirkNames, ", ") + ", or all (docs/shlpt.md)"},
+		}
+	},
+	Validate: func(s *SHLPTConfig, r RunShape) error {
+		c := *s
+		c.PromptLen = r.PromptLen
+		return c.Validate()
+	},
+	New: func(env *Env, s *SHLPTConfig) (Method, error) {
+		c := *s
+		c.PromptLen = env.PromptLen
+		return NewSHLPT(env, c)
+	},
+	PadToMax: func(s *SHLPTConfig) bool { return s.PadToMax() },
+})
+
+// quirksValue is the --quirks flag: a comma-separated list of quirk names
+// kept in canonical order ("all" expands to every one).
+type quirksValue struct{ p *[]string }
+
+func (q quirksValue) String() string { return strings.Join(*q.p, ",") }
+func (q quirksValue) Type() string   { return "names" }
+func (q quirksValue) Set(s string) error {
+	list, err := ParseQuirks(strings.Split(s, ","))
+	if err == nil {
+		*q.p = list
+	}
+	return err
+}
+
 // SHLPT is the method of the paper: a pool of frozen stored prompts, the
 // estimator that weighs them per input, the new task's prompt mixed with
 // the similar ones, and the HSC and ASC losses against the dissimilar ones.
@@ -472,31 +524,6 @@ func (l liveMixture) Prompt(b *Batch) (*ag.Tensor, error) {
 }
 
 func (l liveMixture) Release() {}
-
-// Snapshot reads the trainable state: the prompt and the estimator.
-func (s *SHLPT) Snapshot() ([]HostTensor, error) {
-	p, err := s.prompt.Float32s()
-	if err != nil {
-		return nil, err
-	}
-	est, err := s.est.HostTensors()
-	if err != nil {
-		return nil, err
-	}
-	return append([]HostTensor{{Name: "prompt", Shape: s.prompt.Shape(), Data: p}}, est...), nil
-}
-
-// Restore writes a snapshot back.
-func (s *SHLPT) Restore(ts []HostTensor) error {
-	p, err := find(ts, "prompt", s.prompt.Shape()...)
-	if err != nil {
-		return err
-	}
-	if err := s.prompt.WriteFloat32(p); err != nil {
-		return err
-	}
-	return s.est.Load(ts)
-}
 
 // EndTask stores the task's prompt, mixed with the task-averaged weights
 // (reference §3.2: t = 0 stores P^0, t = 1 stores pool[0] + P^1, later

@@ -16,8 +16,11 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
-// checkpointFormat is the version of the checkpoint layout.
-const checkpointFormat = 1
+// checkpointFormat is the version of the checkpoint layout. Format 2
+// names the trainable state by the methods' parameter names (format 1
+// had names of each method's own, and every method's settings in
+// config.json).
+const checkpointFormat = 2
 
 // checkpoint is where a run stands: everything that, with the run's
 // configuration, determines the rest of it. One safetensors file holds the
@@ -118,6 +121,9 @@ func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
 		return nil, fmt.Errorf("%s: state: %v", name, err)
+	}
+	if c.Format < checkpointFormat {
+		return nil, fmt.Errorf("%s: checkpoint format %d was written by an earlier shlpt-vk, which this one (format %d) cannot continue: start the run again", name, c.Format, checkpointFormat)
 	}
 	if c.Format != checkpointFormat {
 		return nil, fmt.Errorf("%s: checkpoint format %d, this shlpt-vk reads %d", name, c.Format, checkpointFormat)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
@@ -19,9 +20,9 @@ import (
 func methodConfig(t *testing.T, name string) rundir.Config {
 	t.Helper()
 	c := testConfig(t)
-	c.Method = name
-	d := rundir.DefaultsFor(name)
-	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
+	if err := c.UseMethod(name); err != nil {
+		t.Fatal(err)
+	}
 	if c.PromptLen > 0 {
 		c.PromptLen = 4
 	}
@@ -30,7 +31,9 @@ func methodConfig(t *testing.T, name string) rundir.Config {
 	}
 	c.Epochs, c.KTrain, c.KVal, c.KTest = 2, 4, 2, 3
 	c.Decode = "greedy"
-	c.ER.Memory = 5
+	if er := rundir.MethodSettings[method.ERConfig](&c); er != nil {
+		er.Memory = 5
+	}
 	return c
 }
 
@@ -188,13 +191,13 @@ func TestFullWeightRefused(t *testing.T) {
 	cb, _ := tasks.Lookup("cb")
 	r := &runner{cfg: rundir.Config{Method: "ewc", BatchSize: 4096}, m: &t5.Model{Config: large}, e: newEngine(t), rep: Quiet,
 		data: []*taskData{{task: cb, inputLen: 256}}}
-	err = r.checkFullWeightMemory()
+	err = r.checkMemory()
 	if err == nil || !strings.Contains(err.Error(), "needs an estimated") || !strings.Contains(err.Error(), "GiB") {
 		t.Fatalf("t5-large ewc at batch 4096: %v", err)
 	}
 	small, _ := t5.NamedConfig("t5-small")
 	r.m, r.cfg.BatchSize = &t5.Model{Config: small}, 1
-	if err := r.checkFullWeightMemory(); err != nil {
+	if err := r.checkMemory(); err != nil {
 		t.Errorf("t5-small ewc at batch 1: %v", err)
 	}
 }

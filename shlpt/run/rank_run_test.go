@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ func TestRankRunResume(t *testing.T) {
 			cfg.Decode = "rank"
 			cfg.EvalBatchSize = 4 // validation and test sets end with a short batch
 			if name == "shlpt" {
-				cfg.SHLPT.Quirks = []string{"all"}
+				rundir.MethodSettings[method.SHLPTConfig](&cfg).Quirks = method.QuirkNames
 			}
 			base := t.TempDir()
 			ref, dir := filepath.Join(base, "ref"), filepath.Join(base, "run")

@@ -14,6 +14,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
@@ -40,7 +41,8 @@ func testConfig(t *testing.T) rundir.Config {
 	c.Epochs, c.EvalFrom, c.Patience = 3, 0, 5
 	c.MaxInputLen = 40
 	c.PromptLen = 5
-	c.SHLPT.Delta, c.SHLPT.TauSim = 0.45, 0.05
+	s := rundir.MethodSettings[method.SHLPTConfig](&c)
+	s.Delta, s.TauSim = 0.45, 0.05
 	c.Seed = 3
 	return c
 }
@@ -311,7 +313,8 @@ func TestAllDissimilar(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Tasks = []string{"cb", "copa"}
 	cfg.Epochs = 2
-	cfg.SHLPT.AllDissimilar, cfg.SHLPT.Delta = true, 1.5
+	s := rundir.MethodSettings[method.SHLPTConfig](&cfg)
+	s.AllDissimilar, s.Delta = true, 1.5
 	cfg.Decode = "greedy"
 	e := newEngine(t)
 	base := t.TempDir()
@@ -334,10 +337,8 @@ func TestAllDissimilar(t *testing.T) {
 		t.Errorf("contrastive losses of task 2: %v", p)
 	}
 
-	noASE := cfg
-	s := cfg.SHLPT
-	s.NoASE = true
-	noASE.SHLPT = s
+	noASE := cfg.Clone()
+	rundir.MethodSettings[method.SHLPTConfig](&noASE).NoASE = true
 	dirASE := filepath.Join(base, "no-ase")
 	if _, err := Run(context.Background(), noASE, Options{Dir: dirASE, Engine: e}); err != nil {
 		t.Fatal(err)

@@ -126,7 +126,7 @@ func (r *runner) runStage(ctx context.Context, sg *stage, ck *checkpoint) error 
 	st := trainState{bestEpoch: -1}
 	if ck != nil {
 		if ck.Started {
-			if err := r.meth.Restore(ck.current); err != nil {
+			if err := method.Restore(r.meth, ck.current); err != nil {
 				return fmt.Errorf("checkpoint: %w", err)
 			}
 			st = trainState{epoch: ck.Epoch, step: ck.Step, dropoutSeed: ck.DropoutSeed, acc: ck.Partial,
@@ -152,7 +152,7 @@ func (r *runner) runStage(ctx context.Context, sg *stage, ck *checkpoint) error 
 		}
 	}
 	if st.bestSnap != nil {
-		if err := r.meth.Restore(st.bestSnap); err != nil {
+		if err := method.Restore(r.meth, st.bestSnap); err != nil {
 			return err
 		}
 	}
@@ -263,7 +263,7 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		line.Valid = &score
 		if st.best == nil || score > *st.best {
 			st.best, st.bestEpoch, st.bad = &score, ep, 0
-			if st.bestSnap, err = r.meth.Snapshot(); err != nil {
+			if st.bestSnap, err = method.Snapshot(r.meth); err != nil {
 				return err
 			}
 		} else {
@@ -315,7 +315,7 @@ func (r *runner) newSlot(task *method.Task, B int) (*method.RecordedStep, error)
 
 // saveTaskCheckpoint checkpoints a task in progress at st.
 func (r *runner) saveTaskCheckpoint(task *method.Task, st *trainState, began time.Time) error {
-	cur, err := r.meth.Snapshot()
+	cur, err := method.Snapshot(r.meth)
 	if err != nil {
 		return err
 	}
