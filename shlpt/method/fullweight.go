@@ -262,7 +262,6 @@ func (f *FullWeight) penalty() *ag.Tensor {
 	return total
 }
 
-
 // EndTask updates EWC's Fisher and anchor or ER's memory.
 func (f *FullWeight) EndTask() (map[string]any, error) {
 	t := f.task

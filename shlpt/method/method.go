@@ -135,7 +135,7 @@ type Env struct {
 	NumTasks int
 	// PromptLen is the run's --prompt-len (what it means is the method's).
 	PromptLen int
-	Store    Store
+	Store     Store
 	// Scratch is a folder for large temporary files (SHLPT's negatives);
 	// empty means the system's temporary folder.
 	Scratch string

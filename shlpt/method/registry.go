@@ -315,8 +315,10 @@ func (s *Spec) Memory(settings any, c t5.Config, B, L, T int) *MemoryEstimate {
 func (s *Spec) PadToMax(settings any) bool { return s.padToMax != nil && s.padToMax(settings) }
 
 // boolFlag, intFlag, floatFlag and stringFlag are Flags of one type.
-func boolFlag(name, usage string, v *bool) Flag { return Flag{Name: name, Usage: usage, Value: v, NoValue: "true"} }
-func intFlag(name, usage string, v *int) Flag   { return Flag{Name: name, Usage: usage, Value: v} }
+func boolFlag(name, usage string, v *bool) Flag {
+	return Flag{Name: name, Usage: usage, Value: v, NoValue: "true"}
+}
+func intFlag(name, usage string, v *int) Flag { return Flag{Name: name, Usage: usage, Value: v} }
 func floatFlag(name, usage string, v *float64) Flag {
 	return Flag{Name: name, Usage: usage, Value: v}
 }
