@@ -207,29 +207,28 @@ func (s *fullStep) Write(b *Batch) error {
 func (s *fullStep) Loss(b *Batch) (*ag.Tensor, []Part) {
 	f := s.f
 	m := f.env.Model
+	sc := m.Engine().Scope()
+	defer sc.End()
 	out := m.Forward(b.Device, t5.Options{})
 	if out.Loss == nil {
 		return nil, nil
 	}
 	loss := out.Loss.Reshape(1)
-	parts := []Part{{"ce", out.Loss}}
+	parts := []Part{{"ce", sc.Keep(out.Loss)}}
 	if s.replay != nil {
 		r := m.Forward(s.replay, t5.Options{})
 		if r.Loss == nil {
 			return nil, nil
 		}
-		sum := ag.Add(loss, r.Loss)
-		loss.Release()
-		loss = ag.Scale(sum, 0.5)
-		sum.Release()
-		parts = append(parts, Part{"replay", r.Loss})
+		loss = ag.Scale(ag.Add(loss, r.Loss), 0.5)
+		parts = append(parts, Part{"replay", sc.Keep(r.Loss)})
 	}
 	if f.ewc != nil && f.fisher != nil {
 		pen := f.penalty()
-		add(&loss, pen, f.ewc.Lambda/2)
-		parts = append(parts, Part{"ewc", pen})
+		loss = ag.Add(loss, ag.Scale(pen, float32(f.ewc.Lambda/2)))
+		parts = append(parts, Part{"ewc", sc.Keep(pen)})
 	}
-	return loss, parts
+	return sc.Keep(loss), parts
 }
 
 func (s *fullStep) Release() {
@@ -240,26 +239,19 @@ func (s *fullStep) Release() {
 
 // penalty records Σ_i F_i·(θ_i − θ*_i)² over every weight.
 func (f *FullWeight) penalty() *ag.Tensor {
+	sc := f.params[0].Engine().Scope()
+	defer sc.End()
 	var total *ag.Tensor
 	for i, p := range f.params {
-		neg := ag.Scale(f.anchor[i], -1)
-		d := ag.Add(p, neg)
-		d2 := ag.Mul(d, d)
-		fd := ag.Mul(f.fisher[i], d2)
-		s := ag.Sum(fd)
-		for _, t := range []*ag.Tensor{neg, d, d2, fd} {
-			t.Release()
-		}
+		d := ag.Add(p, ag.Scale(f.anchor[i], -1))
+		s := ag.Sum(ag.Mul(f.fisher[i], ag.Mul(d, d)))
 		if total == nil {
 			total = s
-			continue
+		} else {
+			total = ag.Add(total, s)
 		}
-		sum := ag.Add(total, s)
-		total.Release()
-		s.Release()
-		total = sum
 	}
-	return total
+	return sc.Keep(total)
 }
 
 // EndTask updates EWC's Fisher and anchor or ER's memory.
@@ -319,6 +311,8 @@ func (f *FullWeight) updateFisher(t *Task) error {
 	defer batch.Release()
 	scale := float32(1 / float64(len(t.Train)))
 	prog, err := e.Capture(func() error {
+		sc := e.Scope()
+		defer sc.End()
 		out := m.Forward(batch, t5.Options{})
 		if out.Loss == nil {
 			return fmt.Errorf("ewc: the Fisher's forward pass failed: %w", e.Err())
@@ -326,7 +320,6 @@ func (f *FullWeight) updateFisher(t *Task) error {
 		if err := e.Backward(out.Loss); err != nil {
 			return err
 		}
-		out.Release()
 		rec := e.Recorder()
 		for i, p := range f.params {
 			g := p.Grad()
@@ -337,7 +330,7 @@ func (f *FullWeight) updateFisher(t *Task) error {
 			sq := e.Empty(ag.F32, p.Len())
 			e.Fail(kernels.Mul(rec, sq.Mem(), g.Mem(), g.Mem(), n))
 			e.Fail(kernels.Axpy(rec, task[i].Mem(), scale, sq.Mem(), n))
-			sq.Release()
+			sq.Release() // now: the next weight's square reuses its memory
 			p.ZeroGrad()
 		}
 		return e.Err()
@@ -466,11 +459,17 @@ func (f *FullWeight) SetState(ts []HostTensor) error {
 	return nil
 }
 
-// Release frees EWC's tensors; the weights belong to the model.
+// Release frees EWC's tensors and the weights' gradients, and freezes the
+// weights again; the weights belong to the model.
 func (f *FullWeight) Release() {
 	for _, t := range append(f.fisher, f.anchor...) {
 		t.Release()
 	}
+	f.fisher, f.anchor = nil, nil
+	for _, p := range f.params {
+		p.ZeroGrad()
+	}
+	f.env.Model.SetTrainable(false)
 }
 
 // hostCopies reads tensors, named prefix + their names.

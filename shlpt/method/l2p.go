@@ -149,13 +149,16 @@ func NewL2P(env *Env, cfg L2PConfig) (*L2P, error) {
 	for i := range l.hostKeys {
 		l.hostKeys[i] = float32(2*rng.Float64() - 1)
 	}
-	rows := e.Zeros(l.P*Lp, d)
-	err := InitPromptFromVocab(m, rows, Stream(env.Seed, "l2p-pool"))
-	if err == nil {
-		l.hostPool, err = rows.Float32s()
-	}
-	rows.Release()
-	if err != nil {
+	if err := func() error {
+		sc := e.Scope()
+		defer sc.End()
+		rows := e.Zeros(l.P*Lp, d)
+		err := InitPromptFromVocab(m, rows, Stream(env.Seed, "l2p-pool"))
+		if err == nil {
+			l.hostPool, err = rows.Float32s()
+		}
+		return err
+	}(); err != nil {
 		return nil, err
 	}
 	if !l.taskSlots() {
@@ -294,13 +297,11 @@ func (l *L2P) indices(q []float32, B int) ([]int32, error) {
 // (M, Lp, d): the selected prompts concatenated in rank order,
 // (B, N·Lp, d). Gradients reach the selected prompts only.
 func gather(pool, idx *ag.Tensor) *ag.Tensor {
+	sc := pool.Engine().Scope()
+	defer sc.End()
 	M, Lp, d := pool.Dim(0), pool.Dim(1), pool.Dim(2)
-	flat := pool.Reshape(M, Lp*d)
-	rows := ag.Embedding(flat, idx) // (B, N, Lp·d)
-	out := rows.Reshape(idx.Dim(0), idx.Dim(1)*Lp, d)
-	flat.Release()
-	rows.Release()
-	return out
+	rows := ag.Embedding(pool.Reshape(M, Lp*d), idx) // (B, N, Lp·d)
+	return sc.Keep(rows.Reshape(idx.Dim(0), idx.Dim(1)*Lp, d))
 }
 
 // keyLoss records the surrogate key loss of queries q (B, d) and slots
@@ -309,19 +310,13 @@ func gather(pool, idx *ag.Tensor) *ag.Tensor {
 // the constant coeff·N (the same gradient, non-negative). (1,)
 func (l *L2P) keyLoss(q, idx *ag.Tensor) *ag.Tensor {
 	e := q.Engine()
+	sc := e.Scope()
+	defer sc.End()
 	B, N := idx.Dim(0), idx.Dim(1)
 	c := l.cfg.PullCoeff
-	ks := ag.Embedding(l.keys, idx) // (B, N, d)
-	qx := ag.Expand(q, 1, N)        // (B, N, d)
-	cos := ag.Cosine(qx, ks)        // (B, N)
-	sum := ag.Sum(cos)              // (1,)
-	neg := ag.Scale(sum, float32(-c/float64(B)))
-	shift := e.Full(float32(c*float64(N)), 1)
-	out := ag.Add(neg, shift)
-	for _, t := range []*ag.Tensor{ks, qx, cos, sum, neg, shift} {
-		t.Release()
-	}
-	return out
+	cos := ag.Cosine(ag.Expand(q, 1, N), ag.Embedding(l.keys, idx)) // (B, N)
+	neg := ag.Scale(ag.Sum(cos), float32(-c/float64(B)))
+	return sc.Keep(ag.Add(neg, e.Full(float32(c*float64(N)), 1)))
 }
 
 // l2pStep is L2P's training step for batches of B rows.
@@ -377,18 +372,18 @@ func (st *l2pStep) Write(b *Batch) error {
 // Loss records the cross-entropy with the rows' prompts plus the key loss.
 func (st *l2pStep) Loss(b *Batch) (*ag.Tensor, []Part) {
 	l := st.l
-	prompt := gather(l.pool, st.idx)
-	out := l.env.Model.Forward(b.Device, t5.Options{Prompt: prompt})
-	prompt.Release()
+	sc := l.pool.Engine().Scope()
+	defer sc.End()
+	out := l.env.Model.Forward(b.Device, t5.Options{Prompt: gather(l.pool, st.idx)})
 	if out.Loss == nil {
 		return nil, nil
 	}
+	ce := sc.Keep(out.Loss)
 	if st.q == nil || l.cfg.PullCoeff == 0 {
-		return out.Loss, []Part{{"ce", out.Loss}}
+		return ce, []Part{{"ce", ce}}
 	}
-	key := l.keyLoss(st.q.q, st.idx)
-	loss := ag.Add(out.Loss, key)
-	return loss, []Part{{"ce", out.Loss}, {"key", key}}
+	key := sc.Keep(l.keyLoss(st.q.q, st.idx))
+	return sc.Keep(ag.Add(ce, key)), []Part{{"ce", ce}, {"key", key}}
 }
 
 // Release frees the step's tensors.
@@ -435,10 +430,9 @@ func (s l2pSelection) Prompt(b *Batch) (*ag.Tensor, error) {
 		return nil, err
 	}
 	defer e.NoGrad()()
-	it := e.FromInt32(idx, B, l.cfg.TopN)
-	out := gather(l.pool, it)
-	it.Release()
-	return out, e.Err()
+	sc := e.Scope()
+	defer sc.End()
+	return sc.Keep(gather(l.pool, e.FromInt32(idx, B, l.cfg.TopN))), e.Err()
 }
 
 func (l2pSelection) Release() {}

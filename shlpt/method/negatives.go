@@ -94,13 +94,13 @@ func (s *SHLPT) negativePasses(b *t5.Batch) (hid, act, s0 []float32, err error) 
 	D, F := m.Config.DModel, m.Config.DFF
 	hid = make([]float32, B*P*T*D)
 	act = make([]float32, B*P*F)
+	sc := e.Scope()
+	defer sc.End()
 	for j := 0; j < P; j++ {
-		p := s.poolPrompt(j)
-		out := m.Forward(b, t5.Options{Prompt: p, Hidden: true, FFNActFirst: true})
-		p.Release()
+		out := m.Forward(b, t5.Options{Prompt: s.poolPrompt(j), Hidden: true, FFNActFirst: true})
 		h, err1 := readOut(e, out.Hidden)
 		a, err2 := readOut(e, out.FFNActFirst)
-		out.Release()
+		out.Release() // now: the next pass reuses its memory
 		if err := firstErr(err1, err2); err != nil {
 			return nil, nil, nil, err
 		}
@@ -111,7 +111,6 @@ func (s *SHLPT) negativePasses(b *t5.Batch) (hid, act, s0 []float32, err error) 
 	}
 	out := m.Forward(b, t5.Options{FFNActFirst: true})
 	s0, err = readOut(e, out.FFNActFirst)
-	out.Release()
 	return hid, act, s0, err
 }
 

@@ -144,13 +144,13 @@ func (p *ProgPrompt) current() *ag.Tensor {
 
 // full records [current; earlier prompts] ((t+1)·Lp, d).
 func (p *ProgPrompt) full() *ag.Tensor {
+	sc := p.prompt.Engine().Scope()
+	defer sc.End()
 	cur := p.current()
 	if p.prev == nil {
-		return cur
+		return sc.Keep(cur)
 	}
-	out := ag.Concat(cur, p.prev, 0)
-	cur.Release()
-	return out
+	return sc.Keep(ag.Concat(cur, p.prev, 0))
 }
 
 // NewStep is the cross-entropy step with the progressive prompt.
@@ -161,10 +161,10 @@ type progStep struct{ p *ProgPrompt }
 func (progStep) Write(*Batch) error { return nil }
 
 func (s progStep) Loss(b *Batch) (*ag.Tensor, []Part) {
-	full := s.p.full()
-	out := s.p.env.Model.Forward(b.Device, t5.Options{Prompt: full})
-	full.Release()
-	return out.Loss, []Part{{"ce", out.Loss}}
+	sc := s.p.prompt.Engine().Scope()
+	defer sc.End()
+	out := s.p.env.Model.Forward(b.Device, t5.Options{Prompt: s.p.full()})
+	return sc.Keep(out.Loss), []Part{{"ce", out.Loss}}
 }
 
 func (progStep) Release() {}
@@ -194,9 +194,9 @@ func (p *ProgPrompt) EndTask() (map[string]any, error) {
 	var err error
 	func() {
 		defer e.NoGrad()()
-		cur := p.current()
-		v, err = cur.Float32s()
-		cur.Release()
+		sc := e.Scope()
+		defer sc.End()
+		v, err = p.current().Float32s()
 	}()
 	if err != nil {
 		return nil, err
@@ -249,17 +249,11 @@ func (m *resMLP) params() []*ag.Tensor { return []*ag.Tensor{m.w1, m.b1, m.w2, m
 
 // forward records the reparameterized prompt of x (Lp, d).
 func (m *resMLP) forward(x *ag.Tensor) *ag.Tensor {
-	h1 := ag.Linear(x, m.w1)
-	h1b := ag.AddRow(h1, m.b1)
-	a := ag.Relu(h1b)
-	h2 := ag.Linear(a, m.w2)
-	h2b := ag.AddRow(h2, m.b2)
-	n := ag.LayerNorm(h2b, m.lnw, m.lnb, EstimatorNormEps)
-	out := ag.Add(x, n)
-	for _, t := range []*ag.Tensor{h1, h1b, a, h2, h2b, n} {
-		t.Release()
-	}
-	return out
+	sc := x.Engine().Scope()
+	defer sc.End()
+	h := ag.Relu(ag.AddRow(ag.Linear(x, m.w1), m.b1))
+	n := ag.LayerNorm(ag.AddRow(ag.Linear(h, m.w2), m.b2), m.lnw, m.lnb, EstimatorNormEps)
+	return sc.Keep(ag.Add(x, n))
 }
 
 func (m *resMLP) release() {

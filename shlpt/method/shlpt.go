@@ -357,25 +357,20 @@ func (s *SHLPT) alphaFor(xhat *ag.Tensor, B int) *ag.Tensor {
 // real tokens (realMask (B, L) 1/0), or over every position when realMask
 // is nil (the pad-maxpool quirk: padding included, as the reference).
 func (s *SHLPT) xhat(ids, realMask *ag.Tensor) *ag.Tensor {
-	emb := ag.Embedding(s.env.Model.Shared, ids)
-	x := ag.MaxPool(emb, realMask)
-	emb.Release()
-	return x
+	sc := ids.Engine().Scope()
+	defer sc.End()
+	return sc.Keep(ag.MaxPool(ag.Embedding(s.env.Model.Shared, ids), realMask))
 }
 
 // mixPrompts returns Σ_j w[b, j]·pool[j] + P^t for every row of w (B, P):
 // (B, Lp, d).
 func (s *SHLPT) mixPrompts(w *ag.Tensor) *ag.Tensor {
+	sc := w.Engine().Scope()
+	defer sc.End()
 	P, Lp, d := s.poolT.Dim(0), s.poolT.Dim(1), s.poolT.Dim(2)
-	flat := s.poolT.Reshape(P, Lp*d)
-	mix := ag.MatMul(w, flat, false, false) // (B, Lp·d)
-	pt := s.prompt.Reshape(Lp * d)
-	sum := ag.AddRow(mix, pt)
-	out := sum.Reshape(w.Dim(0), Lp, d)
-	for _, t := range []*ag.Tensor{flat, mix, pt, sum} {
-		t.Release()
-	}
-	return out
+	mix := ag.MatMul(w, s.poolT.Reshape(P, Lp*d), false, false) // (B, Lp·d)
+	sum := ag.AddRow(mix, s.prompt.Reshape(Lp*d))
+	return sc.Keep(sum.Reshape(w.Dim(0), Lp, d))
 }
 
 // taskAlpha returns ᾱ, the mean over the task's training batches of the
@@ -400,19 +395,7 @@ func (s *SHLPT) taskAlpha() ([]float64, error) {
 		for i, r := range rows {
 			inputs[i] = r.Input
 		}
-		b, err := m.NewBatch(inputs, nil, t.InputLen, 1)
-		if err != nil {
-			return nil, err
-		}
-		real := s.realMask(inputs, b.InputIDs.Dim(1))
-		x := s.xhat(b.InputIDs, real)
-		alpha := s.alphaFor(x, len(rows))
-		mixed, negs := ag.Partition(alpha, s.cfg.partition())
-		v, err := mixed.Float32s()
-		for _, t := range []*ag.Tensor{real, x, alpha, mixed, negs} {
-			t.Release()
-		}
-		b.Release()
+		v, err := s.batchMixture(inputs, t.InputLen)
 		if err != nil {
 			return nil, err
 		}
@@ -432,6 +415,32 @@ func (s *SHLPT) taskAlpha() ([]float64, error) {
 		out[j] = float64(float32(out[j] / float64(batches)))
 	}
 	return out, nil
+}
+
+// batchMixture returns the kept, renormalized weights α̃ (B·P values) of
+// a batch of inputs padded to L tokens.
+func (s *SHLPT) batchMixture(inputs [][]int, L int) ([]float32, error) {
+	m := s.env.Model
+	e := m.Engine()
+	sc := e.Scope()
+	defer sc.End()
+	b, err := m.NewBatch(inputs, nil, L, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	mixed, _ := ag.Partition(s.batchAlpha(b.InputIDs, inputs), s.cfg.partition())
+	return mixed.Float32s()
+}
+
+// batchAlpha records α (B, P) of a batch: its inputs' ids (B, L) and token
+// lists.
+func (s *SHLPT) batchAlpha(ids *ag.Tensor, inputs [][]int) *ag.Tensor {
+	var x *ag.Tensor
+	if s.cfg.usesEstimator(len(s.pool)) {
+		x = s.xhat(ids, s.realMask(inputs, ids.Dim(1)))
+	}
+	return s.alphaFor(x, len(inputs))
 }
 
 // realMask uploads the (B, L) mask of real tokens (1) and padding (0) of
@@ -454,23 +463,22 @@ func (s *SHLPT) realMask(inputs [][]int, L int) *ag.Tensor {
 // prompt a task is stored and validated with).
 func (s *SHLPT) storedPrompt(w []float64) *ag.Tensor {
 	e := s.env.Model.Engine()
+	sc := e.Scope()
+	defer sc.End()
 	if len(w) == 0 || !s.cfg.storeMixes() {
-		return s.prompt.Reshape(s.prompt.Shape()...)
+		return sc.Keep(s.prompt.Reshape(s.prompt.Shape()...))
 	}
-	wt := e.FromFloat32(toF32(w), 1, len(w))
-	mixed := s.mixPrompts(wt)
-	wt.Release()
-	out := mixed.Reshape(s.prompt.Shape()...)
-	mixed.Release()
-	return out
+	mixed := s.mixPrompts(e.FromFloat32(toF32(w), 1, len(w)))
+	return sc.Keep(mixed.Reshape(s.prompt.Shape()...))
 }
 
 // storedValues reads the stored prompt for weights w (see storedPrompt).
 func (s *SHLPT) storedValues(w []float64) ([]float32, error) {
-	defer s.env.Model.Engine().NoGrad()()
-	p := s.storedPrompt(w)
-	defer p.Release()
-	return p.Float32s()
+	e := s.env.Model.Engine()
+	defer e.NoGrad()()
+	sc := e.Scope()
+	defer sc.End()
+	return s.storedPrompt(w).Float32s()
 }
 
 // EvalPrompts: a test pass uses stored prompt i alone; validation of the
@@ -508,19 +516,14 @@ func (l liveMixture) Prompt(b *Batch) (*ag.Tensor, error) {
 	s := l.s
 	e := s.env.Model.Engine()
 	defer e.NoGrad()()
+	sc := e.Scope()
+	defer sc.End()
 	inputs := make([][]int, len(b.Examples))
 	for r, ex := range b.Examples {
 		inputs[r] = ex.Input
 	}
-	real := s.realMask(inputs, b.Device.InputIDs.Dim(1))
-	x := s.xhat(b.Device.InputIDs, real)
-	alpha := s.alphaFor(x, len(inputs))
-	mixed, negs := ag.Partition(alpha, s.cfg.partition())
-	out := s.mixPrompts(mixed)
-	for _, t := range []*ag.Tensor{real, x, alpha, mixed, negs} {
-		t.Release()
-	}
-	return out, e.Err()
+	mixed, _ := ag.Partition(s.batchAlpha(b.Device.InputIDs, inputs), s.cfg.partition())
+	return sc.Keep(s.mixPrompts(mixed)), e.Err()
 }
 
 func (l liveMixture) Release() {}

@@ -36,8 +36,12 @@ type stepResult struct {
 	Loss      *ag.Tensor
 }
 
+func (r *stepResult) tensors() []*ag.Tensor {
+	return []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt, r.LossDown, r.LossHSC, r.LossASC, r.Loss}
+}
+
 func (r *stepResult) release() {
-	for _, t := range []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt, r.LossDown, r.LossHSC, r.LossASC, r.Loss} {
+	for _, t := range r.tensors() {
 		t.Release()
 	}
 }
@@ -60,6 +64,13 @@ func (s *SHLPT) compute(b *t5.Batch, in *stepInputs, report bool) *stepResult {
 	e := m.Engine()
 	c := s.cfg
 	r := &stepResult{}
+	sc := e.Scope()
+	defer func() {
+		for _, t := range r.tensors() {
+			sc.Keep(t)
+		}
+		sc.End()
+	}()
 	B, P := b.InputIDs.Dim(0), len(s.pool)
 	prompt := s.prompt.Reshape(s.prompt.Shape()...)
 	if P > 0 {
@@ -82,7 +93,6 @@ func (s *SHLPT) compute(b *t5.Batch, in *stepInputs, report bool) *stepResult {
 		}
 		r.Mixed, r.Negatives = ag.Partition(r.Alpha, c.partition())
 		if c.trainMixes() {
-			prompt.Release()
 			prompt = s.mixPrompts(r.Mixed)
 		}
 	}
@@ -96,59 +106,37 @@ func (s *SHLPT) compute(b *t5.Batch, in *stepInputs, report bool) *stepResult {
 	r.Loss = out.Loss.Reshape(1)
 	if hsc {
 		r.LossHSC = s.hsc(out.Hidden, in, r.Negatives)
-		add(&r.Loss, r.LossHSC, c.LambdaHSC)
+		r.Loss = ag.Add(r.Loss, ag.Scale(r.LossHSC, float32(c.LambdaHSC)))
 	}
 	if asc {
 		r.LossASC = s.asc(out.FFNActFirst, in, r.Negatives)
-		add(&r.Loss, r.LossASC, c.LambdaASC)
+		r.Loss = ag.Add(r.Loss, ag.Scale(r.LossASC, float32(c.LambdaASC)))
 	}
-	out.Hidden.Release()
-	out.FFNActFirst.Release()
 	return r
-}
-
-// add sets *sum += w·x.
-func add(sum **ag.Tensor, x *ag.Tensor, w float64) {
-	wx := ag.Scale(x, float32(w))
-	s := ag.Add(*sum, wx)
-	(*sum).Release()
-	wx.Release()
-	*sum = s
 }
 
 // hsc is Eq. 8: per row, InfoNCE of the mean cosine of the hidden states
 // with themselves (the positive) against their mean cosine with each
 // negative's h_j, over the weighted target positions.
 func (s *SHLPT) hsc(h *ag.Tensor, in *stepInputs, negs *ag.Tensor) *ag.Tensor {
+	sc := h.Engine().Scope()
+	defer sc.End()
 	P := len(s.pool)
-	hx := ag.Expand(h, 1, P)        // (B, P, T, d)
-	cos := ag.Cosine(hx, in.hidNeg) // (B, P, T)
-	wx := ag.Expand(in.hscW, 1, P)  // (B, P, T)
-	wcos := ag.Mul(cos, wx)         // (B, P, T)
-	neg := ag.SumAxis(wcos, -1)     // (B, P)
-	self := ag.Cosine(h, h)         // (B, T)
-	wself := ag.Mul(self, in.hscW)  // (B, T)
-	pos := ag.SumAxis(wself, -1)    // (B,)
-	loss := ag.Contrastive(pos, neg, negs, float32(s.cfg.TauHSC))
-	for _, t := range []*ag.Tensor{hx, cos, wx, wcos, neg, self, wself, pos} {
-		t.Release()
-	}
-	return loss
+	cos := ag.Cosine(ag.Expand(h, 1, P), in.hidNeg)              // (B, P, T)
+	neg := ag.SumAxis(ag.Mul(cos, ag.Expand(in.hscW, 1, P)), -1) // (B, P)
+	pos := ag.SumAxis(ag.Mul(ag.Cosine(h, h), in.hscW), -1)      // (B,)
+	return sc.Keep(ag.Contrastive(pos, neg, negs, float32(s.cfg.TauHSC)))
 }
 
 // asc is Eqs. 10–11: per row, InfoNCE of cos(a, a) against
 // cos(a ⊙ m, a_j ⊙ m) for each negative.
 func (s *SHLPT) asc(a *ag.Tensor, in *stepInputs, negs *ag.Tensor) *ag.Tensor {
+	sc := a.Engine().Scope()
+	defer sc.End()
 	P := len(s.pool)
-	am := ag.Mul(a, in.ascM)        // (B, F)
-	ax := ag.Expand(am, 1, P)       // (B, P, F)
-	neg := ag.Cosine(ax, in.actNeg) // (B, P)
-	pos := ag.Cosine(a, a)          // (B,)
-	loss := ag.Contrastive(pos, neg, negs, float32(s.cfg.TauASC))
-	for _, t := range []*ag.Tensor{am, ax, neg, pos} {
-		t.Release()
-	}
-	return loss
+	neg := ag.Cosine(ag.Expand(ag.Mul(a, in.ascM), 1, P), in.actNeg) // (B, P)
+	pos := ag.Cosine(a, a)                                           // (B,)
+	return sc.Keep(ag.Contrastive(pos, neg, negs, float32(s.cfg.TauASC)))
 }
 
 // shlptStep is the Step of SHLPT for batches of B rows.
@@ -297,19 +285,17 @@ func hscWeights(valid [][]bool, padding bool) []float32 {
 
 // Loss records the step.
 func (st *shlptStep) Loss(b *Batch) (*ag.Tensor, []Part) {
+	sc := b.Device.InputIDs.Engine().Scope()
+	defer sc.End()
 	r := st.s.compute(b.Device, &st.in, false)
-	loss := r.Loss
-	parts := []Part{{"ce", r.LossDown}}
+	parts := []Part{{"ce", sc.Keep(r.LossDown)}}
 	if r.LossHSC != nil {
-		parts = append(parts, Part{"hsc", r.LossHSC})
+		parts = append(parts, Part{"hsc", sc.Keep(r.LossHSC)})
 	}
 	if r.LossASC != nil {
-		parts = append(parts, Part{"asc", r.LossASC})
+		parts = append(parts, Part{"asc", sc.Keep(r.LossASC)})
 	}
-	for _, t := range []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt} {
-		t.Release()
-	}
-	return loss, parts
+	return sc.Keep(r.Loss), parts
 }
 
 // Release frees the step's inputs.
