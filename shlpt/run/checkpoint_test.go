@@ -62,7 +62,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:len(good)/2])
 	f.Add(bytes.Replace(good, []byte(`"task":1`), []byte(`"task":-9`), 1))
-	f.Add(bytes.Replace(good, []byte(`"format":2`), []byte(`"format":"x"`), 1))
+	f.Add(bytes.Replace(good, []byte(`\"format\":3`), []byte(`\"format\":\"x\"`), 1))
 	f.Add([]byte{})
 	cfg := rundir.Config{Tasks: []string{"cb", "copa"}, Epochs: 3}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -84,12 +84,11 @@ func TestResumeCorruptCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, data := range map[string][]byte{
-		"truncated":      good[:len(good)-100],
-		"bad state":      bytes.Replace(good, []byte(`\"format\":2`), []byte(`\"format\":3`), 1),
-		"earlier format": bytes.Replace(good, []byte(`\"format\":2`), []byte(`\"format\":1`), 1),
-		"renamed pool":   bytes.Replace(good, []byte(`method/pool.0`), []byte(`method/pool.9`), 1),
-		"other config":   bytes.Replace(good, []byte(`\"config_hash\":\"`), []byte(`\"config_hash\":\"0`), 1),
-		"not a tensors":  []byte("hello"),
+		"truncated":     good[:len(good)-100],
+		"bad state":     bytes.Replace(good, []byte(`\"format\":3`), []byte(`\"format\":4`), 1),
+		"renamed pool":  bytes.Replace(good, []byte(`method/pool.0`), []byte(`method/pool.9`), 1),
+		"other config":  bytes.Replace(good, []byte(`\"config_hash\":\"`), []byte(`\"config_hash\":\"0`), 1),
+		"not a tensors": []byte("hello"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "run")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -351,6 +353,16 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
+	if err := finiteSettings(reflect.ValueOf(c).Elem(), ""); err != nil {
+		return err
+	}
+	if c.Settings != nil {
+		if v := reflect.ValueOf(c.Settings); v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+			if err := finiteSettings(v.Elem(), c.Method+"."); err != nil {
+				return err
+			}
+		}
+	}
 	if c.Model == "" {
 		return fmt.Errorf("no model folder (--model)")
 	}
@@ -425,4 +437,38 @@ func (c *Config) Validate() error {
 func (c *Config) PadToMax() bool {
 	spec, err := method.Lookup(c.Method)
 	return err == nil && spec.PadToMax(c.Settings)
+}
+
+// finiteSettings checks every floating-point setting of v (a struct, its
+// nested structs included): each must be a finite number that float32,
+// the precision the device computes in, can hold. The error names the
+// setting as config.json does.
+func finiteSettings(v reflect.Value, prefix string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fv := v.Field(i)
+		switch fv.Kind() {
+		case reflect.Struct:
+			if err := finiteSettings(fv, prefix+name+"."); err != nil {
+				return err
+			}
+		case reflect.Float32, reflect.Float64:
+			x := fv.Float()
+			if math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > math.MaxFloat32 {
+				return fmt.Errorf("setting %s%s is %v: it must be a finite number within float32's range", prefix, name, x)
+			}
+		}
+	}
+	return nil
 }

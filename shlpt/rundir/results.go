@@ -42,6 +42,10 @@ type Results struct {
 	// primary-metrics choice, when a task's metric differs between the two
 	// (MultiRC, SQuAD); nil otherwise.
 	Alternate *Alternate `json:"alternate,omitempty"`
+
+	// AlreadyComplete is set (never stored) when a run was asked to start
+	// or resume in a directory where it had finished: nothing was changed.
+	AlreadyComplete bool `json:"-"`
 }
 
 // Alternate is what Results would hold with the other choice of primary
