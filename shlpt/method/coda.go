@@ -24,21 +24,15 @@ var codaSpec = Define(Definition[CODAConfig]{
 		}
 	},
 	Validate: func(s *CODAConfig, r RunShape) error {
-		c := *s
-		c.PromptLen = r.PromptLen
-		if err := c.Validate(); err != nil {
+		if err := s.Validate(); err != nil {
 			return err
 		}
-		if r.NumTasks > 0 && c.Pool/r.NumTasks == 0 {
-			return fmt.Errorf("coda: %d components cannot be shared by %d tasks", c.Pool, r.NumTasks)
+		if r.NumTasks > 0 && s.Pool/r.NumTasks == 0 {
+			return fmt.Errorf("coda: %d components cannot be shared by %d tasks", s.Pool, r.NumTasks)
 		}
 		return nil
 	},
-	New: func(env *Env, s *CODAConfig) (Method, error) {
-		c := *s
-		c.PromptLen = env.PromptLen
-		return NewCODA(env, c)
-	},
+	New: func(env *Env, s *CODAConfig) (Method, error) { return NewCODA(env, *s) },
 })
 
 // CODAConfig holds the settings of CODA-Prompt (Smith et al., "CODA-Prompt:
@@ -495,3 +489,6 @@ func (c *CODA) Release() { c.releaseTask() }
 // TestsFrozen: every task is tested with its stored prompt(s) alone,
 // frozen once the task ends.
 func (*CODA) TestsFrozen() bool { return true }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *CODAConfig) setPromptLen(n int) { c.PromptLen = n }

@@ -24,15 +24,9 @@ var l2pSpec = Define(Definition[L2PConfig]{
 		}
 	},
 	Validate: func(s *L2PConfig, r RunShape) error {
-		c := *s
-		c.PromptLen = r.PromptLen
-		return c.Validate(r.NumTasks)
+		return s.Validate(r.NumTasks)
 	},
-	New: func(env *Env, s *L2PConfig) (Method, error) {
-		c := *s
-		c.PromptLen = env.PromptLen
-		return NewL2P(env, c)
-	},
+	New: func(env *Env, s *L2PConfig) (Method, error) { return NewL2P(env, *s) },
 })
 
 // L2PConfig holds the settings of L2P (Wang et al., "Learning to Prompt
@@ -557,3 +551,6 @@ func (l *L2P) Release() {
 	l.pool.Release()
 	l.keys.Release()
 }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *L2PConfig) setPromptLen(n int) { c.PromptLen = n }

@@ -21,15 +21,9 @@ var progPromptSpec = Define(Definition[ProgPromptConfig]{
 		}
 	},
 	Validate: func(s *ProgPromptConfig, r RunShape) error {
-		c := *s
-		c.PromptLen = r.PromptLen
-		return c.Validate()
+		return s.Validate()
 	},
-	New: func(env *Env, s *ProgPromptConfig) (Method, error) {
-		c := *s
-		c.PromptLen = env.PromptLen
-		return NewProgPrompt(env, c)
-	},
+	New: func(env *Env, s *ProgPromptConfig) (Method, error) { return NewProgPrompt(env, *s) },
 })
 
 // ProgPromptConfig holds Progressive Prompts' settings (Razdaibiedina et
@@ -265,3 +259,6 @@ func (m *resMLP) release() {
 // TestsFrozen: every task is tested with its stored prompt(s) alone,
 // frozen once the task ends.
 func (*ProgPrompt) TestsFrozen() bool { return true }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *ProgPromptConfig) setPromptLen(n int) { c.PromptLen = n }

@@ -178,6 +178,8 @@ type Definition[S any] struct {
 	// Flags lists the flags bound to the settings s (nil: none).
 	Flags func(s *S) []Flag
 	// Validate checks the settings for a run (nil: nothing to check).
+	// Validate and New get a copy of the settings whose prompt length is
+	// the run's, when S has a setPromptLen method.
 	Validate func(s *S, r RunShape) error
 	// New builds the method for a run.
 	New func(env *Env, s *S) (Method, error)
@@ -222,13 +224,24 @@ func Define[S any](d Definition[S]) *Spec {
 		}
 		return d.Flags(cast(settings))
 	}
+	// withPromptLen is a copy of the settings with the run's prompt
+	// length, for settings that carry it (json "-").
+	withPromptLen := func(settings any, n int) *S {
+		c := *cast(settings)
+		if p, ok := any(&c).(interface{ setPromptLen(int) }); ok {
+			p.setPromptLen(n)
+		}
+		return &c
+	}
 	sp.validate = func(settings any, r RunShape) error {
 		if d.Validate == nil {
 			return nil
 		}
-		return d.Validate(cast(settings), r)
+		return d.Validate(withPromptLen(settings, r.PromptLen), r)
 	}
-	sp.build = func(env *Env, settings any) (Method, error) { return d.New(env, cast(settings)) }
+	sp.build = func(env *Env, settings any) (Method, error) {
+		return d.New(env, withPromptLen(settings, env.PromptLen))
+	}
 	if d.Memory != nil {
 		sp.memory = func(settings any, c t5.Config, B, L, T int) *MemoryEstimate {
 			m := d.Memory(cast(settings), c, B, L, T)

@@ -196,15 +196,9 @@ var shlptSpec = Define(Definition[SHLPTConfig]{
 		}
 	},
 	Validate: func(s *SHLPTConfig, r RunShape) error {
-		c := *s
-		c.PromptLen = r.PromptLen
-		return c.Validate()
+		return s.Validate()
 	},
-	New: func(env *Env, s *SHLPTConfig) (Method, error) {
-		c := *s
-		c.PromptLen = env.PromptLen
-		return NewSHLPT(env, c)
-	},
+	New:      func(env *Env, s *SHLPTConfig) (Method, error) { return NewSHLPT(env, *s) },
 	PadToMax: func(s *SHLPTConfig) bool { return s.PadToMax() },
 })
 
@@ -702,3 +696,6 @@ func removeQuietly(path string) error {
 // TestsFrozen: every task is tested with its stored prompt(s) alone,
 // frozen once the task ends.
 func (*SHLPT) TestsFrozen() bool { return true }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *SHLPTConfig) setPromptLen(n int) { c.PromptLen = n }
