@@ -206,18 +206,8 @@ func Define[S any](d Definition[S]) *Spec {
 	if t := reflect.TypeOf(d.Settings); t.Kind() != reflect.Struct || t.NumField() > 0 {
 		sp.settingsType = t
 	}
-	sp.defaults = func() any {
-		// A deep copy, so that no two configurations share a slice.
-		b, err := json.Marshal(d.Settings)
-		s := new(S)
-		if err == nil {
-			err = json.Unmarshal(b, s)
-		}
-		if err != nil {
-			panic(fmt.Sprintf("method %s: default settings do not round-trip through JSON: %v", d.Name, err))
-		}
-		return s
-	}
+	// A deep copy each time, so that no two configurations share a slice.
+	sp.defaults = func() any { return CloneSettings(&d.Settings) }
 	sp.flags = func(settings any) []Flag {
 		if d.Flags == nil {
 			return nil
@@ -252,6 +242,26 @@ func Define[S any](d Definition[S]) *Spec {
 		sp.padToMax = func(settings any) bool { return d.PadToMax(cast(settings)) }
 	}
 	return sp
+}
+
+// CloneSettings returns a deep copy of settings (a pointer to a settings
+// struct: its slice fields are copied too); nil and other values are
+// returned as they are.
+func CloneSettings(settings any) any {
+	v := reflect.ValueOf(settings)
+	if settings == nil || v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return settings
+	}
+	c := reflect.New(v.Elem().Type())
+	c.Elem().Set(v.Elem())
+	for i := 0; i < c.Elem().NumField(); i++ {
+		if f := c.Elem().Field(i); f.Kind() == reflect.Slice && !f.IsNil() && f.CanSet() {
+			n := reflect.MakeSlice(f.Type(), f.Len(), f.Len())
+			reflect.Copy(n, f)
+			f.Set(n)
+		}
+	}
+	return c.Interface()
 }
 
 // HasSettings says whether the method has settings of its own.

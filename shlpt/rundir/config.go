@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -164,16 +165,9 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 
 // Clone returns a deep copy (settings included).
 func (c Config) Clone() Config {
-	b, err := json.Marshal(c)
-	var out Config
-	if err == nil {
-		err = json.Unmarshal(b, &out)
-	}
-	if err != nil {
-		// A configuration that does not round-trip is a bug in a
-		// method's settings type.
-		panic(fmt.Sprintf("rundir: cloning a configuration of %s: %v", c.Method, err))
-	}
+	out := c
+	out.Tasks = slices.Clone(c.Tasks)
+	out.Settings = method.CloneSettings(c.Settings)
 	return out
 }
 

@@ -3,6 +3,7 @@ package rundir
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -46,8 +47,15 @@ func TestConfigJSON(t *testing.T) {
 	}
 	clone := c.Clone()
 	MethodSettings[method.SHLPTConfig](&clone).Delta = 0.5
-	if s.Delta != 1.5 {
+	MethodSettings[method.SHLPTConfig](&clone).Quirks[0] = method.QuirkPadMaxPool
+	clone.Tasks = append(clone.Tasks, "cb")
+	if s.Delta != 1.5 || s.Quirks[0] != method.QuirkHSCPadding {
 		t.Error("a clone shares the settings")
+	}
+	nan := c
+	nan.LR = math.NaN()
+	if x := nan.Clone(); !math.IsNaN(x.LR) {
+		t.Errorf("clone of a NaN learning rate: %v", x.LR)
 	}
 
 	// A method without settings has no section.
