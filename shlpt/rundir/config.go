@@ -118,9 +118,14 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("method: %v", err)
 		}
 	}
-	spec, err := method.Lookup(name)
-	if err != nil {
-		return err
+	// A configuration without a method (a partial one) has no method
+	// settings; Validate refuses it for a run.
+	var spec *method.Spec
+	var err error
+	if name != "" {
+		if spec, err = method.Lookup(name); err != nil {
+			return err
+		}
 	}
 	var others []string
 	for _, n := range method.Names() {
@@ -138,7 +143,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 			name, strings.Join(others, ", "))
 	}
 	var settings any
-	if spec.HasSettings() {
+	if spec != nil && spec.HasSettings() {
 		sb, ok := raw[name]
 		if !ok {
 			return fmt.Errorf("no settings of method %s (%q)", name, name)

@@ -69,6 +69,11 @@ func TestConfigJSON(t *testing.T) {
 		t.Errorf("per-task round trip: %+v, %v", back2, err)
 	}
 
+	// A partial configuration without a method reads (Validate refuses it).
+	var partial Config
+	if err := json.Unmarshal([]byte(`{"tasks": ["cb"], "epochs": 3}`), &partial); err != nil || partial.Settings != nil || partial.Epochs != 3 {
+		t.Errorf("a partial configuration: %+v, %v", partial, err)
+	}
 	for _, tc := range []struct {
 		name, from, to, want string
 	}{
