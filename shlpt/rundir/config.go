@@ -324,6 +324,28 @@ func DefaultConfig(benchmark string) (Config, error) {
 	return c, b.Apply(&c, nil)
 }
 
+// DefaultConfigFor is DefaultConfig with the method's defaults: its
+// settings (the benchmark's for it applied), prompt length, learning rate
+// and weight decay.
+func DefaultConfigFor(benchmark, methodName string) (Config, error) {
+	c, err := DefaultConfig(benchmark)
+	if err != nil {
+		return c, err
+	}
+	if err := c.UseMethod(methodName); err != nil {
+		return c, err
+	}
+	name := benchmark
+	if name == "" {
+		name = "std"
+	}
+	b, err := LookupBenchmark(name)
+	if err != nil {
+		return c, err
+	}
+	return c, b.Apply(&c, nil)
+}
+
 // SequenceTasks returns the tasks of a benchmark's order.
 func SequenceTasks(benchmark string, order int) ([]string, error) {
 	b, err := LookupBenchmark(benchmark)

@@ -32,12 +32,15 @@ type Results struct {
 	Matrix Matrix `json:"matrix"`
 	// Average, BWT and FWT over the finished stages (the last row); FWT
 	// only with per-task scores to compare with.
-	Average  map[string]float64 `json:"average,omitempty"`
-	BWT      map[string]float64 `json:"bwt,omitempty"`
-	FWT      map[string]float64 `json:"fwt,omitempty"`
-	PerTask  []TaskResult       `json:"per_task"`
-	Timing   Timing             `json:"timing"`
-	Baseline string             `json:"fwt_baseline,omitempty"` // where FWT's per-task scores come from
+	Average map[string]float64 `json:"average,omitempty"`
+	BWT     map[string]float64 `json:"bwt,omitempty"`
+	FWT     map[string]float64 `json:"fwt,omitempty"`
+	// Forgetting per split: each earlier task's best score before the
+	// last finished stage minus its score after it, and their mean.
+	Forgetting map[string]Forgetting `json:"forgetting,omitempty"`
+	PerTask    []TaskResult          `json:"per_task"`
+	Timing     Timing                `json:"timing"`
+	Baseline   string                `json:"fwt_baseline,omitempty"` // where FWT's per-task scores come from
 	// Alternate holds the matrices, Average and BWT under the other
 	// primary-metrics choice, when a task's metric differs between the two
 	// (MultiRC, SQuAD); nil otherwise.
@@ -94,6 +97,13 @@ type TaskResult struct {
 	Seconds float64                       `json:"seconds"`
 }
 
+// Forgetting is one split's forgetting (metrics.Forgetting): Mean over
+// the tasks before the last finished one, PerTask by task name.
+type Forgetting struct {
+	Mean    float64            `json:"mean"`
+	PerTask map[string]float64 `json:"per_task"`
+}
+
 // Timing is wall-clock time in seconds.
 type Timing struct {
 	TrainSeconds float64 `json:"train_seconds"`
@@ -120,22 +130,32 @@ func (r *Results) SetMetrics(primary string, metric, alternate []string) {
 // FinishStage derives the summary numbers from the finished rows.
 func (r *Results) FinishStage(baseline []float64) error {
 	r.Complete = r.StagesDone == len(r.Tasks)
-	var err error
-	if r.Average, r.BWT, r.FWT, err = summarize(r.Matrix, r.StagesDone, r.Multitask, baseline); err != nil {
+	sum, err := summarize(r.Matrix, r.Tasks, r.StagesDone, r.Multitask, baseline)
+	if err != nil {
 		return err
 	}
+	r.Average, r.BWT, r.FWT, r.Forgetting = sum.average, sum.bwt, sum.fwt, sum.forgetting
 	if a := r.Alternate; a != nil {
-		if a.Average, a.BWT, _, err = summarize(a.Matrix, r.StagesDone, r.Multitask, nil); err != nil {
+		alt, err := summarize(a.Matrix, r.Tasks, r.StagesDone, r.Multitask, nil)
+		if err != nil {
 			return fmt.Errorf("alternate metrics: %w", err)
 		}
+		a.Average, a.BWT = alt.average, alt.bwt
 	}
 	return nil
 }
 
-// summarize derives Average, BWT and (with per-task scores) FWT from the
-// first n rows of a matrix, or with multitask the average of its row n−1.
-func summarize(m Matrix, n int, multitask bool, baseline []float64) (avgs, bwts, fwts map[string]float64, err error) {
-	avgs = map[string]float64{}
+// summary is what FinishStage derives from a matrix.
+type summary struct {
+	average, bwt, fwt map[string]float64
+	forgetting        map[string]Forgetting
+}
+
+// summarize derives Average, BWT, forgetting and (with per-task scores)
+// FWT from the first n rows of a matrix of the tasks, or with multitask
+// the average of its row n−1.
+func summarize(m Matrix, tasks []string, n int, multitask bool, baseline []float64) (summary, error) {
+	out := summary{average: map[string]float64{}}
 	if multitask {
 		for _, split := range []struct {
 			name string
@@ -144,13 +164,13 @@ func summarize(m Matrix, n int, multitask bool, baseline []float64) (avgs, bwts,
 			s := 0.0
 			for i, v := range split.row {
 				if v == nil {
-					return nil, nil, nil, fmt.Errorf("results: no %s score for task %d", split.name, i)
+					return out, fmt.Errorf("results: no %s score for task %d", split.name, i)
 				}
 				s += *v
 			}
-			avgs[split.name] = s / float64(len(split.row))
+			out.average[split.name] = s / float64(len(split.row))
 		}
-		return avgs, nil, nil, nil
+		return out, nil
 	}
 	for _, split := range []struct {
 		name string
@@ -161,35 +181,51 @@ func summarize(m Matrix, n int, multitask bool, baseline []float64) (avgs, bwts,
 			mat[t] = make([]float64, t+1)
 			for i := 0; i <= t; i++ {
 				if split.m[t][i] == nil {
-					return nil, nil, nil, fmt.Errorf("results: stage %d has no %s score for task %d", t, split.name, i)
+					return out, fmt.Errorf("results: stage %d has no %s score for task %d", t, split.name, i)
 				}
 				mat[t][i] = *split.m[t][i]
 			}
 		}
 		avg, err := metrics.Average(mat)
 		if err != nil {
-			return nil, nil, nil, err
+			return out, err
 		}
-		avgs[split.name] = avg
-		if n >= 2 {
-			bwt, err := metrics.BWT(mat)
+		out.average[split.name] = avg
+		if n < 2 {
+			continue
+		}
+		bwt, err := metrics.BWT(mat)
+		if err != nil {
+			return out, err
+		}
+		if out.bwt == nil {
+			out.bwt = map[string]float64{}
+		}
+		out.bwt[split.name] = bwt
+		per, err := metrics.ForgettingPerTask(mat)
+		if err != nil {
+			return out, err
+		}
+		f := Forgetting{PerTask: map[string]float64{}}
+		for i, v := range per {
+			f.PerTask[tasks[i]] = v
+		}
+		if f.Mean, err = metrics.Forgetting(mat); err != nil {
+			return out, err
+		}
+		if out.forgetting == nil {
+			out.forgetting = map[string]Forgetting{}
+		}
+		out.forgetting[split.name] = f
+		if baseline != nil && split.name == "test" {
+			fwt, err := metrics.FWT(mat, baseline[:n])
 			if err != nil {
-				return nil, nil, nil, err
+				return out, err
 			}
-			if bwts == nil {
-				bwts = map[string]float64{}
-			}
-			bwts[split.name] = bwt
-			if baseline != nil && split.name == "test" {
-				fwt, err := metrics.FWT(mat, baseline[:n])
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				fwts = map[string]float64{"test": fwt}
-			}
+			out.fwt = map[string]float64{"test": fwt}
 		}
 	}
-	return avgs, bwts, fwts, nil
+	return out, nil
 }
 
 // ReadBaseline reads the per-task test scores of the tasks from another
