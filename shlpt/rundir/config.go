@@ -302,35 +302,18 @@ func DefaultsFor(methodName string) method.Defaults {
 
 // DefaultConfig is the reference's configuration of SHLPT for a benchmark
 // ("" for an explicit task list, which gets the Standard CL settings).
-func DefaultConfig(benchmark string) (Config, error) {
+func DefaultConfig(benchmark string) (Config, error) { return DefaultConfigFor(benchmark, "shlpt") }
+
+// DefaultConfigFor is the reference's configuration of a method for a
+// benchmark: the method's defaults (its settings, with the benchmark's for
+// it applied; its prompt length, learning rate and weight decay).
+func DefaultConfigFor(benchmark, methodName string) (Config, error) {
 	c := Config{
 		Seed: 42, Benchmark: benchmark,
 		EvalFrom: 10, KTrain: 75, KVal: 75, KTest: 100,
 		BatchSize: 8, EvalBatchSize: 16, MaxGradNorm: 1,
 		MaxInputLen: tasks.MaxInputLen, Dropout: true, Weights: "f32",
 		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5, PrimaryMetrics: PaperMetrics,
-	}
-	if err := c.UseMethod("shlpt"); err != nil {
-		return c, err
-	}
-	name := benchmark
-	if name == "" {
-		name = "std"
-	}
-	b, err := LookupBenchmark(name)
-	if err != nil {
-		return c, err
-	}
-	return c, b.Apply(&c, nil)
-}
-
-// DefaultConfigFor is DefaultConfig with the method's defaults: its
-// settings (the benchmark's for it applied), prompt length, learning rate
-// and weight decay.
-func DefaultConfigFor(benchmark, methodName string) (Config, error) {
-	c, err := DefaultConfig(benchmark)
-	if err != nil {
-		return c, err
 	}
 	if err := c.UseMethod(methodName); err != nil {
 		return c, err
