@@ -72,7 +72,7 @@ func (ev *evaluator) evaluate(td *taskData, raw []tasks.Example, exs []method.Ex
 	if err != nil {
 		return metrics.Result{}, fmt.Errorf("task %s: %w", td.task.Name, err)
 	}
-	return metrics.Evaluate(td.task, raw, preds, metrics.Options{Reference: ev.cfg.ReferenceMetrics})
+	return metrics.Evaluate(td.task, raw, preds, rundir.MetricOptions(ev.cfg.PrimaryMetrics))
 }
 
 // candidates are the label words' ids for rank classification.

@@ -83,6 +83,10 @@ func openLoggers(dir string, lens map[string]int64, logf func(string, ...any)) (
 type logSet struct{ sinks []Logger }
 
 func (s *logSet) each(f func(Logger) error) error {
+	if s == nil {
+		// Not open yet: the first checkpoint is written before any log.
+		return nil
+	}
 	var errs []error
 	for _, l := range s.sinks {
 		errs = append(errs, f(l))
