@@ -13,9 +13,15 @@ W16_VARIANTS := shaders/matmul_texel_w16.spv shaders/matmul_tiled_w16.spv shader
 SPIRV   := $(SHADERS:.comp=.spv) $(W16_VARIANTS)
 GLSL_INCLUDES := $(wildcard shaders/*.glsl)
 
-.PHONY: all build spirv test test-short check fmt vet bench clean-spirv
+.PHONY: all setup build spirv test test-short check fmt vet bench clean-spirv
 
 all: build
+
+# Installs the system packages (Vulkan loader, lavapipe, validation layer,
+# glslc, gcc, make) and Go 1.23+ where missing; as root or through sudo.
+# On a machine without make: sh tools/setup.sh.
+setup:
+	sh tools/setup.sh
 
 build:
 	go build -o bin/shlpt-vk ./tools/shlpt-vk

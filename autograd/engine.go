@@ -437,6 +437,10 @@ func (p *Program) Run() error {
 // Dispatches is the number of dispatches in the program.
 func (p *Program) Dispatches() int { return p.prog.Dispatches() }
 
+// Barriers is the number of pipeline barriers in the program (see
+// gpu.Program.Barriers).
+func (p *Program) Barriers() int { return p.prog.Barriers() }
+
 // Timings are the per-dispatch times of the last finished profiled run.
 func (p *Program) Timings() []gpu.Timing { return p.prog.Timings() }
 

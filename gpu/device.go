@@ -20,12 +20,16 @@ const (
 	ValidateEnv = "SHLPT_VK_VALIDATE"
 	// PipelineCacheEnv names the on-disk pipeline cache folder; "off" disables it.
 	PipelineCacheEnv = "SHLPT_VK_PIPELINE_CACHE"
+	// ForceStagingEnv=1 makes every transfer go through staging copies, as
+	// on a discrete GPU (see Options.ForceStaging).
+	ForceStagingEnv = "SHLPT_VK_FORCE_STAGING"
 )
 
 // Options configure Open.
 type Options struct {
-	// Device selects the physical device by index or by a case-insensitive
-	// substring of its name. Empty picks discrete > integrated > virtual > CPU.
+	// Device selects the physical device by index, by PCI vendor id
+	// ("vendor:0x10de" for NVIDIA) or by a case-insensitive substring of its
+	// name. Empty picks discrete > integrated > virtual > CPU.
 	Device string
 	// Validate enables VK_LAYER_KHRONOS_validation with synchronization
 	// validation. Any message it reports is returned as an error
@@ -38,13 +42,18 @@ type Options struct {
 	// the device's own limits (see Device.SetMaxBindingBytes), so that the
 	// code splitting large operands runs on devices that bind gigabytes.
 	MaxBindingBytes int64
+	// ForceStaging keeps tensor memory unmapped even where the device could
+	// map it, so that every upload and readback takes the staging path that
+	// discrete GPUs take (through a small staging buffer, in several
+	// chunks): the way to run that path on lavapipe.
+	ForceStaging bool
 
 	// envErr is OptionsFromEnv's error, returned by Open and Devices.
 	envErr error
 }
 
-// OptionsFromEnv returns options from SHLPT_VK_DEVICE, SHLPT_VK_VALIDATE and
-// SHLPT_VK_PIPELINE_CACHE. A command-line --device flag should override
+// OptionsFromEnv returns options from SHLPT_VK_DEVICE, SHLPT_VK_VALIDATE,
+// SHLPT_VK_PIPELINE_CACHE and SHLPT_VK_FORCE_STAGING. A command-line --device flag should override
 // Device after this call. A variable with an invalid value (see EnvOptions)
 // makes Open and Devices with these options fail with an error naming it.
 func OptionsFromEnv() Options {
@@ -58,6 +67,10 @@ type instance struct {
 	vk       vk.Instance
 	msg      *messenger
 	validate bool
+	// layers holds the header versions of the layers enabled on the
+	// instance: optional structures newer than one of them are neither
+	// queried nor enabled (see features.go).
+	layers []uint32
 }
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -110,6 +123,9 @@ func newInstance(validate bool) (*instance, error) {
 		return nil, vkError("vkCreateInstance", res)
 	}
 	in := &instance{vk: inst, validate: validate}
+	for _, l := range layers {
+		in.layers = append(in.layers, layerVersion(l))
+	}
 	if err := initInstanceFns(inst); err != nil {
 		vk.DestroyInstance(inst, nil)
 		return nil, err
@@ -146,7 +162,7 @@ func (in *instance) physicalDevices() ([]vk.PhysicalDevice, []DeviceInfo, error)
 	pds = pds[:n]
 	infos := make([]DeviceInfo, n)
 	for i, pd := range pds {
-		if err := describe(in.vk, pd, i, &infos[i]); err != nil {
+		if err := describe(in, pd, i, &infos[i]); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -172,8 +188,9 @@ func extSetFor(info *DeviceInfo) extSet {
 }
 
 // describe fills info from Vulkan 1.0 queries (through vulkan-go) and the
-// shim's Properties2/Features2 queries.
-func describe(inst vk.Instance, pd vk.PhysicalDevice, index int, info *DeviceInfo) error {
+// shim's Properties2/Features2 queries, leaving out the structures that a
+// layer enabled on in does not know.
+func describe(in *instance, pd vk.PhysicalDevice, index int, info *DeviceInfo) error {
 	var p vk.PhysicalDeviceProperties
 	vk.GetPhysicalDeviceProperties(pd, &p)
 	p.Deref()
@@ -219,8 +236,10 @@ func describe(inst vk.Instance, pd vk.PhysicalDevice, index int, info *DeviceInf
 		}
 	}
 
-	info.Extensions = deviceExtensions(inst, pd)
-	if err := queryCaps(pd, extSetFor(info), info); err != nil {
+	info.Extensions = deviceExtensions(in.vk, pd)
+	es, skipped := restrictToLayers(extSetFor(info), in.layers)
+	info.NotQueried = skipped
+	if err := queryCaps(pd, es, info); err != nil {
 		return err
 	}
 	info.Texel16 = uniformTexelFormat(pd, vk.FormatR16Uint) && uniformTexelFormat(pd, vk.FormatR16g16b16a16Uint)
@@ -248,10 +267,23 @@ func cString(b []byte) string {
 	return string(b)
 }
 
-// choose picks a device: by index or name substring when sel is set, else by
-// type preference. Devices without a compute queue are never chosen.
+// choose picks a device: by index, by vendor ("vendor:0x10de", the first
+// device of that PCI vendor id) or by name substring when sel is set, else
+// by type preference. Devices without a compute queue are never chosen.
 func choose(infos []DeviceInfo, sel string) (int, error) {
 	sel = strings.TrimSpace(sel)
+	if v, ok := strings.CutPrefix(sel, "vendor:"); ok {
+		id, err := strconv.ParseUint(strings.TrimSpace(v), 0, 32)
+		if err != nil {
+			return -1, fmt.Errorf("gpu: device selection %q: the vendor id must be a number such as 0x10de", sel)
+		}
+		for i := range infos {
+			if infos[i].VendorID == uint32(id) && infos[i].ComputeQueueFamily >= 0 {
+				return i, nil
+			}
+		}
+		return -1, fmt.Errorf("gpu: no device of vendor %#04x (%s)", id, deviceList(infos))
+	}
 	if sel != "" {
 		if i, err := strconv.Atoi(sel); err == nil {
 			if i < 0 || i >= len(infos) {
@@ -307,6 +339,9 @@ func Devices(o Options) ([]DeviceInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range infos {
+		infos[i].StagedTransfers = stagesTransfers(&infos[i], o.ForceStaging)
+	}
 	if i, err := choose(infos, o.Device); err == nil {
 		infos[i].Chosen = true
 	} else {
@@ -340,10 +375,12 @@ type Device struct {
 	freeCmds   []vk.CommandBuffer
 	freeFences []vk.Fence
 	inflight   []*submission
-	staging    *Buffer
+	stageUp    *Buffer // staging for uploads (see memory.upType), nil until used
+	stageDown  *Buffer // staging for downloads; stageUp when the types are the same
 	programs   map[*Program]struct{}
 	objects    ObjectCounts
 	validate   bool
+	features   feature // optional features enabled at creation
 	bandwidth  float64 // measured copy bandwidth in bytes/s, 0 until measured
 
 	bindLimit atomic.Int64 // MaxBindingBytes in force, 0 for the device's own
@@ -379,37 +416,18 @@ func openOn(in *instance, o Options) (*Device, error) {
 	infos[idx].Chosen = true
 	info := infos[idx]
 	pd := pds[idx]
-	es := extSetFor(&info)
-	req := deviceRequest{
-		queueFamily: uint32(info.ComputeQueueFamily),
-		storage16:   info.StorageBuffer16Bit,
-		float16:     info.Float16,
-		int8:        info.Int8,
-		storage8:    info.StorageBuffer8Bit,
+	es, _ := restrictToLayers(extSetFor(&info), in.layers)
+	needs, err := engineNeeds()
+	if err != nil {
+		return nil, err
 	}
-	if info.SubgroupSizeControl {
-		req.subgroupSizeControl = true
-		if info.APIVersion < vk.MakeVersion(1, 3, 0) {
-			req.extensions = append(req.extensions, "VK_EXT_subgroup_size_control")
-		}
-	}
-	if info.APIVersion < vk.MakeVersion(1, 2, 0) {
-		for _, e := range []string{"VK_KHR_shader_float16_int8", "VK_KHR_8bit_storage"} {
-			if info.hasExtension(e) {
-				req.extensions = append(req.extensions, e)
-			}
-		}
-	}
-	if info.CooperativeMatrix {
-		req.cooperativeMatrix = true
-		req.extensions = append(req.extensions, "VK_KHR_cooperative_matrix")
-	}
+	req, enabled := requestFor(&info, needs)
 	dev, fns, err := createDevice(pd, es, req)
 	if err != nil {
 		return nil, fmt.Errorf("%w (device %q)", err, info.Name)
 	}
 	d := &Device{info: info, in: in, pd: pd, dev: dev, fns: fns, validate: in.validate,
-		programs: map[*Program]struct{}{}}
+		features: enabled, programs: map[*Program]struct{}{}}
 	var q vk.Queue // out-parameters must be plain locals (cgo pointer rules)
 	vk.GetDeviceQueue(dev, uint32(info.ComputeQueueFamily), 0, &q)
 	d.q = q
@@ -441,7 +459,7 @@ func (d *Device) init(o Options) error {
 		return vkError("vkCreateCommandPool", res)
 	}
 	d.cmdPool = pool
-	m, err := newMemory(d)
+	m, err := newMemory(d, o.ForceStaging)
 	if err != nil {
 		return err
 	}
@@ -456,10 +474,12 @@ func (d *Device) init(o Options) error {
 
 // Info describes the device. Its binding limits (MaxStorageBufferRange,
 // MaxTexelBufferElements) are those in force: the device's own, or lower
-// ones set with SetMaxBindingBytes.
+// ones set with SetMaxBindingBytes; StagedTransfers says whether this
+// device's transfers are staged.
 func (d *Device) Info() DeviceInfo {
 	info := d.info
 	info.MaxStorageBufferRange, info.MaxTexelBufferElements = d.bindingLimits()
+	info.StagedTransfers = !d.mem.hostVisible
 	return info
 }
 
@@ -561,10 +581,13 @@ func (d *Device) destroy() error {
 	if d.pipes != nil {
 		d.pipes.destroy()
 	}
-	if d.staging != nil {
-		d.mem.destroyBlock(d.staging.blk)
-		d.staging = nil
+	if d.stageDown != nil && d.stageDown != d.stageUp {
+		d.mem.destroyBlock(d.stageDown.blk)
 	}
+	if d.stageUp != nil {
+		d.mem.destroyBlock(d.stageUp.blk)
+	}
+	d.stageUp, d.stageDown = nil, nil
 	if d.mem != nil {
 		d.mem.destroy()
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,12 +83,22 @@ func TestDeviceInfo(t *testing.T) {
 		t.Errorf("the opened device is not marked chosen")
 	}
 	if info.IsLavapipe() {
-		// Values this project relies on when it runs on lavapipe.
-		if info.SubgroupSize != 8 || info.MaxSharedMemory != 32768 || info.MaxStorageBufferRange != 128<<20 {
-			t.Errorf("lavapipe: subgroup %d shared %d range %d", info.SubgroupSize, info.MaxSharedMemory, info.MaxStorageBufferRange)
+		// Values this project relies on when it runs on lavapipe: 8-lane
+		// subgroups with 256-bit vectors (LP_NATIVE_VECTOR_WIDTH changes
+		// the width, and the subgroup size with it).
+		sg := uint32(8)
+		if w, err := strconv.Atoi(os.Getenv("LP_NATIVE_VECTOR_WIDTH")); err == nil && w >= 64 {
+			sg = uint32(w / 32)
+		}
+		if info.SubgroupSize != sg || info.MaxSharedMemory != 32768 || info.MaxStorageBufferRange != 128<<20 {
+			t.Errorf("lavapipe: subgroup %d (want %d) shared %d range %d", info.SubgroupSize, sg, info.MaxSharedMemory, info.MaxStorageBufferRange)
 		}
 		if !info.UnifiedMemory() {
 			t.Errorf("lavapipe memory should be host visible")
+		}
+		o, _ := gpu.EnvOptions()
+		if info.StagedTransfers != o.ForceStaging {
+			t.Errorf("lavapipe: staged transfers %v with %s=%v", info.StagedTransfers, gpu.ForceStagingEnv, o.ForceStaging)
 		}
 	}
 }
@@ -214,6 +225,11 @@ func TestProgramReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prog.Release()
+	// The program's first barrier, and the one between the fill of x and
+	// the axpy that reads it.
+	if prog.Dispatches() != 2 || prog.Barriers() != 2 {
+		t.Errorf("program of %d dispatches and %d barriers, want 2 and 2", prog.Dispatches(), prog.Barriers())
+	}
 	if err := gpu.WriteSlice(y, 0, make([]float32, n)); err != nil {
 		t.Fatal(err)
 	}

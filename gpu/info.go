@@ -167,10 +167,20 @@ type DeviceInfo struct {
 	CooperativeMatrixShapes []CoopMatShape `json:"-"`
 	CoopMatShapeNames       []string       `json:"cooperative_matrix_shapes"`
 
+	// StagedTransfers reports that reads and writes of tensors go through
+	// staging copies (tensor memory is not mapped for the host): on
+	// discrete GPUs, or everywhere with Options.ForceStaging.
+	StagedTransfers bool `json:"staged_transfers"`
+
 	// Texel16 reports that R16_UINT and R16G16B16A16_UINT buffers can be
 	// read as uniform texel buffers (TexelR16UI, TexelRGBA16UI), as the
 	// texel matrix product reads 16-bit weights.
 	Texel16 bool `json:"texel_16bit"`
+
+	// NotQueried lists the extensions whose properties and features were
+	// not queried because an enabled layer (the validation layer) predates
+	// them: what the device says about them is unknown, not absent.
+	NotQueried []string `json:"not_queried,omitempty"`
 
 	// ComputeQueueFamily is the queue family used for compute, or -1.
 	ComputeQueueFamily int      `json:"compute_queue_family"`

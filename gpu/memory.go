@@ -39,7 +39,8 @@ type block struct {
 	mem       vk.DeviceMemory
 	buf       vk.Buffer
 	size      int64
-	mapped    unsafe.Pointer // host address of offset 0, nil if not host visible
+	mapped    unsafe.Pointer // host address of offset 0, nil if not mapped
+	coherent  bool           // host coherent: mapped writes and reads need no flush or invalidate
 	free      []span         // sorted by offset, coalesced
 	used      int64
 	dedicated bool
@@ -63,28 +64,34 @@ type viewKey struct {
 
 // memory is the device-wide allocator state.
 type memory struct {
-	d            *Device
-	typeIndex    uint32 // memory type for tensors
-	hostVisible  bool
-	hostCoherent bool
-	stagingType  int // host-visible type for staging, -1 when tensors are host visible
-	align        int64
-	blockSize    int64
-	maxAlloc     int64
-	usage        vk.BufferUsageFlags
-	nextID       uint32
-	def          *Arena
-	arenas       map[*Arena]struct{}
-	retired      []*block // see block.recs
+	d           *Device
+	typeIndex   uint32 // memory type for tensors
+	hostVisible bool   // tensor blocks are mapped; false: transfers are staged
+	// Staging (when tensor blocks are not mapped): uploads go through
+	// upType, host visible and coherent; downloads through downType, host
+	// cached where the device has such a type (reading write-combined
+	// memory, NVIDIA's first host-visible type, is slow), else upType.
+	upType, downType int
+	stagingSize      int64
+	align            int64
+	blockSize        int64
+	maxAlloc         int64
+	usage            vk.BufferUsageFlags
+	nextID           uint32
+	def              *Arena
+	arenas           map[*Arena]struct{}
+	retired          []*block // see block.recs
 
 	allocated, peak, reserved int64
 }
 
-func newMemory(d *Device) (*memory, error) {
-	m := &memory{d: d, stagingType: -1, arenas: map[*Arena]struct{}{}}
-	info := &d.info
-	// Prefer a device-local type; on unified-memory devices (lavapipe,
-	// integrated GPUs) it is also host visible, so no staging is needed.
+// tensorMemoryType picks the memory type tensors live in: a device-local
+// type; on unified-memory devices (lavapipe, integrated GPUs) it is also
+// host visible, so no staging is needed. On discrete GPUs a small
+// host-visible device-local heap (BAR) may exist; tensors belong in the big
+// heap, so a type that is not host visible is preferred there. -1 when the
+// device has no usable type.
+func tensorMemoryType(info *DeviceInfo) int {
 	best := -1
 	for i, t := range info.MemoryTypes {
 		if !t.DeviceLocal {
@@ -93,9 +100,6 @@ func newMemory(d *Device) (*memory, error) {
 		if best < 0 {
 			best = i
 		}
-		// On discrete GPUs a small host-visible device-local heap (BAR) may
-		// exist; tensors belong in the big heap, so prefer non-host-visible
-		// unless all device-local types are host visible.
 		if !info.UnifiedMemory() && !t.HostVisible && info.MemoryTypes[best].HostVisible {
 			best = i
 		}
@@ -103,26 +107,55 @@ func newMemory(d *Device) (*memory, error) {
 	if best < 0 {
 		for i, t := range info.MemoryTypes {
 			if t.HostVisible {
-				best = i
-				break
+				return i
 			}
 		}
 	}
+	return best
+}
+
+// stagesTransfers reports whether reads and writes of tensors on the device
+// go through staging copies: always when forced, else when the tensors'
+// memory is not host visible.
+func stagesTransfers(info *DeviceInfo, force bool) bool {
+	t := tensorMemoryType(info)
+	return force || (t >= 0 && !info.MemoryTypes[t].HostVisible)
+}
+
+// forcedStagingSize is the staging buffer's size when staging is forced
+// (Options.ForceStaging): small, so that ordinary transfers take several
+// chunks.
+const forcedStagingSize = 64 << 10
+
+func newMemory(d *Device, forceStaging bool) (*memory, error) {
+	m := &memory{d: d, upType: -1, downType: -1, stagingSize: stagingSize, arenas: map[*Arena]struct{}{}}
+	info := &d.info
+	best := tensorMemoryType(info)
 	if best < 0 {
 		return nil, fmt.Errorf("gpu: %s has no usable memory type", info.Name)
 	}
 	m.typeIndex = uint32(best)
-	m.hostVisible = info.MemoryTypes[best].HostVisible
-	m.hostCoherent = info.MemoryTypes[best].HostCoherent
+	m.hostVisible = info.MemoryTypes[best].HostVisible && !forceStaging
+	if forceStaging {
+		m.stagingSize = forcedStagingSize
+	}
 	if !m.hostVisible {
 		for i, t := range info.MemoryTypes {
 			if t.HostVisible && t.HostCoherent {
-				m.stagingType = i
+				m.upType = i
 				break
 			}
 		}
-		if m.stagingType < 0 {
+		if m.upType < 0 {
 			return nil, fmt.Errorf("gpu: %s has no host-visible coherent memory for uploads", info.Name)
+		}
+		m.downType = m.upType
+		for i, t := range info.MemoryTypes {
+			if t.HostVisible && t.HostCached {
+				if !info.MemoryTypes[m.downType].HostCached || (t.HostCoherent && !info.MemoryTypes[m.downType].HostCoherent) {
+					m.downType = i
+				}
+			}
 		}
 	}
 	m.align = minAlign
@@ -150,8 +183,10 @@ func newMemory(d *Device) (*memory, error) {
 	return m, nil
 }
 
-// newBlock allocates device memory of size bytes (a multiple of align).
-func (m *memory) newBlock(a *Arena, size int64, dedicated bool, typeIndex uint32) (*block, error) {
+// newBlock allocates device memory of size bytes (a multiple of align) of
+// the given type; with mapIt it is mapped for the host (the type must be
+// host visible).
+func (m *memory) newBlock(a *Arena, size int64, dedicated bool, typeIndex uint32, mapIt bool) (*block, error) {
 	d := m.d
 	bci := vk.BufferCreateInfo{
 		SType:       vk.StructureTypeBufferCreateInfo,
@@ -192,8 +227,8 @@ func (m *memory) newBlock(a *Arena, size int64, dedicated bool, typeIndex uint32
 		return nil, vkError("vkBindBufferMemory", res)
 	}
 	b := &block{arena: a, mem: mem, buf: buf, size: size, dedicated: dedicated,
-		free: []span{{0, size}}, views: map[viewKey]vk.BufferView{}}
-	if d.info.MemoryTypes[typeIndex].HostVisible {
+		free: []span{{0, size}}, views: map[viewKey]vk.BufferView{}, coherent: d.info.MemoryTypes[typeIndex].HostCoherent}
+	if mapIt {
 		var p unsafe.Pointer
 		if res := vk.MapMemory(d.dev, mem, 0, vk.DeviceSize(vk.WholeSize), 0, &p); res != vk.Success {
 			m.destroyBlock(b)
@@ -455,14 +490,14 @@ func (a *Arena) Alloc(size int64) (*Buffer, error) {
 			return m.track(&Buffer{d: d, blk: b, off: off, size: size, alloc: rsize}), nil
 		}
 	}
-	b, err := m.newBlock(a, bsize, dedicated, m.typeIndex)
+	b, err := m.newBlock(a, bsize, dedicated, m.typeIndex, m.hostVisible)
 	if err != nil && m.waitable() {
 		// Retired blocks that only unfinished work holds go once it is
 		// done; wait for it and try once more.
 		if werr := d.waitLocked(); werr != nil {
 			return nil, errors.Join(err, werr)
 		}
-		b, err = m.newBlock(a, bsize, dedicated, m.typeIndex)
+		b, err = m.newBlock(a, bsize, dedicated, m.typeIndex, m.hostVisible)
 	}
 	if err != nil {
 		return nil, err

@@ -35,4 +35,14 @@ func TestEnvOptions(t *testing.T) {
 	check("Open", err)
 	_, err = gpu.Devices(gpu.OptionsFromEnv())
 	check("Devices", err)
+
+	t.Setenv(gpu.ValidateEnv, "")
+	t.Setenv(gpu.ForceStagingEnv, "on")
+	if o, err := gpu.EnvOptions(); err != nil || !o.ForceStaging {
+		t.Errorf("%s=on: %+v, %v", gpu.ForceStagingEnv, o, err)
+	}
+	t.Setenv(gpu.ForceStagingEnv, "staged")
+	if _, err := gpu.EnvOptions(); err == nil || !strings.Contains(err.Error(), gpu.ForceStagingEnv) {
+		t.Errorf("%s=staged: %v", gpu.ForceStagingEnv, err)
+	}
 }

@@ -332,6 +332,9 @@ func (pc *pipelineCache) create(k *Kernel, spec []uint32) (*Pipeline, error) {
 		if err := checkShader(k); err != nil {
 			return nil, err
 		}
+		if err := d.checkNeeds(k); err != nil {
+			return nil, err
+		}
 		words := make([]uint32, len(k.SPIRV)/4)
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(k.SPIRV)), k.SPIRV)
 		ci := vk.ShaderModuleCreateInfo{SType: vk.StructureTypeShaderModuleCreateInfo,

@@ -677,7 +677,8 @@ type Program struct {
 	running  bool
 	released bool
 	timings  []Timing
-	n        int
+	n        int // dispatches
+	barriers int // pipeline barriers between commands, the one that begins the program included
 }
 
 // Compile turns the recording into a replayable Program (without running
@@ -714,6 +715,11 @@ func (r *Recorder) Compile() (*Program, error) {
 		return nil, err
 	}
 	p := &Program{d: d, cb: cb, pool: pool, nq: nq, labels: r.labels, n: len(r.labels)}
+	for i := range cmds {
+		if cmds[i].op == cmdBarrier {
+			p.barriers++
+		}
+	}
 	d.programs[p] = struct{}{}
 	for b := range r.blocks {
 		b.pins++
@@ -727,6 +733,13 @@ func (r *Recorder) Compile() (*Program, error) {
 
 // Dispatches returns the number of dispatches in the program.
 func (p *Program) Dispatches() int { return p.n }
+
+// Barriers returns the number of pipeline barriers in the program: the one
+// that begins it (ordering it after earlier work) and one before every
+// command that touches memory an earlier command since the last barrier
+// wrote, or writes memory it read. Each is a full compute-to-compute memory
+// barrier, so on a GPU it drains the queue's running dispatches.
+func (p *Program) Barriers() int { return p.barriers }
 
 // Run submits the program without waiting; a previous run of the same
 // program is waited for first.

@@ -93,6 +93,14 @@ func instanceLayers() []string {
 	return nameList(buf, C.shim_instance_layers(&buf[0], C.size_t(len(buf))))
 }
 
+// layerVersion is the Vulkan header version the named layer was built
+// with (its specVersion), 0 when it is not installed.
+func layerVersion(name string) uint32 {
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	return uint32(C.shim_layer_version(cn))
+}
+
 // instanceExtensions lists the extensions of the loader and implicit layers,
 // or of one layer when layer is not empty.
 func instanceExtensions(layer string) []string {
@@ -179,10 +187,9 @@ func queryCaps(pd vk.PhysicalDevice, e extSet, info *DeviceInfo) error {
 
 // deviceRequest lists the features and extensions to enable on a device.
 type deviceRequest struct {
-	queueFamily                            uint32
-	storage16, float16, int8, storage8     bool
-	subgroupSizeControl, cooperativeMatrix bool
-	extensions                             []string
+	queueFamily                        uint32
+	storage16, float16, int8, storage8 bool
+	extensions                         []string
 }
 
 // createDevice creates the logical device with a pNext feature chain built in
@@ -205,8 +212,6 @@ func createDevice(pd vk.PhysicalDevice, e extSet, r deviceRequest) (vk.Device, *
 	req.shader_float16 = b(r.float16)
 	req.shader_int8 = b(r.int8)
 	req.storage_buffer_8bit = b(r.storage8)
-	req.subgroup_size_control = b(r.subgroupSizeControl)
-	req.cooperative_matrix = b(r.cooperativeMatrix)
 	if len(r.extensions) > len(req.extensions) {
 		return nil, nil, fmt.Errorf("gpu: too many device extensions (%d)", len(r.extensions))
 	}

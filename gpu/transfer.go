@@ -5,8 +5,9 @@ import (
 	"unsafe"
 )
 
-// stagingSize bounds the host-visible buffer used for uploads and downloads
-// on devices whose tensor memory is not host visible (discrete GPUs).
+// stagingSize bounds the host-visible buffers used for uploads and
+// downloads on devices whose tensor memory is not host visible (discrete
+// GPUs).
 const stagingSize = 64 << 20
 
 // Write copies data into the buffer starting at byte offset off. It waits
@@ -93,7 +94,7 @@ func (b *Buffer) transfer(off int64, data []byte, write bool) error {
 // flush and invalidate make host writes visible to the device and device
 // writes visible to the host on memory that is not host coherent.
 func (d *Device) flush(b *block, off, n int64) error {
-	if d.mem.hostCoherent {
+	if b.coherent {
 		return nil
 	}
 	lo, hi := d.atomRange(b, off, n)
@@ -101,7 +102,7 @@ func (d *Device) flush(b *block, off, n int64) error {
 }
 
 func (d *Device) invalidate(b *block, off, n int64) error {
-	if d.mem.hostCoherent {
+	if b.coherent {
 		return nil
 	}
 	lo, hi := d.atomRange(b, off, n)
@@ -121,38 +122,71 @@ func (d *Device) atomRange(b *block, off, n int64) (lo, hi int64) {
 	return lo, hi
 }
 
-// stagedTransfer copies through a host-visible staging block in chunks.
-// d.mu is held and the queue is idle.
-func (d *Device) stagedTransfer(b *Buffer, off int64, data []byte, write bool) error {
+// stagingFor returns the staging buffer for uploads (write) or downloads,
+// creating it at first use. d.mu is held.
+func (d *Device) stagingFor(write bool) (*Buffer, error) {
 	m := d.mem
-	if d.staging == nil {
-		blk, err := m.newBlock(nil, stagingSize, true, uint32(m.stagingType))
+	if d.stageUp == nil {
+		blk, err := m.newBlock(nil, m.stagingSize, true, uint32(m.upType), true)
 		if err != nil {
-			return fmt.Errorf("gpu: staging buffer: %w", err)
+			return nil, fmt.Errorf("gpu: staging buffer for uploads: %w", err)
 		}
-		d.staging = &Buffer{d: d, blk: blk, size: stagingSize, alloc: stagingSize}
+		d.stageUp = &Buffer{d: d, blk: blk, size: m.stagingSize, alloc: m.stagingSize}
+		if m.downType == m.upType {
+			d.stageDown = d.stageUp
+		}
 	}
-	st := d.staging
-	host := unsafe.Slice((*byte)(st.blk.mapped), stagingSize)
+	if d.stageDown == nil {
+		blk, err := m.newBlock(nil, m.stagingSize, true, uint32(m.downType), true)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: staging buffer for readbacks: %w", err)
+		}
+		d.stageDown = &Buffer{d: d, blk: blk, size: m.stagingSize, alloc: m.stagingSize}
+	}
+	if write {
+		return d.stageUp, nil
+	}
+	return d.stageDown, nil
+}
+
+// stagedTransfer copies through a host-visible staging buffer, in chunks of
+// at most its size, each its own submission. d.mu is held and the queue is
+// idle.
+func (d *Device) stagedTransfer(b *Buffer, off int64, data []byte, write bool) error {
+	st, err := d.stagingFor(write)
+	if err != nil {
+		return err
+	}
+	size := st.size
+	host := unsafe.Slice((*byte)(st.blk.mapped), size)
 	for done := int64(0); done < int64(len(data)); {
 		n := int64(len(data)) - done
-		if n > stagingSize {
-			n = stagingSize
+		if n > size {
+			n = size
 		}
 		c := cmd{op: cmdCopy, size: cUint64(n)}
 		if write {
 			copy(host[:n], data[done:done+n])
+			if err := d.flush(st.blk, 0, n); err != nil {
+				return err
+			}
 			c.buf, c.off = handle(unsafe.Pointer(st.blk.buf)), 0
 			c.buf2, c.off2 = handle(unsafe.Pointer(b.blk.buf)), cUint64(b.off+off+done)
 		} else {
 			c.buf, c.off = handle(unsafe.Pointer(b.blk.buf)), cUint64(b.off+off+done)
 			c.buf2, c.off2 = handle(unsafe.Pointer(st.blk.buf)), 0
 		}
-		cmds := []cmd{c, {op: cmdHostBarrier}}
+		// The barrier first: the finished work of earlier submissions wrote
+		// (or read) the tensor, and a fence wait orders nothing on the
+		// device side. The host barrier last, for the host's read.
+		cmds := []cmd{{op: cmdBarrier}, c, {op: cmdHostBarrier}}
 		if err := d.runNow(cmds); err != nil {
 			return err
 		}
 		if !write {
+			if err := d.invalidate(st.blk, 0, n); err != nil {
+				return err
+			}
 			copy(data[done:done+n], host[:n])
 		}
 		done += n

@@ -249,18 +249,16 @@ int32_t shim_create_device(shim_handle phys, const shim_exts *exts,
 	q.queueCount = 1;
 	q.pQueuePriorities = &priority;
 
+	// Only the features a shader needs are requested (see gpu/features.go):
+	// a structure the active layers do not know is a validation error.
 	VkPhysicalDeviceFeatures2 f2;
 	VkPhysicalDevice16BitStorageFeatures s16;
 	VkPhysicalDevice8BitStorageFeatures s8;
 	VkPhysicalDeviceShaderFloat16Int8Features f16;
-	VkPhysicalDeviceSubgroupSizeControlFeatures sgf;
-	coopmat_features cm;
 	memset(&f2, 0, sizeof f2);
 	memset(&s16, 0, sizeof s16);
 	memset(&s8, 0, sizeof s8);
 	memset(&f16, 0, sizeof f16);
-	memset(&sgf, 0, sizeof sgf);
-	memset(&cm, 0, sizeof cm);
 	f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	if (req->storage_buffer_16bit && exts->ext_16bit_storage) {
 		s16.storageBuffer16BitAccess = VK_TRUE;
@@ -275,19 +273,11 @@ int32_t shim_create_device(shim_handle phys, const shim_exts *exts,
 		f16.shaderInt8 = req->shader_int8 ? VK_TRUE : VK_FALSE;
 		push_chain(&f2, &f16, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES);
 	}
-	if (req->subgroup_size_control && exts->ext_subgroup_size) {
-		sgf.subgroupSizeControl = VK_TRUE;
-		push_chain(&f2, &sgf, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES);
-	}
-	if (req->cooperative_matrix && exts->ext_coopmat) {
-		cm.cooperativeMatrix = VK_TRUE;
-		push_chain(&f2, &cm, VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR);
-	}
 
 	VkDeviceCreateInfo ci;
 	memset(&ci, 0, sizeof ci);
 	ci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
-	ci.pNext = exts->api_version >= VK_API_VERSION_1_1 ? &f2 : NULL;
+	ci.pNext = exts->api_version >= VK_API_VERSION_1_1 && f2.pNext ? &f2 : NULL;
 	ci.queueCreateInfoCount = 1;
 	ci.pQueueCreateInfos = &q;
 	ci.enabledExtensionCount = req->n_extensions;
@@ -514,6 +504,23 @@ int shim_instance_layers(char *buf, size_t len) {
 	for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n; i++) at = append_name(buf, len, at, p[i].layerName);
 	free(p);
 	return (int)n;
+}
+
+uint32_t shim_layer_version(const char *name) {
+	PFN_vkEnumerateInstanceLayerProperties fn =
+	    (PFN_vkEnumerateInstanceLayerProperties)getInstanceProcAddr(NULL, "vkEnumerateInstanceLayerProperties");
+	if (!fn) return 0;
+	uint32_t n = 0;
+	if (fn(&n, NULL) != VK_SUCCESS) return 0;
+	VkLayerProperties *p = calloc(n ? n : 1, sizeof *p);
+	if (!p) return 0;
+	VkResult r = fn(&n, p);
+	uint32_t v = 0;
+	for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n; i++) {
+		if (strcmp(p[i].layerName, name) == 0) v = p[i].specVersion;
+	}
+	free(p);
+	return v;
 }
 
 int shim_instance_extensions(const char *layer, char *buf, size_t len) {

@@ -88,8 +88,6 @@ typedef struct {
 	uint32_t shader_float16;
 	uint32_t shader_int8;
 	uint32_t storage_buffer_8bit;
-	uint32_t subgroup_size_control;
-	uint32_t cooperative_matrix;
 	uint32_t n_extensions;
 	const char *extensions[16];
 } shim_device_request;
@@ -163,6 +161,8 @@ int32_t shim_reset_cmdbuf(const shim_fns *f, shim_handle cmdbuf);
 
 // Newline-separated names; each returns the count or -1.
 int shim_instance_layers(char *buf, size_t len);
+// The header version (specVersion) a layer was built with, 0 if absent.
+uint32_t shim_layer_version(const char *name);
 int shim_instance_extensions(const char *layer, char *buf, size_t len);
 int shim_device_extensions(shim_handle instance, shim_handle phys, char *buf, size_t len);
 

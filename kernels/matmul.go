@@ -443,13 +443,20 @@ func mmTexelConfig(d *gpu.Device, p *MatMulParams, vecA, vecB, vecC bool) mmTexe
 	default:
 		cfg.tm, cfg.kb4 = 4, 8
 	}
+	cfg.fit()
+	return cfg
+}
+
+// fit makes the block depth agree with the lane count when A is shared
+// through shuffles: kb4 must divide lanes, and lanes/kb4 the rows. Every
+// configuration goes through it after its fields are set, overrides
+// included.
+func (cfg *mmTexelCfg) fit() {
 	if cfg.bcast {
-		// kb4 must divide lanes, and lanes/kb4 the rows.
 		for cfg.kb4 > 1 && (cfg.lanes%cfg.kb4 != 0 || cfg.tm%(cfg.lanes/cfg.kb4) != 0) {
 			cfg.kb4--
 		}
 	}
-	return cfg
 }
 
 // matmulTexelOverride replaces the texel tile table (tests, experiments).

@@ -66,7 +66,14 @@ type mmVariant struct {
 // compile time. TestMatMulTables runs the production tile tables.
 func mmTestVariants(d *gpu.Device) []mmVariant {
 	texel := mmTexelConfig(d, &MatMulParams{M: 1000}, true, true, true)
-	texel.tm, texel.tn4, texel.kb4 = 4, 1, 2
+	// The smallest tile the lane count allows: with A shared through
+	// shuffles, each of lanes/kb4 lane groups fetches at least one row.
+	texel.tn4, texel.kb4 = 1, 2
+	texel.tm = max(texel.lanes/2, 1)
+	if !texel.bcast {
+		texel.tm = 4
+	}
+	texel.fit()
 	tiled := mmTiledCfg{wgX: 4, wgY: 8, tm: 2, tn: 3, bk: 4}
 	return []mmVariant{{name: "texel", v: matmulTexel, texel: &texel}, {name: "tiled", v: matmulTiled, tiled: &tiled}}
 }

@@ -3,7 +3,10 @@
 // Go program needs no shader compiler.
 package shaders
 
-import "embed"
+import (
+	"embed"
+	"strings"
+)
 
 //go:embed *.spv
 var spirv embed.FS
@@ -17,4 +20,21 @@ func SPIRV(name string) []byte {
 		return nil
 	}
 	return b
+}
+
+// All returns every compiled shader by name (without extension).
+func All() (map[string][]byte, error) {
+	entries, err := spirv.ReadDir(".")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(entries))
+	for _, e := range entries {
+		b, err := spirv.ReadFile(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out[strings.TrimSuffix(e.Name(), ".spv")] = b
+	}
+	return out, nil
 }

@@ -87,6 +87,36 @@ func CheckNMSE(t testing.TB, what string, got, want []float64, tol float64) {
 	}
 }
 
+// Scale is the largest |v|, the scale that elementwise tolerances are
+// relative to (1 when v is all zeros, so that the tolerance stays absolute).
+func Scale(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = math.Max(m, math.Abs(x))
+	}
+	if m == 0 {
+		return 1
+	}
+	return m
+}
+
+// CheckScaled fails the test when an element of got differs from want by
+// more than tol times want's scale (its largest magnitude): an elementwise
+// bound that holds on devices whose exp and division are approximate (a
+// few ulps) as well as on exact ones.
+func CheckScaled(t testing.TB, what string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	bound := tol * Scale(want)
+	for i := range got {
+		if d := math.Abs(got[i] - want[i]); !(d <= bound) {
+			t.Fatalf("%s: element %d = %v, want %v (error %.3g > %.3g, %g of the scale %g)", what, i, got[i], want[i], d, bound, tol, Scale(want))
+		}
+	}
+}
+
 // NumGrad returns the central finite-difference gradient of f at x with
 // step h. x is restored before it returns.
 func NumGrad(f func([]float64) float64, x []float64, h float64) []float64 {

@@ -83,8 +83,8 @@ func runBenchT5(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s %s step on %s (batch %d, %d prompt + %d input tokens, %d target; %v weights loaded in %.1fs):\n",
 			name, r.Step, d, o.Batch, o.Prompt, o.Input, o.Target, wt, load.Seconds())
-		fmt.Fprintf(stdout, "  %.1f ms/step, %.0f tokens/s, peak device memory %s (weights %s), %d dispatches replayed\n",
-			r.MsPerStep, r.TokensPerS, gpu.FormatBytes(r.PeakBytes), gpu.FormatBytes(r.WeightBytes), r.Dispatches)
+		fmt.Fprintf(stdout, "  %.1f ms/step, %.0f tokens/s, peak device memory %s (weights %s), %d dispatches and %d barriers replayed\n",
+			r.MsPerStep, r.TokensPerS, gpu.FormatBytes(r.PeakBytes), gpu.FormatBytes(r.WeightBytes), r.Dispatches, r.Barriers)
 		var total time.Duration
 		for _, op := range r.Ops {
 			total += op.Time

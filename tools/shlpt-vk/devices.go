@@ -84,12 +84,18 @@ func printDevice(w io.Writer, in gpu.DeviceInfo) {
 		row(fmt.Sprintf("memory heap %d", i), "%s %s", gpu.FormatBytes(int64(h.Size)), kind)
 	}
 	row("unified memory", "%s", yesNo(in.UnifiedMemory()))
+	row("staged transfers", "%s", yesNo(in.StagedTransfers))
 	row("fp16 / int8 arithmetic", "%s / %s", yesNo(in.Float16), yesNo(in.Int8))
 	row("16-bit storage", "%s", yesNo(in.StorageBuffer16Bit))
 	row("buffer device address", "%s", yesNo(in.BufferDeviceAddress))
 	cm := yesNo(in.CooperativeMatrix)
 	if len(in.CoopMatShapeNames) > 0 {
 		cm += ": " + strings.Join(in.CoopMatShapeNames, ", ")
+	}
+	for _, e := range in.NotQueried {
+		if e == "VK_KHR_cooperative_matrix" {
+			cm = "not queried (the validation layer predates " + e + ")"
+		}
 	}
 	row("cooperative matrix", "%s", cm)
 	ts := "no"

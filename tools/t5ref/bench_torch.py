@@ -128,6 +128,14 @@ def run_one(args):
         times.append(time.perf_counter() - t0)
     if not math.isfinite(float(loss)):
         raise SystemExit(f"loss is {float(loss)}")
+    if args.profile > 0:
+        # One more step under PyTorch's profiler: where the time goes, by
+        # operator (self time), on stderr so that stdout stays JSON.
+        with torch.autograd.profiler.profile() as prof:
+            step()
+            sync()
+        print(f"{args.only} step, by operator:", file=sys.stderr)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile), file=sys.stderr)
     med = statistics.median(times)
     print(json.dumps({
         "impl": "torch-" + dev.type, "config": args.config, "step": args.only,
@@ -158,6 +166,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="torch device: cpu, or cuda for the GPU baseline")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after the timed steps, profile one more and print its N costliest operators (stderr)")
     ap.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"],
                     help="OMP_WAIT_POLICY of the measuring processes (Debian's torch runs OpenMP threads "
                          "beside OpenBLAS's own; spinning OpenMP threads slow OpenBLAS down on few cores); "
@@ -172,7 +182,7 @@ def main():
         if s not in ("train", "eval"):
             raise SystemExit(f"unknown step {s!r}")
         cmd = [sys.executable, os.path.abspath(__file__), "--only", s]
-        for k in ("config", "batch", "prompt", "input", "target", "runs", "warmup", "threads", "seed", "device"):
+        for k in ("config", "batch", "prompt", "input", "target", "runs", "warmup", "threads", "seed", "device", "profile"):
             cmd += ["--" + k, str(getattr(args, k))]
         env = dict(os.environ)
         if args.omp_wait_policy != "default":
