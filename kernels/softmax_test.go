@@ -368,10 +368,10 @@ func TestSoftmaxRowInvariance(t *testing.T) {
 	d := gputest.Device(t)
 	rng := newRNG(33)
 	for _, c := range []struct {
-		name          string
+		name           string
 		H, Tq, Tk, Tk2 int
-		causal        bool
-		qoff          int
+		causal         bool
+		qoff           int
 	}{
 		{"encoder", 2, 7, 7, 13, false, 0},
 		{"decoder", 2, 5, 5, 12, true, 0},
