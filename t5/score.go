@@ -2,6 +2,7 @@ package t5
 
 import (
 	"fmt"
+	"math"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 )
@@ -190,4 +191,16 @@ func gatherRows(x, idx *ag.Tensor) *ag.Tensor {
 	out := g.Reshape(shape...)
 	g.Release()
 	return out
+}
+
+// BestCandidate is the index of the highest score of a row of Scores (the
+// first of equal ones): the candidate rank classification predicts.
+func BestCandidate(scores []float64) int {
+	best, bestScore := 0, math.Inf(-1)
+	for c, s := range scores {
+		if s > bestScore {
+			best, bestScore = c, s
+		}
+	}
+	return best
 }
