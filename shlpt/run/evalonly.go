@@ -19,7 +19,6 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
@@ -219,12 +218,7 @@ func evalConfig(o EvalOptions, info *rundir.Info) (*rundir.Config, []int, string
 	if err != nil {
 		return nil, nil, "", err
 	}
-	learned := res.StagesDone
-	if orig.Multitask && !res.Complete {
-		learned = 0
-	} else if orig.Multitask {
-		learned = len(orig.Tasks)
-	}
+	learned := res.Learned()
 	want := o.Tasks
 	if len(want) == 0 {
 		want = orig.Tasks[:min(learned, len(orig.Tasks))]
@@ -234,18 +228,14 @@ func evalConfig(o EvalOptions, info *rundir.Info) (*rundir.Config, []int, string
 	}
 	picked := map[int]bool{}
 	for _, n := range want {
-		canon := strings.TrimSpace(n)
-		if t, err := tasks.Lookup(canon); err == nil {
-			canon = t.Name
-		}
-		i := indexOf(orig.Tasks, canon)
+		i := orig.TaskIndex(n)
 		switch {
 		case i < 0:
 			return nil, nil, "", fmt.Errorf("run %s has no task %q (its tasks: %s)", o.Dir, n, strings.Join(orig.Tasks, ", "))
 		case picked[i]:
-			return nil, nil, "", fmt.Errorf("task %s is named twice", canon)
+			return nil, nil, "", fmt.Errorf("task %s is named twice", orig.Tasks[i])
 		case i >= learned:
-			return nil, nil, "", fmt.Errorf("run %s has not learned task %s yet (%d of %d tasks done)", o.Dir, canon, learned, len(orig.Tasks))
+			return nil, nil, "", fmt.Errorf("run %s has not learned task %s yet (%d of %d tasks done)", o.Dir, orig.Tasks[i], learned, len(orig.Tasks))
 		}
 		picked[i] = true
 	}
@@ -292,15 +282,6 @@ func evalConfig(o EvalOptions, info *rundir.Info) (*rundir.Config, []int, string
 		return nil, nil, "", fmt.Errorf("eval name %q must be letters, digits, '.', '_' or '-' (a file name), starting with a letter or digit", name)
 	}
 	return &cfg, index, name, nil
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // testPrompts gives each task the prompts it is tested with: an imported

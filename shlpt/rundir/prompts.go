@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
@@ -106,12 +108,7 @@ func TestPrompt(dir string, s *Config, task string) (*Prompt, error) {
 	if err := Exportable(s.Method); err != nil {
 		return nil, err
 	}
-	idx := -1
-	for i, t := range s.Tasks {
-		if t == task {
-			idx = i
-		}
-	}
+	idx := s.TaskIndex(task)
 	if idx < 0 {
 		return nil, fmt.Errorf("run %s has no task %s (tasks %v)", dir, task, s.Tasks)
 	}
@@ -127,21 +124,48 @@ func TestPrompt(dir string, s *Config, task string) (*Prompt, error) {
 	case s.Multitask:
 		return read(MultitaskStage)
 	case s.Method != "progprompt":
-		return read(task)
+		return read(s.Tasks[idx])
 	}
 	// ProgPrompt: [P_i; P_{i−1}; …; P_0].
-	out := &Prompt{Meta: map[string]string{"task": task, "index": strconv.Itoa(idx), "method": s.Method}}
+	out := &Prompt{Meta: map[string]string{"task": s.Tasks[idx], "index": strconv.Itoa(idx), "method": s.Method}}
 	for k := idx; k >= 0; k-- {
 		p, err := read(s.Tasks[k])
 		if err != nil {
 			return nil, err
 		}
 		if out.D != 0 && p.D != out.D {
-			return nil, fmt.Errorf("run %s: the stored prompts of %s and %s have widths %d and %d", dir, s.Tasks[k], task, p.D, out.D)
+			return nil, fmt.Errorf("run %s: the stored prompts of %s and %s have widths %d and %d", dir, s.Tasks[k], s.Tasks[idx], p.D, out.D)
 		}
 		out.D = p.D
 		out.Lp += p.Lp
 		out.Data = append(out.Data, p.Data...)
 	}
 	return out, nil
+}
+
+// TaskIndex returns the place of task name (a canonical name or a
+// built-in task's alias) in the run's sequence, or -1.
+func (c *Config) TaskIndex(name string) int {
+	name = strings.TrimSpace(name)
+	if t, err := tasks.Lookup(name); err == nil {
+		name = t.Name
+	}
+	for i, t := range c.Tasks {
+		if t == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Learned is how many of the run's tasks have been learned: the finished
+// stages, or with Multitask every task once the one stage is done.
+func (r *Results) Learned() int {
+	if r.Multitask {
+		if r.Complete {
+			return len(r.Tasks)
+		}
+		return 0
+	}
+	return r.StagesDone
 }
