@@ -8,7 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
+	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
@@ -53,6 +53,9 @@ type Card struct {
 	Index     int    `json:"index"`
 	Model     string `json:"model"`
 	Tokenizer string `json:"tokenizer,omitempty"`
+	// Weights is the storage of the model's weights the run used (f32,
+	// bf16 or f16).
+	Weights string `json:"weights,omitempty"`
 }
 
 // taskCard fills the task's part of a card: its labels and template from
@@ -78,7 +81,7 @@ func runCard(dir string, s *rundir.Config, res *rundir.Results, index int) (Card
 	}
 	c.MaxInputLen = s.MaxInputLen
 	c.Decode, c.NumBeams, c.RepetitionPenalty = s.Decode, s.NumBeams, s.RepetitionPenalty
-	c.Method, c.Run, c.Index, c.Model, c.Tokenizer = s.Method, dir, index, s.Model, s.Tokenizer
+	c.Method, c.Run, c.Index, c.Model, c.Tokenizer, c.Weights = s.Method, dir, index, s.Model, s.Tokenizer, s.Weights
 	if res != nil && index < len(res.Metric) {
 		c.Metric = res.Metric[index]
 	}
@@ -107,14 +110,13 @@ func (c *Card) check(where string) error {
 		return bad("prompt shape (%d, %d) must be positive", c.PromptLen, c.DModel)
 	}
 	if c.Template != "" {
-		// Templates are the built-in tasks': the card must name one and
-		// carry its template.
-		t, err := tasks.Lookup(c.Task)
-		if err != nil {
-			return bad("task %s has a template but is not a built-in task", c.Task)
+		for _, f := range c.Fields {
+			if strings.Count(c.Template, "{"+f+"}") != 1 {
+				return bad("the template %q must hold {%s} once", c.Template, f)
+			}
 		}
-		if t.Template() != c.Template || !slices.Equal(t.Fields(), c.Fields) {
-			return bad("the template %q of task %s is not this shlpt-vk's %q", c.Template, c.Task, t.Template())
+		if len(c.Fields) == 0 {
+			return bad("the template %q names no fields", c.Template)
 		}
 	}
 	return nil
