@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -89,6 +90,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 			return badRequest(te.Field, "field %s must be %s, not a JSON %s", te.Field, kindName(te.Type.Kind().String()), te.Value)
 		case errors.As(err, &se):
 			return badRequest("", "the body is not JSON: %v (at byte %d)", err, se.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return badRequest("", "the body is not JSON: it ends inside a value")
+		case errors.Is(err, io.EOF):
+			return badRequest("", "the body is empty: send a JSON object")
 		}
 		msg := err.Error()
 		if f, ok := unknownField(msg); ok {
