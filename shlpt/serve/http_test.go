@@ -169,10 +169,10 @@ func TestModelsHealthMetrics(t *testing.T) {
 	for k, v := range map[string]string{
 		`shlpt_requests_total{endpoint="/v1/classify",task="sst2",code="200"}`: "1",
 		`shlpt_requests_total{endpoint="/v1/classify",task="",code="404"}`:     "1",
-		`shlpt_batch_rows_count`:                                              "1",
-		`shlpt_batch_rows_bucket{le="2"}`:                                     "1",
-		`shlpt_rows_total`:                                                    "2",
-		`shlpt_queue_depth`:                                                   "0",
+		`shlpt_batch_rows_count`:          "1",
+		`shlpt_batch_rows_bucket{le="2"}`: "1",
+		`shlpt_rows_total`:                "2",
+		`shlpt_queue_depth`:               "0",
 	} {
 		if found[k] != v {
 			t.Errorf("%s is %q, want %s", k, found[k], v)
