@@ -423,7 +423,8 @@ type TensorSource interface {
 // problem, each naming the file and the tensor: a missing tensor, a wrong
 // shape, a non-floating dtype, or a tensor that c has no place for (such as
 // wi_0 in a checkpoint for a relu configuration, or a block beyond
-// num_layers). It returns nil when the checkpoint fits.
+// num_layers). It returns nil when the checkpoint fits, and otherwise a
+// *WeightsMismatch.
 func (c *Config) CheckWeights(src TensorSource) error {
 	var errs []error
 	expected := map[string]bool{}
@@ -449,8 +450,27 @@ func (c *Config) CheckWeights(src TensorSource) error {
 			errs = append(errs, fmt.Errorf("%s: tensor %q is not part of the model described by %s", fileOf(src, t), name, c.Source))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &WeightsMismatch{Problems: errs}
 }
+
+// WeightsMismatch is every problem CheckWeights found; its message is the
+// first problem and the count of the others, on one line.
+type WeightsMismatch struct {
+	Problems []error
+}
+
+func (w *WeightsMismatch) Error() string {
+	if len(w.Problems) == 1 {
+		return w.Problems[0].Error()
+	}
+	return fmt.Sprintf("%v (and %d more problems with the checkpoint's tensors)", w.Problems[0], len(w.Problems)-1)
+}
+
+// Unwrap returns every problem.
+func (w *WeightsMismatch) Unwrap() []error { return w.Problems }
 
 // fileOf names the file holding t, falling back to the source's path.
 func fileOf(src TensorSource, t *safetensors.Tensor) string {

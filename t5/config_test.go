@@ -3,6 +3,7 @@ package t5
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -255,7 +256,7 @@ func TestConfigCheckWeights(t *testing.T) {
 			return ts
 		}), []string{`tensor "encoder.final_layer_norm.weight" has dtype I64`}},
 		{"relu weights for a gated config", g, checkpointFor(t, relu, nil, nil),
-			[]string{`"encoder.block.0.layer.1.DenseReluDense.wi_0.weight" is missing`, `"encoder.block.0.layer.1.DenseReluDense.wi.weight" is not part of the model`, `"shared.weight" has shape [100 32], gated.json needs [50 16]`}},
+			[]string{`"shared.weight" has shape [100 32], gated.json needs [50 16]`, `"encoder.block.0.layer.1.DenseReluDense.wi_0.weight" is missing`, `"encoder.block.0.layer.1.DenseReluDense.wi.weight" is not part of the model`}},
 		{"extra block", g, checkpointFor(t, g, nil, func(ts []safetensors.Tensor) []safetensors.Tensor {
 			return append(ts, safetensors.FromFloat32("decoder.block.1.layer.0.layer_norm.weight", []int{16}, make([]float32, 16)))
 		}), []string{`"decoder.block.1.layer.0.layer_norm.weight" is not part of the model described by gated.json`}},
@@ -266,17 +267,26 @@ func TestConfigCheckWeights(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
+			// One line: the first problem and how many more there are.
+			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), c.want[0]) {
+				t.Errorf("message %q is not one line naming %q", err, c.want[0])
+			}
+			var mm *WeightsMismatch
+			if !errors.As(err, &mm) {
+				t.Fatalf("error %T is not a *WeightsMismatch", err)
+			}
+			if len(mm.Problems) > 1 && !strings.Contains(err.Error(), fmt.Sprintf("and %d more", len(mm.Problems)-1)) {
+				t.Errorf("message %q does not count the other %d problems", err, len(mm.Problems)-1)
+			}
+			all := errors.Join(mm.Problems...).Error()
 			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not contain %q:\n%v", w, err)
+				if !strings.Contains(all, w) {
+					t.Errorf("problems do not contain %q:\n%v", w, all)
 				}
 			}
-			var joined interface{ Unwrap() []error }
-			if errors.As(err, &joined) {
-				for _, e := range joined.Unwrap() {
-					if !strings.Contains(e.Error(), "mem.safetensors") || !strings.Contains(e.Error(), "tensor \"") {
-						t.Errorf("problem %q does not name the file and the tensor", e)
-					}
+			for _, e := range mm.Problems {
+				if !strings.Contains(e.Error(), "mem.safetensors") || !strings.Contains(e.Error(), "tensor \"") {
+					t.Errorf("problem %q does not name the file and the tensor", e)
 				}
 			}
 		})

@@ -166,6 +166,9 @@ func FromCheckpointWith(e *autograd.Engine, cfg Config, src TensorSource, o Load
 		if err := t.ReadFloat32(buf); err != nil {
 			return nil, err
 		}
+		if i, bad := firstNonFinite(buf); bad {
+			return nil, fmt.Errorf("%s: tensor %q holds %v at index %d: the checkpoint is damaged or diverged", fileOf(src, t), name, buf[i], i)
+		}
 		return m.upload(name, buf, shape)
 	})
 	if err != nil {
@@ -443,4 +446,14 @@ func numel(shape []int) int {
 		n *= d
 	}
 	return n
+}
+
+// firstNonFinite returns the index of the first NaN or infinite value.
+func firstNonFinite(v []float32) (int, bool) {
+	for i, x := range v {
+		if x != x || math.IsInf(float64(x), 0) {
+			return i, true
+		}
+	}
+	return 0, false
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -68,6 +69,24 @@ func DefaultSettings(quick bool) Settings {
 		s.PretrainSteps, s.KTrain, s.KVal, s.KTest, s.Epochs, s.PromptLen = 20, 4, 2, 5, 2, 4
 	}
 	return s
+}
+
+// Validate checks the lifelong runs' settings as train checks its flags:
+// each error names the demo's flag.
+func (s Settings) Validate() error {
+	switch {
+	case s.Epochs < 1:
+		return fmt.Errorf("--epochs %d: must be at least 1", s.Epochs)
+	case s.PromptLen < 1:
+		return fmt.Errorf("--prompt-len %d: must be at least 1", s.PromptLen)
+	case s.KTrain < 1:
+		return fmt.Errorf("--k-train %d: must be at least 1", s.KTrain)
+	case !(s.TauSim > 0) || s.TauSim > math.MaxFloat32:
+		return fmt.Errorf("--tau-sim %v: must be a positive finite number", s.TauSim)
+	case !(s.Delta >= 0) || s.Delta > math.MaxFloat32:
+		return fmt.Errorf("--delta %v: must be a finite number, not negative", s.Delta)
+	}
+	return nil
 }
 
 // modelKey identifies the data and the pretrained model of settings in

@@ -54,8 +54,8 @@ func (c SHLPTConfig) Validate() error {
 		return fmt.Errorf("shlpt: loss weights must not be negative (lambda-hsc %v, lambda-asc %v)", c.LambdaHSC, c.LambdaASC)
 	case c.EstimatorRank < 1:
 		return fmt.Errorf("shlpt: estimator rank %d must be at least 1", c.EstimatorRank)
-	case c.Delta != c.Delta:
-		return errors.New("shlpt: delta is NaN")
+	case !(c.Delta >= 0):
+		return fmt.Errorf("shlpt: delta %v must not be negative", c.Delta)
 	}
 	return nil
 }

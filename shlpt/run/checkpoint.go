@@ -1,10 +1,14 @@
 package run
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,15 +20,19 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
 
-// checkpointFormat is the version of the checkpoint layout.
-const checkpointFormat = 1
+// checkpointFormat is the version of the checkpoint layout. Format 2
+// added the checksums and the output files.
+const checkpointFormat = 2
 
 // checkpoint is where a run stands: everything that, with the run's
 // configuration, determines the rest of it. One safetensors file holds the
 // tensors (the method's state between tasks, the current trainable state,
-// the best state of early stopping, the optimizer) and, in its metadata,
-// this struct as JSON. It is replaced atomically after every epoch and
-// every task, and when a signal stops the run.
+// the best state of early stopping, the optimizer), a copy of every output
+// file written so far (results.json, metrics.jsonl up to this point, the
+// method's stored prompts and other artifacts) and, in its metadata, this
+// struct as JSON with the SHA-256 of every tensor and of the JSON itself.
+// It is replaced atomically after every epoch and every task, and when a
+// signal stops the run.
 type checkpoint struct {
 	Format     int    `json:"format"`
 	ConfigHash string `json:"config_hash"`
@@ -51,10 +59,15 @@ type checkpoint struct {
 	Results      *rundir.Results `json:"results"`
 	TaskSeconds  float64         `json:"task_seconds"`
 	HasOptimizer bool            `json:"has_optimizer"`
+	// Checksums are the SHA-256 (hex) of every tensor's bytes, by name.
+	Checksums map[string]string `json:"checksums"`
 
 	// Tensors, not in the JSON.
 	method, current, best []method.HostTensor
 	opt                   *ag.AdamWState
+	// files are the output files the checkpoint vouches for, by path
+	// relative to the run directory.
+	files map[string][]byte
 }
 
 // epochAcc sums one epoch's training steps.
@@ -72,46 +85,77 @@ const (
 	ckCurrent = "current/"
 	ckBest    = "best/"
 	ckOpt     = "optimizer/"
+	ckFile    = "file/"
 )
+
+// Metadata keys of the checkpoint file.
+const (
+	metaState       = "state"
+	metaStateSHA256 = "state_sha256"
+)
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
 
 // encode returns the checkpoint as a safetensors file.
 func (c *checkpoint) encode() ([]byte, error) {
 	c.Format = checkpointFormat
-	state, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
-	var ts []method.HostTensor
+	var ts []safetensors.Tensor
 	for _, group := range []struct {
 		prefix string
 		ts     []method.HostTensor
 	}{{ckMethod, c.method}, {ckCurrent, c.current}, {ckBest, c.best}} {
 		for _, t := range group.ts {
-			t.Name = group.prefix + t.Name
-			ts = append(ts, t)
+			ts = append(ts, safetensors.FromFloat32(group.prefix+t.Name, t.Shape, t.Data))
 		}
 	}
 	if c.opt != nil {
-		ts = append(ts, method.HostTensor{Name: ckOpt + "hyper", Shape: []int{len(c.opt.Hyper)}, Data: c.opt.Hyper})
+		ts = append(ts, safetensors.FromFloat32(ckOpt+"hyper", []int{len(c.opt.Hyper)}, c.opt.Hyper))
 		for i := range c.opt.M {
 			ts = append(ts,
-				method.HostTensor{Name: fmt.Sprintf("%sm/%d", ckOpt, i), Shape: []int{len(c.opt.M[i])}, Data: c.opt.M[i]},
-				method.HostTensor{Name: fmt.Sprintf("%sv/%d", ckOpt, i), Shape: []int{len(c.opt.V[i])}, Data: c.opt.V[i]})
+				safetensors.FromFloat32(fmt.Sprintf("%sm/%d", ckOpt, i), []int{len(c.opt.M[i])}, c.opt.M[i]),
+				safetensors.FromFloat32(fmt.Sprintf("%sv/%d", ckOpt, i), []int{len(c.opt.V[i])}, c.opt.V[i]))
 		}
 	}
-	return encodeTensors(ts, map[string]string{"state": string(state)})
+	for rel, b := range c.files {
+		ts = append(ts, safetensors.Tensor{Name: ckFile + rel, DType: safetensors.U8, Shape: []int{len(b)}, Data: b})
+	}
+	c.Checksums = make(map[string]string, len(ts))
+	for _, t := range ts {
+		c.Checksums[t.Name] = sha256Hex(t.Data)
+	}
+	state, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	meta := map[string]string{metaState: string(state), metaStateSHA256: sha256Hex(state)}
+	if err := safetensors.Encode(&buf, ts, meta); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
-// decodeCheckpoint parses a checkpoint file's bytes. It checks the
-// structure; the runner checks the values against the run.
+// decodeCheckpoint parses a checkpoint file's bytes and verifies every
+// checksum. It checks the structure; the runner checks the values against
+// the run.
 func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 	f, err := safetensors.Parse(name, data)
 	if err != nil {
 		return nil, err
 	}
-	state, ok := f.Metadata()["state"]
+	state, ok := f.Metadata()[metaState]
 	if !ok {
 		return nil, fmt.Errorf("%s: not a shlpt-vk checkpoint (no state in the metadata)", name)
+	}
+	if sum, ok := f.Metadata()[metaStateSHA256]; !ok || sum != sha256Hex([]byte(state)) {
+		var v struct{ Format int }
+		if json.Unmarshal([]byte(state), &v) == nil && v.Format == 1 {
+			return nil, fmt.Errorf("%s: checkpoint format 1 is from an older shlpt-vk, which this one does not resume (it reads format %d): start the run again in a new directory", name, checkpointFormat)
+		}
+		return nil, fmt.Errorf("%s: the checkpoint's state is damaged: its SHA-256 does not match the one recorded when it was written", name)
 	}
 	c := &checkpoint{}
 	dec := json.NewDecoder(strings.NewReader(state))
@@ -125,10 +169,26 @@ func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 	if c.Results == nil {
 		return nil, fmt.Errorf("%s: state has no results", name)
 	}
+	if len(c.Checksums) != len(f.Names()) {
+		return nil, fmt.Errorf("%s: the checkpoint holds %d tensors but records checksums of %d", name, len(f.Names()), len(c.Checksums))
+	}
 	opt := &ag.AdamWState{}
 	ms, vs := map[int][]float32{}, map[int][]float32{}
 	for _, n := range f.Names() {
 		t, _ := f.Tensor(n)
+		if sum, ok := c.Checksums[n]; !ok || sum != sha256Hex(t.Data) {
+			return nil, fmt.Errorf("%s: tensor %s is damaged: its SHA-256 does not match the one recorded when it was written", name, n)
+		}
+		if rel, ok := strings.CutPrefix(n, ckFile); ok {
+			if t.DType != safetensors.U8 || len(t.Shape) != 1 || !validRel(rel) {
+				return nil, fmt.Errorf("%s: bad output file entry %q", name, n)
+			}
+			if c.files == nil {
+				c.files = map[string][]byte{}
+			}
+			c.files[rel] = append([]byte(nil), t.Data...)
+			continue
+		}
 		v, err := t.Float32()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", name, err)
@@ -174,7 +234,16 @@ func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 		}
 		c.opt = opt
 	}
+	if int64(len(c.files[rundir.MetricsFile])) != c.MetricsLen {
+		return nil, fmt.Errorf("%s: the copy of %s holds %d bytes, not the %d recorded", name, rundir.MetricsFile, len(c.files[rundir.MetricsFile]), c.MetricsLen)
+	}
 	return c, nil
+}
+
+// validRel reports whether rel is a clean relative path inside the run
+// directory (no "..", not absolute), as output files are named.
+func validRel(rel string) bool {
+	return rel != "" && filepath.IsLocal(filepath.FromSlash(rel)) && path.Clean(rel) == rel
 }
 
 // checkAgainst checks a decoded checkpoint's position against the run.
@@ -231,4 +300,29 @@ func loadCheckpoint(dir string) (*checkpoint, error) {
 		return nil, err
 	}
 	return decodeCheckpoint(path, b)
+}
+
+// checkFinite returns an error naming the first tensor of the checkpoint
+// that holds a NaN or an infinity: such a state is never saved.
+func (c *checkpoint) checkFinite() error {
+	for _, group := range []struct {
+		prefix string
+		ts     []method.HostTensor
+	}{{ckMethod, c.method}, {ckCurrent, c.current}, {ckBest, c.best}} {
+		for _, t := range group.ts {
+			if i, bad := firstNonFinite(t.Data); bad {
+				return fmt.Errorf("%s%s holds %v at index %d", group.prefix, t.Name, t.Data[i], i)
+			}
+		}
+	}
+	if c.opt != nil {
+		for i := range c.opt.M {
+			for _, v := range [][]float32{c.opt.M[i], c.opt.V[i]} {
+				if k, bad := firstNonFinite(v); bad {
+					return fmt.Errorf("the optimizer's moments of parameter %d hold %v at index %d", i, v[k], k)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
@@ -96,8 +98,68 @@ func TestPretrain(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	// The folder is done: pretraining into it again is refused.
-	if _, err := Pretrain(context.Background(), pc, out, false, Options{Engine: e}); err == nil {
-		t.Error("pretraining into a used folder was accepted")
+	// The folder is done: the same pretraining again changes nothing, and
+	// resuming it needs no settings; another one is refused.
+	model, _ := os.ReadFile(filepath.Join(out, "model.safetensors"))
+	for _, resume := range []bool{false, true} {
+		given := pc
+		if resume {
+			given = PretrainConfig{}
+		}
+		res, err := Pretrain(context.Background(), given, out, resume, Options{Engine: e})
+		if err != nil || !res.AlreadyComplete {
+			t.Errorf("pretraining a finished folder again (resume %v): %v", resume, err)
+		}
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, "model.safetensors")); !reflect.DeepEqual(model, again) {
+		t.Error("pretraining a finished folder again changed its model")
+	}
+	other := pc
+	other.Steps = 40
+	if _, err := Pretrain(context.Background(), other, out, false, Options{Engine: e}); err == nil || !strings.Contains(err.Error(), "setting steps is 36 in the pretraining folder but 40 now") {
+		t.Errorf("another pretraining into a used folder: %v", err)
+	}
+}
+
+// An interrupted pretraining tells the command that continues it, and
+// continuing it with no settings but the folder ends in the model folder.
+func TestPretrainResume(t *testing.T) {
+	base := t.TempDir()
+	data, tok := filepath.Join(base, "data"), filepath.Join(base, "tok")
+	if err := synth.WriteTokenizer(tok); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range synth.DemoFamily().Pretrain[:2] {
+		if err := synth.WriteTask(data, task, 1, synth.Sizes{Train: 16, Valid: 2, Test: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arch, err := t5.LoadConfig("../../testdata/t5-tiny-fullvocab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(base, "model")
+	pc := PretrainConfig{Arch: arch, Tokenizer: tok, Data: data, Steps: 6, BatchSize: 8, LR: 3e-3, WeightDecay: 0.01,
+		MaxInputLen: 32, Seed: 2, KVal: 2, KTest: 2}
+	ctx, cancel := context.WithCancel(context.Background())
+	rep := &stepCanceller{Reporter: Quiet, after: 3, cancel: cancel}
+	_, err = Pretrain(ctx, pc, out, false, Options{Engine: newEngine(t), Reporter: rep})
+	cancel()
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "continue with: shlpt-vk pretrain --resume "+out) {
+		t.Fatalf("interrupted pretraining: %v", err)
+	}
+	res, err := Pretrain(context.Background(), PretrainConfig{}, out, true, Options{Engine: newEngine(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete || res.AlreadyComplete {
+		t.Errorf("resumed pretraining: complete %v, already complete %v", res.Complete, res.AlreadyComplete)
+	}
+	if _, err := t5.LoadConfig(out); err != nil {
+		t.Errorf("no model folder after resuming: %v", err)
+	}
+	stored, err := ReadPretrain(out)
+	if err != nil || stored.Steps != 6 || stored.Arch.DModel != arch.DModel || len(stored.Tasks) != 2 {
+		t.Errorf("pretrain.json: %+v, %v", stored, err)
 	}
 }

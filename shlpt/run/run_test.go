@@ -357,12 +357,13 @@ func TestRunRefusals(t *testing.T) {
 		})
 	}
 	cfg := testConfig(t)
-	// A new run into a used directory, and a resume with other settings.
-	if _, err := Run(context.Background(), cfg, Options{Dir: ref, Engine: e}); err == nil || !strings.Contains(err.Error(), "--resume") {
-		t.Errorf("new run into a used directory: %v", err)
-	}
+	// Another run into a used directory, and a resume with other settings:
+	// each names the first setting that differs.
 	other := cfg
 	other.Epochs = 4
+	if _, err := Run(context.Background(), other, Options{Dir: ref, Engine: e}); err == nil || !strings.Contains(err.Error(), "holds another run: setting epochs is 3 in the run directory but 4 now") {
+		t.Errorf("another run into a used directory: %v", err)
+	}
 	if _, err := Run(context.Background(), other, Options{Dir: ref, Engine: e, Resume: true}); err == nil || !strings.Contains(err.Error(), "epochs") {
 		t.Errorf("resume with other epochs: %v", err)
 	}

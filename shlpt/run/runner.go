@@ -15,7 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
+	"strings"
 	"time"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
@@ -27,8 +27,10 @@ import (
 
 // Options are what a run needs besides its Config.
 type Options struct {
-	// Dir is the run directory. A new run needs it absent or empty; Resume
-	// continues the run it holds.
+	// Dir is the run directory. An absent or empty one gets a new run; one
+	// holding the same run (the same settings, model and data) is resumed,
+	// and one holding another run is refused. With Resume, Dir must hold a
+	// run.
 	Dir    string
 	Resume bool
 	// Engine is the autograd engine on the device to train on.
@@ -37,6 +39,9 @@ type Options struct {
 	Version string
 	// Reporter shows progress (nil: none).
 	Reporter Reporter
+	// ContinueCommand is the command an interrupted run tells the user to
+	// continue with ("": shlpt-vk train --resume Dir).
+	ContinueCommand string
 }
 
 // configHash identifies a configuration in checkpoints.
@@ -71,7 +76,11 @@ type runner struct {
 	// metricsLen is the length of metrics.jsonl after the last line.
 	metricsLen int64
 	lock       *os.File // held while the run writes the directory
-	stageList  []*stage
+	// resuming says that the directory held this run already.
+	resuming bool
+	// out writes the outputs a checkpoint vouches for.
+	out       *outputs
+	stageList []*stage
 }
 
 // Run trains the configured sequence in opt.Dir and returns the results.
@@ -95,29 +104,26 @@ func Run(ctx context.Context, cfg rundir.Config, opt Options) (*rundir.Results, 
 	return r.loop(ctx)
 }
 
-// prepare loads and checks every input, then creates (or, resuming,
-// checks) the run directory and builds the method. A run refused for bad
-// input leaves no directory behind.
+// prepare loads and checks every input, then creates the run directory or
+// finds the same run in it to resume, and builds the method. A run refused
+// for bad input leaves no directory behind.
 func (r *runner) prepare() error {
 	cfg := &r.cfg
-	if r.opt.Resume {
-		if _, err := rundir.ReadInfo(r.dir); err != nil {
-			return err
-		}
-	} else {
-		empty, err := emptyOrAbsent(r.dir)
-		if err != nil {
-			return err
-		}
-		if !empty {
-			return fmt.Errorf("run directory %s is not empty: resume it with --resume, or choose another --out", r.dir)
-		}
+	kind, err := inspectDir(r.dir)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.opt.Resume && kind != dirRun:
+		_, err := rundir.ReadInfo(r.dir) // names what is missing
+		return err
+	case kind == dirOther:
+		return fmt.Errorf("%s holds files but no %s: it is not a run directory; choose another --out", r.dir, rundir.ConfigFile)
 	}
 	tokDir := cfg.Tokenizer
 	if tokDir == "" {
 		tokDir = cfg.Model
 	}
-	var err error
 	if r.tok, err = tokenizer.Load(tokDir); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
@@ -159,31 +165,34 @@ func (r *runner) prepare() error {
 		return err
 	}
 
-	if r.opt.Resume {
+	if kind == dirRun {
 		stored, err := rundir.ReadInfo(r.dir)
 		if err != nil {
 			return err
 		}
 		if err := sameRun(stored, info); err != nil {
-			return fmt.Errorf("cannot resume %s: %w", r.dir, err)
+			if r.opt.Resume {
+				return fmt.Errorf("cannot resume %s: %w", r.dir, err)
+			}
+			return fmt.Errorf("run directory %s holds another run: %v; choose another --out", r.dir, err)
 		}
-	}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return err
+		r.resuming = true
+	} else {
+		b, err := marshalJSON(info)
+		if err != nil {
+			return err
+		}
+		if err := createDirWith(r.dir, rundir.ConfigFile, b); err != nil {
+			return err
+		}
 	}
 	lock, err := lockDir(r.dir)
 	if err != nil {
 		return err
 	}
 	r.lock = lock
-	if !r.opt.Resume {
-		b, err := marshalJSON(info)
-		if err != nil {
-			return err
-		}
-		if err := WriteFileAtomic(filepath.Join(r.dir, rundir.ConfigFile), b); err != nil {
-			return err
-		}
+	if err := removeTempFiles(r.dir); err != nil {
+		return err
 	}
 	scratch := filepath.Join(r.dir, scratchDir)
 	if err := os.RemoveAll(scratch); err != nil {
@@ -194,48 +203,10 @@ func (r *runner) prepare() error {
 	}
 	r.hash = configHash(cfg)
 	r.ev = &evaluator{m: r.m, tok: r.tok, cfg: cfg}
-	env := &method.Env{Model: r.m, Seed: cfg.Seed, NumTasks: len(cfg.Tasks), Store: dirStore{r.dir}, Scratch: scratch, Logf: r.rep.Logf}
+	r.out = &outputs{dir: r.dir, files: map[string][]byte{}}
+	env := &method.Env{Model: r.m, Seed: cfg.Seed, NumTasks: len(cfg.Tasks), Store: dirStore{r.out}, Scratch: scratch, Logf: r.rep.Logf}
 	r.meth, err = newMethod(cfg, env)
 	return err
-}
-
-// sameRun explains how a resumed invocation differs from the stored run.
-func sameRun(stored, now *rundir.Info) error {
-	if !reflect.DeepEqual(normalized(stored.Settings), normalized(now.Settings)) {
-		a, _ := json.Marshal(stored.Settings)
-		b, _ := json.Marshal(now.Settings)
-		var sa, sb map[string]any
-		json.Unmarshal(a, &sa)
-		json.Unmarshal(b, &sb)
-		for k, v := range sa {
-			if !reflect.DeepEqual(v, sb[k]) {
-				return fmt.Errorf("setting %s is %v in the run directory but %v now", k, jsonString(v), jsonString(sb[k]))
-			}
-		}
-		return errors.New("the settings differ from the run directory's")
-	}
-	if stored.ModelSHA256 != now.ModelSHA256 {
-		return fmt.Errorf("the model files in %s changed since the run began", now.Settings.Model)
-	}
-	for task, h := range stored.DataSHA256 {
-		if now.DataSHA256[task] != h {
-			return fmt.Errorf("the data files of task %s changed since the run began", task)
-		}
-	}
-	return nil
-}
-
-// normalized is a configuration through JSON, as stored.
-func normalized(c rundir.Config) rundir.Config {
-	b, _ := json.Marshal(c)
-	var out rundir.Config
-	json.Unmarshal(b, &out)
-	return out
-}
-
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 func (r *runner) release() {
@@ -291,38 +262,51 @@ func newMethod(cfg *rundir.Config, env *method.Env) (method.Method, error) {
 // loop runs the tasks from the checkpoint (or the start) to the end.
 func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 	var ck *checkpoint
-	if r.opt.Resume {
+	if r.resuming {
 		var err error
 		if ck, err = loadCheckpoint(r.dir); err != nil {
 			return nil, err
 		}
+		if ck == nil {
+			if err := r.checkNoProgress(); err != nil {
+				return nil, err
+			}
+		}
 	}
-	metricsLen := int64(0)
 	first := 0
 	r.res = rundir.NewResults(r.cfg.Method, r.cfg.Tasks)
 	r.res.Multitask = r.cfg.Multitask
 	stages := r.stages()
+	files := map[string][]byte{}
 	if ck != nil {
 		if err := ck.checkAgainst(filepath.Join(r.dir, rundir.CheckpointFile), r.hash, &r.cfg, len(stages), r.stepsPerStage); err != nil {
 			return nil, err
 		}
 		r.res = ck.Results
 		r.timing = ck.Results.Timing
-		metricsLen = ck.MetricsLen
+		r.metricsLen = ck.MetricsLen
 		first = ck.Task
+		files = ck.files
+	}
+	// Every output the checkpoint vouches for is checked, and rewritten
+	// from its copy when missing or damaged.
+	restored, err := r.out.restore(files)
+	if err != nil {
+		return nil, err
+	}
+	for _, rel := range restored {
+		r.rep.Logf("%s was missing or damaged: restored it from the checkpoint", rel)
+	}
+	if first == len(stages) {
+		r.res.AlreadyComplete = len(restored) == 0
+		return r.res, nil
+	}
+	if ck != nil {
 		if err := r.meth.SetState(ck.method); err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
-		name := "done"
-		if ck.Task < len(stages) {
-			name = stages[ck.Task].task.Name
-		}
-		r.rep.Logf("resuming %s at task %d/%d (%s), epoch %d, step %d", r.dir, ck.Task+1, len(stages), name, ck.Epoch+1, ck.Step)
+		r.rep.Logf("resuming %s at task %d/%d (%s), epoch %d, step %d", r.dir, ck.Task+1, len(stages), stages[ck.Task].task.Name, ck.Epoch+1, ck.Step)
 	}
-	if err := truncateMetrics(filepath.Join(r.dir, rundir.MetricsFile), metricsLen); err != nil {
-		return nil, err
-	}
-	r.metricsLen = metricsLen
 	for t := first; t < len(stages); t++ {
 		var at *checkpoint
 		if ck != nil && ck.Task == t {
@@ -332,52 +316,20 @@ func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 			return nil, err
 		}
 	}
-	if err := r.writeResults(); err != nil {
-		return nil, err
-	}
 	return r.res, nil
 }
 
-// truncateMetrics cuts metrics.jsonl to n bytes (creating it when absent):
-// lines written after the checkpoint will be written again.
-func truncateMetrics(path string, n int64) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() < n {
-		return fmt.Errorf("%s is shorter (%d bytes) than the checkpoint recorded (%d)", path, st.Size(), n)
-	}
-	return f.Truncate(n)
-}
-
-// appendMetrics appends one JSON line and returns the file's new length.
-func appendMetrics(path string, v any) (int64, error) {
+// appendMetrics appends one JSON line to metrics.jsonl.
+func (r *runner) appendMetrics(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return 0, err
+	if err := r.out.append(rundir.MetricsFile, append(b, '\n')); err != nil {
+		return err
 	}
-	defer f.Close()
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		return 0, err
-	}
-	if err := f.Sync(); err != nil {
-		return 0, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.Size(), nil
+	r.metricsLen = int64(len(r.out.files[rundir.MetricsFile]))
+	return nil
 }
 
 // writeResults writes results.json with the timing so far.
@@ -388,9 +340,9 @@ func (r *runner) writeResults() error {
 	r.res.Timing.TotalSeconds = r.timing.TotalSeconds + time.Since(r.start).Seconds()
 	b, err := marshalJSON(r.res)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", rundir.ResultsFile, err)
 	}
-	return WriteFileAtomic(filepath.Join(r.dir, rundir.ResultsFile), b)
+	return r.out.write(rundir.ResultsFile, b)
 }
 
 // finishStageSafe derives the summary when at least one stage is done.
@@ -400,4 +352,25 @@ func finishStageSafe(res *rundir.Results, base []float64) error {
 		return nil
 	}
 	return res.FinishStage(base)
+}
+
+// checkNoProgress refuses to start a resumed run afresh when its directory
+// shows progress but has no checkpoint: the checkpoint was lost, and
+// starting over would silently replace what the directory holds.
+func (r *runner) checkNoProgress() error {
+	var found []string
+	if st, err := os.Stat(filepath.Join(r.dir, rundir.MetricsFile)); err == nil && st.Size() > 0 {
+		found = append(found, rundir.MetricsFile)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, rundir.ResultsFile)); err == nil {
+		found = append(found, rundir.ResultsFile)
+	}
+	if entries, err := os.ReadDir(filepath.Join(r.dir, rundir.PromptsDir)); err == nil && len(entries) > 0 {
+		found = append(found, rundir.PromptsDir+"/")
+	}
+	if len(found) > 0 {
+		return fmt.Errorf("%s has no %s but holds %s: the checkpoint is lost and the run cannot be resumed exactly; start it again in a new directory",
+			r.dir, rundir.CheckpointFile, strings.Join(found, ", "))
+	}
+	return nil
 }

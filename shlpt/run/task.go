@@ -3,7 +3,8 @@ package run
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"math"
+	"sort"
 	"time"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
@@ -223,6 +224,9 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		if err != nil {
 			return fmt.Errorf("task %s epoch %d step %d: %w", task.Name, ep+1, s+1, err)
 		}
+		if name, v, bad := nonFiniteLoss(loss, parts); bad {
+			return fmt.Errorf("task %s epoch %d step %d: the %s is %v: training diverged (a lower --lr may help); the last checkpoint is kept", task.Name, ep+1, s+1, name, v)
+		}
 		st.acc.Steps++
 		st.acc.Loss += loss
 		for k, v := range parts {
@@ -273,8 +277,7 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		line.EvalSeconds = time.Since(evalStart).Seconds()
 		r.res.Timing.EvalSeconds += line.EvalSeconds
 	}
-	var err error
-	if r.metricsLen, err = appendMetrics(filepath.Join(r.dir, rundir.MetricsFile), line); err != nil {
+	if err := r.appendMetrics(line); err != nil {
 		return err
 	}
 	r.rep.EndEpoch(line)
@@ -297,14 +300,17 @@ func (r *runner) interrupt(task *method.Task, st *trainState, s int, began time.
 	}
 	at := *st
 	at.step, at.dropoutSeed = s, seed
-	if err := r.saveTaskCheckpoint(task, &at, began); err != nil {
-		return err
-	}
 	if err := r.writeResults(); err != nil {
 		return err
 	}
-	return fmt.Errorf("%w at task %s epoch %d step %d; continue with: shlpt-vk train --resume %s",
-		ErrInterrupted, task.Name, st.epoch+1, s, r.dir)
+	if err := r.saveTaskCheckpoint(task, &at, began); err != nil {
+		return err
+	}
+	cont := r.opt.ContinueCommand
+	if cont == "" {
+		cont = "shlpt-vk train --resume " + r.dir
+	}
+	return fmt.Errorf("%w at task %s epoch %d step %d; continue with: %s", ErrInterrupted, task.Name, st.epoch+1, s, cont)
 }
 
 // newSlot records the training step for batches of B rows.
@@ -338,7 +344,19 @@ func (r *runner) save(ck *checkpoint, started bool) error {
 		}
 		ck.opt, ck.HasOptimizer = &s, true
 	}
-	ck.ConfigHash, ck.MetricsLen = r.hash, r.metricsLen
+	ck.ConfigHash, ck.MetricsLen, ck.files = r.hash, r.metricsLen, r.out.files
+	if err := ck.checkFinite(); err != nil {
+		var where string
+		switch {
+		case !ck.Started:
+			where = "after task " + r.stages()[ck.Task-1].task.Name
+		case ck.Step == 0:
+			where = fmt.Sprintf("task %s after epoch %d", r.stages()[ck.Task].task.Name, ck.Epoch)
+		default:
+			where = fmt.Sprintf("task %s epoch %d step %d", r.stages()[ck.Task].task.Name, ck.Epoch+1, ck.Step)
+		}
+		return fmt.Errorf("%s: %w: training diverged (a lower --lr may help); the last checkpoint is kept", where, err)
+	}
 	res := *r.res
 	res.Timing.TotalSeconds = r.timing.TotalSeconds + time.Since(r.start).Seconds()
 	ck.Results = &res
@@ -419,4 +437,23 @@ func (r *runner) finishStage(sg *stage, st *trainState, began time.Time) error {
 		return err
 	}
 	return r.save(&checkpoint{Task: t + 1}, false)
+}
+
+// nonFiniteLoss names the first of the loss and its parts that is NaN or
+// infinite.
+func nonFiniteLoss(loss float64, parts map[string]float64) (string, float64, bool) {
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return "loss", loss, true
+	}
+	names := make([]string, 0, len(parts))
+	for k := range parts {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if v := parts[k]; math.IsNaN(v) || math.IsInf(v, 0) {
+			return "loss term " + k, v, true
+		}
+	}
+	return "", 0, false
 }

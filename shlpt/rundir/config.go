@@ -2,6 +2,8 @@ package rundir
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -200,6 +202,9 @@ func SequenceTasks(benchmark string, order int) ([]string, error) {
 
 // Validate checks the settings and canonicalizes task names.
 func (c *Config) Validate() error {
+	if err := finiteSettings(reflect.ValueOf(c).Elem(), ""); err != nil {
+		return err
+	}
 	known := false
 	for _, m := range Methods() {
 		known = known || m == c.Method
@@ -296,3 +301,37 @@ func (c *Config) methodConfigErr() error {
 // reference pads every input to max_seq_len; it only matters where padding
 // is counted (SHLPT's max-pool with quirks).
 func (c *Config) PadToMax() bool { return c.SHLPT.Quirks }
+
+// finiteSettings checks every floating-point setting of v (a struct, its
+// nested structs included): each must be a finite number that float32,
+// the precision the device computes in, can hold. The error names the
+// setting as config.json does.
+func finiteSettings(v reflect.Value, prefix string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fv := v.Field(i)
+		switch fv.Kind() {
+		case reflect.Struct:
+			if err := finiteSettings(fv, prefix+name+"."); err != nil {
+				return err
+			}
+		case reflect.Float32, reflect.Float64:
+			x := fv.Float()
+			if math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > math.MaxFloat32 {
+				return fmt.Errorf("setting %s%s is %v: it must be a finite number within float32's range", prefix, name, x)
+			}
+		}
+	}
+	return nil
+}

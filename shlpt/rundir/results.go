@@ -42,6 +42,10 @@ type Results struct {
 	// last row of the matrices, for its split, is filled. Nil in
 	// results.json.
 	Eval *EvalSpec `json:"eval,omitempty"`
+
+	// AlreadyComplete is set (never stored) when a run was asked to start
+	// or resume in a directory where it had finished: nothing was changed.
+	AlreadyComplete bool `json:"-"`
 }
 
 // EvalSpec describes an eval-only pass over a run's learned state.

@@ -67,6 +67,11 @@ func LoadCustom(dir string) (*Task, Files, error) {
 	case d.Train == "" || d.Test == "":
 		return bad("train and test files must be named")
 	}
+	for _, f := range []struct{ field, name string }{{"train", d.Train}, {"valid", d.Valid}, {"test", d.Test}} {
+		if f.name != "" && !filepath.IsLocal(f.name) {
+			return bad("%s file %q must be a path inside the task's folder", f.field, f.name)
+		}
+	}
 	if t, err := Lookup(d.Name); err == nil {
 		return bad("name %q is the built-in task %s", d.Name, t.Name)
 	}
@@ -93,6 +98,9 @@ func Resolve(root, name string) (*Task, Files, error) {
 	t, err := Lookup(name)
 	if err == nil {
 		return t, Layout(root, t), nil
+	}
+	if n := strings.TrimSpace(name); n == "" || n == "." || n == ".." || strings.ContainsAny(n, `/\`) {
+		return nil, Files{}, fmt.Errorf("task %q: a task is a built-in name or the name of a folder directly under %s, not a path", name, root)
 	}
 	dir := filepath.Join(root, strings.TrimSpace(name))
 	if _, serr := os.Stat(filepath.Join(dir, TaskFile)); serr == nil {

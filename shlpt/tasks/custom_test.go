@@ -58,6 +58,9 @@ func TestCustomTask(t *testing.T) {
 		{`{"name": "x", "labels": ["a", "b"], "test": "test.txt"}`, "train and test"},
 		{`{"name": "x", "labels": ["a", "b"], "train": "t", "test": "t", "extra": 1}`, "unknown field"},
 		{`{"name": "x y", "labels": ["a", "b"], "train": "t", "test": "t"}`, "one word"},
+		{`{"name": "x", "labels": ["a", "b"], "train": "../../secret", "test": "t"}`, `train file "../../secret" must be a path inside`},
+		{`{"name": "x", "labels": ["a", "b"], "train": "t", "test": "/etc/passwd"}`, `test file "/etc/passwd"`},
+		{`{"name": "x", "labels": ["a", "b"], "train": "t", "valid": "a/../../v", "test": "t"}`, `valid file`},
 	} {
 		os.WriteFile(filepath.Join(dir, TaskFile), []byte(tc.def), 0o644)
 		if _, _, err := LoadCustom(dir); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), TaskFile) {
@@ -66,6 +69,12 @@ func TestCustomTask(t *testing.T) {
 	}
 	if _, _, err := Resolve(root, "nosuch"); err == nil || !strings.Contains(err.Error(), TaskFile) {
 		t.Errorf("unknown task: %v", err)
+	}
+	// A task name that is a path names what was typed.
+	for _, name := range []string{"../x", "a/b", ".."} {
+		if _, _, err := Resolve(filepath.Join(root, "sub"), name); err == nil || !strings.Contains(err.Error(), `"`+name+`"`) || !strings.Contains(err.Error(), "not a path") {
+			t.Errorf("task %q: %v", name, err)
+		}
 	}
 	if err := WriteLFPT5(filepath.Join(dir, "bad.txt"), []Example{{Input: "a\tb", Target: "warm"}}); err == nil {
 		t.Error("an input with a tab was written")

@@ -97,7 +97,7 @@ func addDataFlags(fs *pflag.FlagSet) *dataFlags {
 	d := &dataFlags{}
 	def := tasks.DefaultConfig()
 	fs.StringVar(&d.data, "data", "", "dataset root in the SHLPT layout (CB/train.jsonl, RTE/train.tsv, ...)")
-	fs.StringVar(&d.task, "task", "", "task name or alias (see 'shlpt-vk data tasks')")
+	fs.StringVar(&d.task, "task", "", "task name or alias (see 'shlpt-vk data tasks'), or a custom task folder under --data")
 	fs.Uint64Var(&d.seed, "seed", 42, "sampling seed")
 	fs.StringVar(&d.format, "format", "", "format of --train/--valid/--test (default: the task's SHLPT format)")
 	fs.StringVar(&d.train, "train", "", "train file (default: from --data)")
@@ -118,17 +118,24 @@ func (d *dataFlags) load() (*tasks.Data, error) {
 	if d.task == "" {
 		return nil, errors.New("--task is required (see 'shlpt-vk data tasks')")
 	}
-	t, err := tasks.Lookup(d.task)
-	if err != nil {
-		return nil, err
-	}
+	var t *tasks.Task
 	var files tasks.Files
+	var err error
 	if d.data != "" {
-		files = tasks.Layout(d.data, t)
-	} else if d.train == "" || d.test == "" {
-		return nil, errors.New("give --data DIR (a root in the SHLPT layout, e.g. ../shared/data/shlpt), or --train and --test")
+		// A built-in task in the SHLPT layout, or a custom task folder,
+		// as train resolves them.
+		if t, files, err = tasks.Resolve(d.data, d.task); err != nil {
+			return nil, err
+		}
+	} else {
+		if t, err = tasks.Lookup(d.task); err != nil {
+			return nil, err
+		}
+		if d.train == "" || d.test == "" {
+			return nil, errors.New("give --data DIR (a root in the SHLPT layout, e.g. ../shared/data/shlpt), or --train and --test")
+		}
+		files.Format = t.Format
 	}
-	files.Format = t.Format
 	if d.format != "" {
 		if files.Format, err = tasks.ParseFormat(d.format); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 )
 
 // runCLI runs shlpt-vk with args and returns the exit code and outputs.
@@ -199,5 +200,29 @@ func TestDataErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(errs, tc.has) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.has)
 		}
+	}
+}
+
+// data stats and show read a custom task folder as train does.
+func TestDataCustomTask(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "colors")
+	os.MkdirAll(dir, 0o755)
+	var exs []tasks.Example
+	for i := 0; i < 12; i++ {
+		exs = append(exs, tasks.Example{Input: "word " + []string{"red", "blue"}[i%2], Target: []string{"warm", "cold"}[i%2]})
+	}
+	for _, f := range []string{"train.txt", "test.txt"} {
+		if err := tasks.WriteLFPT5(filepath.Join(dir, f), exs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, tasks.TaskFile), []byte(`{"name": "colors", "labels": ["warm", "cold"], "train": "train.txt", "test": "test.txt"}`), 0o644)
+	code, out, errs := runCLI("data", "stats", "--data", root, "--task", "colors", "--k-train", "2", "--k-val", "1", "--k-test", "3", "--json")
+	if code != 0 || !strings.Contains(out, `"test":{"cold":3,"warm":3}`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if code, out, errs := runCLI("data", "show", "--data", root, "--task", "colors", "--split", "test", "-n", "1"); code != 0 || !strings.Contains(out, "word") {
+		t.Errorf("show: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

@@ -38,14 +38,22 @@ func runDemo(args []string, stdout io.Writer) error {
 	fs.Float64Var(&s.Delta, "delta", s.Delta, "SHLPT's similarity threshold")
 	fs.IntVar(&s.KTrain, "k-train", s.KTrain, "training examples per class of each lifelong task")
 	opts := deviceFlags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
 	o := demo.Options{Cache: *cache, Quick: *quick, Seed: *seed}
-	if !*quick {
+	if *quick {
+		// --quick sets its own sizes: a flag it would override is refused
+		// rather than silently ignored.
+		for _, name := range []string{"epochs", "prompt-len", "tau-sim", "delta", "k-train"} {
+			if fs.Changed(name) {
+				return usageError(fs, "--"+name+" cannot be combined with --quick, which sets its own sizes")
+			}
+		}
+	} else {
+		if err := s.Validate(); err != nil {
+			return err
+		}
 		o.Settings = s
 	}
 	d, err := gpu.Open(opts())

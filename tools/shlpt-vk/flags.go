@@ -58,15 +58,14 @@ func noArgs(fs *pflag.FlagSet, hint string) error {
 	for i, a := range fs.Args() {
 		quoted[i] = strconv.Quote(a)
 	}
-	msg := fmt.Sprintf("shlpt-vk %s: unexpected argument %s; this command takes only flags", fs.Name(), strings.Join(quoted, " "))
+	msg := fmt.Sprintf("unexpected argument %s; this command takes only flags", strings.Join(quoted, " "))
 	if fs.NArg() > 1 {
-		msg = fmt.Sprintf("shlpt-vk %s: unexpected arguments %s; this command takes only flags", fs.Name(), strings.Join(quoted, " "))
+		msg = fmt.Sprintf("unexpected arguments %s; this command takes only flags", strings.Join(quoted, " "))
 	}
 	if hint != "" {
 		msg += " (" + hint + ")"
 	}
-	fmt.Fprintln(os.Stderr, msg)
-	return errUsage
+	return &usageLineError{command: fs.Name(), msg: msg, noHelp: true}
 }
 
 // intRange checks that the integer flag name holds a value in [lo, hi].
@@ -75,4 +74,27 @@ func intRange(name string, v, lo, hi int) error {
 		return fmt.Errorf("--%s %d: must be between %d and %d", name, v, lo, hi)
 	}
 	return nil
+}
+
+// usageLineError is a usage error (exit status 2) that dispatch prints on
+// one line, naming the command.
+type usageLineError struct {
+	command, msg string
+	noHelp       bool // no pointer to --help
+}
+
+func (e *usageLineError) Error() string { return e.msg }
+
+// line is the message as printed.
+func (e *usageLineError) line() string {
+	if e.noHelp {
+		return fmt.Sprintf("shlpt-vk %s: %s", e.command, e.msg)
+	}
+	return fmt.Sprintf("shlpt-vk %s: %s (see 'shlpt-vk %s --help')", e.command, e.msg, e.command)
+}
+
+// usageError reports a missing or wrong argument of a command on one line,
+// with a pointer to its flags, as a usage error (exit status 2).
+func usageError(fs *pflag.FlagSet, msg string) error {
+	return &usageLineError{command: fs.Name(), msg: msg}
 }

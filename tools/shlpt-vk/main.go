@@ -11,6 +11,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,10 +73,14 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := c.run(args[1:], stdout); err != nil {
-		switch err {
-		case errHelp:
+		var ul *usageLineError
+		switch {
+		case err == errHelp:
 			return 0
-		case errUsage:
+		case err == errUsage:
+			return 2
+		case errors.As(err, &ul):
+			fmt.Fprintln(stderr, ul.line())
 			return 2
 		}
 		fmt.Fprintf(stderr, "shlpt-vk %s: %v\n", c.name, err)

@@ -27,7 +27,11 @@ func init() {
 
 const trainSynopsis = `train --model DIR [--tokenizer DIR] --data DIR (--tasks a,b,c | --benchmark std|long|nt --order N)
        [--method shlpt] [--seed S] --out RUN_DIR [flags]
-   or: train --resume RUN_DIR`
+   or: train --resume RUN_DIR
+
+--out starts a new run in an absent or empty directory, continues the same
+run (same settings, model and data) where one was interrupted, leaves a
+finished one as it is, and refuses a directory holding another run.`
 
 // trainFlags binds the flags of train to a configuration.
 type trainFlags struct {
@@ -55,7 +59,7 @@ func newTrainFlags(base rundir.Config) *trainFlags {
 	fs.StringVar(&f.benchmark, "benchmark", "", "the paper's benchmark: std (orders 1-3), long (orders 4-6) or nt (orders 1-3)")
 	fs.IntVar(&c.Order, "order", c.Order, "task order of --benchmark")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of sampling, initialization, shuffles and dropout")
-	fs.StringVar(&f.out, "out", "", "run directory to create")
+	fs.StringVar(&f.out, "out", "", "run directory: created, or continued when it holds the same run")
 	fs.StringVar(&f.resume, "resume", "", "continue the interrupted run in this directory")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs per task (default: the benchmark's, 50 or 80)")
 	fs.IntVar(&c.Patience, "patience", c.Patience, "validations without improvement before stopping (default: the benchmark's, 35 or 50)")
@@ -213,7 +217,7 @@ func runTrain(args []string, stdout io.Writer) error {
 	}
 	f := newTrainFlags(def)
 	opts := deviceFlags(f.fs)
-	if err := parse(f.fs, args); err != nil {
+	if err := parseNoArgs(f.fs, args); err != nil {
 		return err
 	}
 	var cfg rundir.Config
@@ -238,8 +242,7 @@ func runTrain(args []string, stdout io.Writer) error {
 			return err
 		}
 	case f.out == "":
-		f.fs.Usage()
-		return errUsage
+		return usageError(f.fs, "no run directory: give --out DIR (a new run, or the same run to continue), or --resume DIR")
 	default:
 		if cfg, err = f.resolve(); err != nil {
 			return err
@@ -257,6 +260,9 @@ func runTrain(args []string, stdout io.Writer) error {
 	rep.Close()
 	if err != nil {
 		return err
+	}
+	if res.AlreadyComplete {
+		fmt.Fprintf(stdout, "run directory %s holds this run, complete: nothing to do\n", dir)
 	}
 	printResults(stdout, res)
 	fmt.Fprintf(stdout, "run directory: %s\n", dir)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
@@ -186,6 +187,47 @@ func TestTrainResumeRefusals(t *testing.T) {
 			t.Errorf("%v: exit %d, %q", tc.args, code, errb.String())
 		}
 	}
+	// The same command again finds the run complete and changes nothing;
+	// with another setting it is refused, naming the first difference.
+	args := append(trainArgs(t, dir), "--tasks", "cb", "--epochs", "1", "--k-train", "2")
+	before, _ := os.ReadFile(filepath.Join(dir, rundir.ResultsFile))
+	out, _ := trainCLI(t, args...)
+	if !strings.Contains(out, "holds this run, complete: nothing to do") {
+		t.Errorf("starting a finished run again printed:\n%s", out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, rundir.ResultsFile)); !bytes.Equal(before, after) {
+		t.Error("starting a finished run again rewrote results.json")
+	}
+	var o, errb bytes.Buffer
+	code := dispatch(append(args, "--seed", "6"), &o, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "holds another run: setting seed is 5 in the run directory but 6 now") {
+		t.Errorf("another run into the directory: exit %d, %q", code, errb.String())
+	}
+}
+
+// Missing or wrong arguments are one line naming the problem (exit 2),
+// not the whole usage.
+func TestTrainUsageLines(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--tasks", "cb", "--model", "m", "--data", "d"}, "no run directory: give --out DIR"},
+		{[]string{"train", "--tasks", "cb", "--model", "m", "--data", "d", "--out", ""}, "no run directory"},
+		{[]string{"train", "--tasks", "cb", "--out", "o", "extra"}, `unexpected argument "extra"`},
+		{[]string{"pretrain", "--size", "t5-small", "--data", "d", "--tokenizer", "t", "--out", "o"}, "no step count: give --steps N"},
+		{[]string{"pretrain", "--size", "t5-small", "--data", "d", "--tokenizer", "t", "--out", "o", "--steps", "0"}, "--steps 0: must be at least 1"},
+		{[]string{"pretrain", "--steps", "3"}, "no model folder"},
+		{[]string{"demo", "--quick", "--epochs", "3"}, "--epochs cannot be combined with --quick"},
+		{[]string{"demo", "--delta", "NaN"}, "--delta NaN"},
+		{[]string{"demo", "--epochs", "0"}, "--epochs 0"},
+	} {
+		code, out, errs := runCLI(tc.args...)
+		lines := strings.Split(strings.TrimSpace(errs), "\n")
+		if code == 0 || out != "" || !strings.Contains(lines[0], tc.want) || len(lines) > 1 {
+			t.Errorf("%v: exit %d, stderr %q; want one line with %q", tc.args, code, errs, tc.want)
+		}
+	}
 }
 
 // demo --quick runs end to end from nothing and prints its JSON; a second
@@ -228,5 +270,28 @@ func TestDemoQuick(t *testing.T) {
 		if r.Pretrain.Reused != (i == 1) {
 			t.Errorf("run %d: pretraining reused %v", i, r.Pretrain.Reused)
 		}
+	}
+}
+
+// pretrain --resume takes the settings from the folder and refuses flags
+// that differ from them, naming each.
+func TestPretrainResumeFlags(t *testing.T) {
+	dir := t.TempDir()
+	arch, err := os.ReadFile("../../testdata/t5-tiny-fullvocab/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"tokenizer": "/tok", "data": "/data", "tasks": ["a", "b"], "steps": 10, "batch_size": 4, "lr": 0.001,
+		"weight_decay": 0.01, "max_input_len": 32, "seed": 1, "k_val": 2, "k_test": 2, "arch": ` + string(arch) + `}`
+	if err := os.WriteFile(filepath.Join(dir, run.PretrainFile), []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI("pretrain", "--resume", dir, "--steps", "99", "--lr", "0.001", "--seed", "3")
+	if code != 1 || !strings.Contains(errs, "--steps, --seed cannot change when resuming") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+	code, _, errs = runCLI("pretrain", "--resume", t.TempDir())
+	if code != 1 || !strings.Contains(errs, "not a pretraining folder") {
+		t.Errorf("resume of an empty folder: exit %d, stderr %q", code, errs)
 	}
 }
