@@ -17,6 +17,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run/runtest"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
@@ -212,23 +213,11 @@ func TestExportPEFT(t *testing.T) {
 			if meta["format"] != "pt" {
 				t.Errorf("%s: metadata %v", dir, meta)
 			}
-			if got := f32s(data); !bitsEqual(got, want[task]) {
+			if got := f32s(data); !reftest.SameBits(got, want[task]) {
 				t.Errorf("%s: the values are not the stored prompt(s)", dir)
 			}
 		}
 	}
-}
-
-func bitsEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // The .npy files as NumPy's format 1.0 defines them: magic, version,
@@ -259,7 +248,7 @@ func TestExportNPY(t *testing.T) {
 	rows, _ := strconv.Atoi(m[1])
 	cols, _ := strconv.Atoi(m[2])
 	want := expected(t, prog, true)["sst2"]
-	if rows != 8 || cols != 32 || !bitsEqual(f32s(b[10+hl:]), want) {
+	if rows != 8 || cols != 32 || !reftest.SameBits(f32s(b[10+hl:]), want) {
 		t.Errorf("shape (%d, %d) and values differ from the concatenated prompts (8, 32)", rows, cols)
 	}
 	if _, err := os.Stat(filepath.Join(out, "cb.npy")); err == nil {
@@ -328,7 +317,7 @@ func TestImportRoundTrip(t *testing.T) {
 		t.Fatalf("%d prompts imported, %d exported", len(back), len(orig))
 	}
 	for i := range orig {
-		if !bitsEqual(back[i].Prompt.Data, orig[i].Prompt.Data) || back[i].Prompt.Lp != orig[i].Prompt.Lp {
+		if !reftest.SameBits(back[i].Prompt.Data, orig[i].Prompt.Data) || back[i].Prompt.Lp != orig[i].Prompt.Lp {
 			t.Errorf("%s: the imported prompt differs", orig[i].Card.Task)
 		}
 		if !jsonEqual(back[i].Card, orig[i].Card) {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,8 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
-			return badRequest(te.Field, "field %s must be %s, not a JSON %s", te.Field, kindName(te.Type.Kind().String()), te.Value)
+			f := strings.TrimPrefix(te.Field, "taskRequest.") // the embedded common fields
+			return badRequest(f, "field %s must be %s, not a JSON %s", f, kindName(te.Type.Kind().String()), te.Value)
 		case errors.As(err, &se):
 			return badRequest("", "the body is not JSON: %v (at byte %d)", err, se.Offset)
 		case errors.Is(err, io.ErrUnexpectedEOF):
@@ -259,15 +261,40 @@ func (s *Server) retryAfter() int {
 	return max(1, int(math.Ceil(passes*per)))
 }
 
+// taskRequest are the fields every task request has: the task (OpenAI's
+// model), raw (skip the task's input template) and OpenAI's user.
+type taskRequest struct {
+	Model string `json:"model"`
+	Raw   bool   `json:"raw"`
+	User  string `json:"user"`
+}
+
+func (r *taskRequest) request() *taskRequest { return r }
+
+// endpoint counts the answers of a handler that returns the task it
+// served ("" when none) and its status.
+func (s *Server) endpoint(path string, h func(w http.ResponseWriter, r *http.Request) (string, int)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		task, code := h(w, r)
+		s.met.request(path, task, code, time.Since(start).Seconds())
+	}
+}
+
+// taskOf decodes a task request's body into req and returns its task.
+func (s *Server) taskOf(w http.ResponseWriter, r *http.Request, req interface{ request() *taskRequest }) (*Task, *apiError) {
+	if e := s.decode(w, r, req); e != nil {
+		return nil, e
+	}
+	return s.lookup(req.request().Model)
+}
+
 type completionRequest struct {
-	Model     string          `json:"model"`
+	taskRequest
 	Prompt    json.RawMessage `json:"prompt"`
 	MaxTokens *int            `json:"max_tokens"`
-	// Raw skips the task's input template.
-	Raw    bool   `json:"raw"`
-	N      *int   `json:"n"`
-	Stream bool   `json:"stream"`
-	User   string `json:"user"`
+	N         *int            `json:"n"`
+	Stream    bool            `json:"stream"`
 }
 
 type completionChoice struct {
@@ -294,18 +321,9 @@ type completionResponse struct {
 
 var requestID atomic.Int64
 
-func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	task, code := s.completions(w, r)
-	s.met.request("/v1/completions", task, code, time.Since(start).Seconds())
-}
-
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) (string, int) {
 	var req completionRequest
-	if e := s.decode(w, r, &req); e != nil {
-		return "", writeError(w, e)
-	}
-	t, e := s.lookup(req.Model)
+	t, e := s.taskOf(w, r, &req)
 	if e != nil {
 		return "", writeError(w, e)
 	}
@@ -358,10 +376,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) (string, in
 }
 
 type classifyRequest struct {
-	Model string          `json:"model"`
+	taskRequest
 	Input json.RawMessage `json:"input"`
-	Raw   bool            `json:"raw"`
-	User  string          `json:"user"`
 }
 
 // LabelScore is a label word and its log-likelihood.
@@ -385,18 +401,9 @@ type classifyResponse struct {
 	Usage   usage            `json:"usage"`
 }
 
-func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	task, code := s.classify(w, r)
-	s.met.request("/v1/classify", task, code, time.Since(start).Seconds())
-}
-
 func (s *Server) classify(w http.ResponseWriter, r *http.Request) (string, int) {
 	var req classifyRequest
-	if e := s.decode(w, r, &req); e != nil {
-		return "", writeError(w, e)
-	}
-	t, e := s.lookup(req.Model)
+	t, e := s.taskOf(w, r, &req)
 	if e != nil {
 		return "", writeError(w, e)
 	}
@@ -448,27 +455,24 @@ type modelInfo struct {
 	Source    string   `json:"source"`
 }
 
-func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	code := http.StatusOK
+func (s *Server) models(w http.ResponseWriter, r *http.Request) (string, int) {
 	if r.Method != http.MethodGet {
-		code = writeError(w, &apiError{status: http.StatusMethodNotAllowed, message: "/v1/models takes GET", typ: "invalid_request_error", header: map[string]string{"Allow": "GET"}})
-	} else {
-		var data []modelInfo
-		for _, n := range taskNames(s.tasks) {
-			t := s.tasks[n]
-			c := t.Card
-			labels := c.Labels
-			if labels == nil {
-				labels = []string{}
-			}
-			data = append(data, modelInfo{ID: n, Object: "model", Created: s.started.Unix(), OwnedBy: "shlpt-vk", Labels: labels,
-				Metric: c.Metric, Decode: c.Decode, Template: c.Template, Fields: c.Fields, TargetLen: c.TargetLen, PromptLen: c.PromptLen,
-				Method: c.Method, Source: t.Source})
-		}
-		writeJSON(w, code, map[string]any{"object": "list", "data": data})
+		return "", writeError(w, &apiError{status: http.StatusMethodNotAllowed, message: "/v1/models takes GET", typ: "invalid_request_error", header: map[string]string{"Allow": "GET"}})
 	}
-	s.met.request("/v1/models", "", code, time.Since(start).Seconds())
+	data := []modelInfo{}
+	for _, n := range taskNames(s.tasks) {
+		t := s.tasks[n]
+		c := t.Card
+		labels := c.Labels
+		if labels == nil {
+			labels = []string{}
+		}
+		data = append(data, modelInfo{ID: n, Object: "model", Created: s.started.Unix(), OwnedBy: "shlpt-vk", Labels: labels,
+			Metric: c.Metric, Decode: c.Decode, Template: c.Template, Fields: c.Fields, TargetLen: c.TargetLen, PromptLen: c.PromptLen,
+			Method: c.Method, Source: t.Source})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	return "", http.StatusOK
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,7 @@ func TestRequestErrors(t *testing.T) {
 		{"/v1/completions", `{"model": "sst2", "prompt": "x", "top_p": 1}`, 400, "top_p", `unknown field "top_p"`},
 		{"/v1/completions", `{"model": "sst2", "prompt": "x", "max_tokens": "3"}`, 400, "max_tokens", "max_tokens must be an integer"},
 		{"/v1/completions", `{"model": "sst2", "prompt": "x", "max_tokens": 17}`, 400, "max_tokens", "between 1 and 16"},
+		{"/v1/classify", `{"model": "sst2", "input": "x", "raw": 1}`, 400, "raw", "raw must be true or false"},
 		{"/v1/completions", `{"model": "sst2", "prompt": "x", "stream": true}`, 400, "stream", "not supported"},
 		{"/v1/completions", `{"model": "sst2", "prompt": "x", "n": 2}`, 400, "n", "n = 1"},
 		{"/v1/completions", `{"model": "sst2"}`, 400, "prompt", "prompt is missing"},

@@ -259,9 +259,9 @@ func (s *Server) cost(rows, longest int) int {
 // Handler is the server's HTTP interface.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/models", s.handleModels)
-	mux.HandleFunc("/v1/completions", s.handleCompletions)
-	mux.HandleFunc("/v1/classify", s.handleClassify)
+	mux.HandleFunc("/v1/models", s.endpoint("/v1/models", s.models))
+	mux.HandleFunc("/v1/completions", s.endpoint("/v1/completions", s.completions))
+	mux.HandleFunc("/v1/classify", s.endpoint("/v1/classify", s.classify))
 	mux.HandleFunc("/healthz", s.handleHealth)
 	mux.HandleFunc("/metrics", s.handleMetrics)
 	return mux
