@@ -39,7 +39,7 @@ func Config(t testing.TB, method string, tasks ...string) rundir.Config {
 	c.Tokenizer = testenv.Tokenizer(t)
 	c.Data = filepath.Join(testenv.Data(t), "shlpt")
 	c.Tasks = tasks
-	c.KTrain, c.KVal, c.KTest = 4, 2, 6
+	c.KTrain, c.KVal, c.KTest = 4, 2, 4
 	c.Epochs, c.EvalFrom, c.Patience = 1, 0, 5
 	// An odd input length: padded batches of several lengths, none a
 	// multiple of 4, as real inputs give.
