@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	})
 }
 
-func newEngine(t *testing.T) *ag.Engine {
+func newEngine(t testing.TB) *ag.Engine {
 	t.Helper()
 	e := ag.New(gputest.Device(t))
 	t.Cleanup(func() {
@@ -54,7 +54,7 @@ func newEngine(t *testing.T) *ag.Engine {
 // (prompts of 4 and 8 rows) over copa and rte with beam search; and it
 // scores each with eval, whose per-example predictions the tests compare
 // with.
-func testRuns(t *testing.T) (shlpt, prog string) {
+func testRuns(t testing.TB) (shlpt, prog string) {
 	t.Helper()
 	runsOnce.Do(func() {
 		e := ag.New(gputest.Device(t))

@@ -44,7 +44,9 @@ type Options struct {
 	// Timeout bounds a request's time in the server (504 beyond).
 	Timeout time.Duration
 	// Programs is how many recorded encoder passes (one per shape bucket)
-	// are kept; 0 runs every pass eagerly.
+	// are kept; 0 (the default) runs every pass eagerly. On lavapipe a
+	// replayed pass is 0.8–1.0 times as long as an eager one while each
+	// program holds a block of device memory (docs/performance.md).
 	Programs int
 	// Logf reports the server's events (nil: none).
 	Logf func(format string, args ...any)
@@ -53,7 +55,7 @@ type Options struct {
 // DefaultOptions are the defaults of the serving limits.
 func DefaultOptions() Options {
 	return Options{MaxBatch: 32, MaxBatchTokens: 16384, Window: 5 * time.Millisecond, QueueLimit: 256,
-		MaxBodyBytes: 1 << 20, MaxInputs: 64, MaxInputBytes: 64 << 10, MaxTokens: 512, Timeout: 30 * time.Second, Programs: 8}
+		MaxBodyBytes: 1 << 20, MaxInputs: 64, MaxInputBytes: 64 << 10, MaxTokens: 512, Timeout: 30 * time.Second}
 }
 
 // Server serves the tasks of its sources.

@@ -13,7 +13,7 @@
 set -eu
 secs=20
 levels="1 8 32"
-programs=8
+programs=0
 examples=20
 while getopts d:c:p:n: o; do
 	case $o in
@@ -63,15 +63,16 @@ url=$(sed -n 's/^listening on //p' "$work/serve.out")
 metric() { curl -s "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 tasks=$(curl -s "$url/v1/models" | jq -r '[.data[].id] | join(", ")')
 echo "serving $tasks; $(grep -c path "$work/bodies.lua") request bodies; programs $programs; $secs s per level"
-# One untimed round records the programs and warms the caches.
-BODIES="$work/bodies.lua" wrk -t 1 -c 4 -d 3s -s "$here/mixed.lua" "$url" >/dev/null
 printf '| concurrency | requests/s | p50 | p99 | errors | rows per pass | passes with several tasks | device memory reserved before, after |\n|---|---|---|---|---|---|---|---|\n'
 for c in $levels; do
+	threads=$((c < 2 ? c : 2))
+	# An untimed first round at this concurrency lets the server record
+	# the programs of the batch shapes it forms.
+	BODIES="$work/bodies.lua" wrk -t $threads -c "$c" -d 5s --timeout 60s -s "$here/mixed.lua" "$url" >/dev/null
 	mem0=$(metric 'shlpt_device_memory_bytes{kind="reserved"}')
 	b0=$(metric shlpt_batches_total)
 	r0=$(metric shlpt_rows_total)
 	s0=$(metric 'shlpt_batch_tasks_bucket{le="1"}')
-	threads=$((c < 2 ? c : 2))
 	BODIES="$work/bodies.lua" wrk -t $threads -c "$c" -d "${secs}s" --timeout 60s --latency -s "$here/mixed.lua" "$url" >"$work/wrk.$c"
 	mem1=$(metric 'shlpt_device_memory_bytes{kind="reserved"}')
 	b1=$(metric shlpt_batches_total)
