@@ -301,6 +301,13 @@ func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 		r.res.AlreadyComplete = len(restored) == 0
 		return r.res, nil
 	}
+	if ck == nil {
+		// The first checkpoint, before any other output: from here on a
+		// directory with outputs but no checkpoint has lost it.
+		if err := r.save(&checkpoint{Task: 0}, false); err != nil {
+			return nil, err
+		}
+	}
 	if ck != nil {
 		if err := r.meth.SetState(ck.method); err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)

@@ -66,13 +66,30 @@ func ReadInfo(dir string) (*Info, error) {
 		}
 		return nil, err
 	}
+	return DecodeInfo(path, b)
+}
+
+// DecodeInfo parses the bytes of a config.json (path names it in errors).
+func DecodeInfo(path string, b []byte) (*Info, error) {
 	var info Info
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&info); err != nil {
+	if err := decodeStrict(b, &info); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return &info, nil
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and
+// anything after the value.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value")
+	}
+	return nil
 }
 
 // ReadResults reads a run directory's results.json.
@@ -90,10 +107,13 @@ func readResults(path string) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
+	return DecodeResults(path, b)
+}
+
+// DecodeResults parses the bytes of a results.json.
+func DecodeResults(path string, b []byte) (*Results, error) {
 	var r Results
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err := decodeStrict(b, &r); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return &r, nil
@@ -125,6 +145,11 @@ func ReadMetrics(dir string) ([]EpochLine, error) {
 	if err != nil {
 		return nil, err
 	}
+	return DecodeMetrics(path, b)
+}
+
+// DecodeMetrics parses the bytes of a metrics.jsonl, one line an epoch.
+func DecodeMetrics(path string, b []byte) ([]EpochLine, error) {
 	var out []EpochLine
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -133,9 +158,7 @@ func ReadMetrics(dir string) ([]EpochLine, error) {
 			continue
 		}
 		var l EpochLine
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l); err != nil {
+		if err := decodeStrict(sc.Bytes(), &l); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
 		}
 		out = append(out, l)

@@ -43,3 +43,17 @@ func TestReadInfoNotARun(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Whatever bytes a run directory's files hold, reading them is an error or
+// a value, never a panic.
+func FuzzDecodeRunFiles(f *testing.F) {
+	f.Add([]byte(`{"settings":{"method":"shlpt","tasks":["cb"]},"model_sha256":"x","data_sha256":{},"device":"d","driver":"d","version":"v","created":"c"}`))
+	f.Add([]byte(`{"method":"shlpt","tasks":["cb"],"metric":["accuracy"],"complete":true,"stages_done":1,"matrix":{"valid":[[50]],"test":[[50]]},"per_task":[],"timing":{}}`))
+	f.Add([]byte(`{"task":"cb","task_index":0,"epoch":0,"steps":1,"loss":1,"parts":{},"valid":null,"best":null,"tokens_per_s":1,"train_seconds":1,"eval_seconds":0,"peak_device_bytes":1}` + "\n{\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		DecodeInfo("config.json", data)
+		DecodeResults("results.json", data)
+		DecodeMetrics("metrics.jsonl", data)
+	})
+}
