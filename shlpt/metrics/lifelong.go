@@ -91,19 +91,33 @@ func FWT(r Matrix, baseline []float64) (float64, error) {
 // task i had at any stage before the last to its final score (Chaudhry et
 // al., 2018): 1/(T-1) Σ_{i<T-1} (max_{i≤l<T-1} R[l][i] − R[T-1][i]).
 func Forgetting(r Matrix) (float64, error) {
-	T, err := atLeastTwo(r)
+	per, err := ForgettingPerTask(r)
 	if err != nil {
 		return 0, err
 	}
 	s := 0.0
+	for _, f := range per {
+		s += f
+	}
+	return s / float64(len(per)), nil
+}
+
+// ForgettingPerTask is each task's forgetting, max_{i≤l<T-1} R[l][i] −
+// R[T-1][i], for the tasks i < T-1 (the last task has none yet).
+func ForgettingPerTask(r Matrix) ([]float64, error) {
+	T, err := atLeastTwo(r)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, T-1)
 	for i := 0; i < T-1; i++ {
 		best := r[i][i]
 		for l := i + 1; l < T-1; l++ {
 			best = max(best, r[l][i])
 		}
-		s += best - r[T-1][i]
+		out[i] = best - r[T-1][i]
 	}
-	return s / float64(T-1), nil
+	return out, nil
 }
 
 func atLeastTwo(r Matrix) (int, error) {

@@ -52,6 +52,15 @@ func TestLifelong(t *testing.T) {
 			check("FWT", v, err, tc.fwt)
 			v, err = Forgetting(tc.r)
 			check("Forgetting", v, err, tc.forget)
+			per, err := ForgettingPerTask(tc.r)
+			sum := 0.0
+			for _, f := range per {
+				sum += f
+			}
+			if len(per) != len(tc.r)-1 {
+				t.Errorf("ForgettingPerTask has %d entries for %d tasks", len(per), len(tc.r))
+			}
+			check("mean of ForgettingPerTask", sum/float64(len(per)), err, tc.forget)
 		})
 	}
 }

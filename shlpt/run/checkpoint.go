@@ -55,10 +55,13 @@ type checkpoint struct {
 	StageSteps int `json:"stage_steps"`
 	// MetricsLen is the length of metrics.jsonl that belongs to this
 	// point; a resumed run cuts the file back to it.
-	MetricsLen   int64           `json:"metrics_len"`
-	Results      *rundir.Results `json:"results"`
-	TaskSeconds  float64         `json:"task_seconds"`
-	HasOptimizer bool            `json:"has_optimizer"`
+	MetricsLen int64 `json:"metrics_len"`
+	// Logs are the lengths of the sinks' files (metrics.csv, eval.csv,
+	// the TensorBoard events) that belong to this point.
+	Logs         map[string]int64 `json:"logs,omitempty"`
+	Results      *rundir.Results  `json:"results"`
+	TaskSeconds  float64          `json:"task_seconds"`
+	HasOptimizer bool             `json:"has_optimizer"`
 	// Checksums are the SHA-256 (hex) of every tensor's bytes, by name.
 	Checksums map[string]string `json:"checksums"`
 

@@ -3,8 +3,11 @@ package run
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/internal/tfevents"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
@@ -126,6 +130,10 @@ func sameRunOutputs(t *testing.T, a, b string) {
 	if !bytes.Equal(sa, sb) {
 		t.Errorf("scores differ:\n%s\n%s", sa, sb)
 	}
+	// The logs hold the same steps, epochs and stages, none twice.
+	if x, y := deterministicLogs(t, a), deterministicLogs(t, b); x != y {
+		t.Errorf("logs differ:\n%s\n---\n%s", x, y)
+	}
 	for _, f := range []string{"prompts/cb.safetensors", "prompts/copa.safetensors", "prompts/sst2.safetensors", "estimator.safetensors", "alpha.json"} {
 		x, err1 := os.ReadFile(filepath.Join(a, f))
 		y, err2 := os.ReadFile(filepath.Join(b, f))
@@ -136,6 +144,45 @@ func sameRunOutputs(t *testing.T, a, b string) {
 			t.Errorf("%s differs between the runs", f)
 		}
 	}
+}
+
+// deterministicLogs is what the run's metrics.csv, eval.csv and TensorBoard
+// events say that does not depend on timing: the CSV rows without the
+// timing and memory columns, and every scalar but tokens/s with its step.
+func deterministicLogs(t *testing.T, dir string) string {
+	t.Helper()
+	var out strings.Builder
+	for _, name := range []string{rundir.MetricsCSVFile, rundir.EvalCSVFile} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, row := range rows {
+			if name == rundir.MetricsCSVFile {
+				row = row[:len(row)-4] // tokens/s, seconds, peak memory
+			}
+			fmt.Fprintln(&out, strings.Join(row, ","))
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, tbEventsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scalars, err := tfevents.ReadScalars(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scalars {
+		if !strings.HasSuffix(s.Tag, "tokens_per_s") {
+			fmt.Fprintf(&out, "%d %s %v\n", s.Step, s.Tag, s.Value)
+		}
+	}
+	return out.String()
 }
 
 func TestRunEndToEnd(t *testing.T) {
@@ -180,6 +227,39 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	if last.Task != "sst2" || last.Valid == nil || !(last.Parts["hsc"] > 0) || !(last.Parts["asc"] > 0) || !(last.TokensPerS > 0) {
 		t.Errorf("last epoch line %+v", last)
+	}
+	// ᾱ after every epoch: none for the first task, 1 for the second's one
+	// predecessor, a distribution over two for the third.
+	epochs, err := rundir.ReadMetrics(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range epochs {
+		sum := 0.0
+		for _, a := range l.Alpha {
+			sum += a
+		}
+		if len(l.Alpha) != l.TaskIndex || (l.TaskIndex > 0 && math.Abs(sum-1) > 1e-5) {
+			t.Errorf("task %s epoch %d: alpha %v", l.Task, l.Epoch, l.Alpha)
+		}
+	}
+	// Forgetting: stored prompts never change, so none.
+	if f := r.Forgetting["test"]; f.Mean != 0 || len(f.PerTask) != 2 {
+		t.Errorf("forgetting %+v", r.Forgetting)
+	}
+	// The logs: a header and 9 epochs, 6 scored (stage, task) pairs, and
+	// a TensorBoard loss for every step.
+	logs := deterministicLogs(t, dir)
+	steps := 0
+	for _, l := range epochs {
+		steps += l.Steps
+	}
+	if n := strings.Count(logs, " train/loss "); n != steps || !strings.Contains(logs, fmt.Sprintf("%d alpha/sst2/copa ", steps)) ||
+		!strings.Contains(logs, "test/average") || !strings.Contains(logs, "training_exp,task,epoch") {
+		t.Errorf("%d train/loss scalars for %d steps; logs:\n%s", n, steps, logs)
+	}
+	if n := strings.Count(logs, "\n2,sst2,"); n != 3+3 {
+		t.Errorf("%d rows of stage 3 in metrics.csv and eval.csv, want 6", n)
 	}
 	// The mixture weights: task 1 mixes pool[0] fully; task 2's weights
 	// are a distribution over what was kept.
@@ -369,5 +449,33 @@ func TestRunRefusals(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), cfg, Options{Dir: t.TempDir(), Engine: e, Resume: true}); err == nil || !strings.Contains(err.Error(), rundir.ConfigFile) {
 		t.Errorf("resume of an empty directory: %v", err)
+	}
+}
+
+// The activations pass: every stored prompt over two test inputs of each
+// task; a prompt is fully alike itself, and the matrix is symmetric.
+func TestActivations(t *testing.T) {
+	ref := reference(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.CopyFS(dir, os.DirFS(ref)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Activations(dir, newEngine(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := rundir.ReadActivations(dir)
+	if err != nil || len(back.Similarity) != 3 {
+		t.Fatalf("read back %+v, %v", back, err)
+	}
+	for i := range a.Similarity {
+		if math.Abs(a.Similarity[i][i]-1) > 1e-5 {
+			t.Errorf("prompt %d is %v alike itself", i, a.Similarity[i][i])
+		}
+		for j := range a.Similarity {
+			if a.Similarity[i][j] != a.Similarity[j][i] || !(a.Similarity[i][j] <= 1+1e-6) {
+				t.Errorf("similarity [%d][%d] %v, [%d][%d] %v", i, j, a.Similarity[i][j], j, i, a.Similarity[j][i])
+			}
+		}
 	}
 }

@@ -81,6 +81,10 @@ type runner struct {
 	// out writes the outputs a checkpoint vouches for.
 	out       *outputs
 	stageList []*stage
+	// logs receive every step, epoch and stage (logs.go); globalStep
+	// counts the run's training steps.
+	logs       *logSet
+	globalStep int
 }
 
 // Run trains the configured sequence in opt.Dir and returns the results.
@@ -222,6 +226,9 @@ func (r *runner) release() {
 	if r.m != nil {
 		r.m.Release()
 	}
+	if r.logs != nil {
+		r.logs.Close()
+	}
 	if r.lock != nil {
 		os.RemoveAll(filepath.Join(r.dir, scratchDir))
 		r.lock.Close()
@@ -313,6 +320,9 @@ func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
 		r.rep.Logf("resuming %s at task %d/%d (%s), epoch %d, step %d", r.dir, ck.Task+1, len(stages), stages[ck.Task].task.Name, ck.Epoch+1, ck.Step)
+	}
+	if err := r.openLogs(ck); err != nil {
+		return nil, err
 	}
 	for t := first; t < len(stages); t++ {
 		var at *checkpoint

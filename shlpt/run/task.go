@@ -235,6 +235,11 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		st.acc.Tokens += float64(len(rows) * (r.promptLen() + task.InputLen + task.TargetLen))
 		st.acc.Seconds += time.Since(stepStart).Seconds()
 		r.rep.Step(s+1, st.acc.Loss/float64(st.acc.Steps), st.acc.Tokens/max(st.acc.Seconds, 1e-9))
+		r.globalStep++
+		if err := r.logs.Step(StepLog{Task: task.Name, TaskIndex: t, Epoch: ep, Step: s + 1, GlobalStep: r.globalStep,
+			Loss: loss, Parts: parts, TokensPerS: st.acc.Tokens / max(st.acc.Seconds, 1e-9)}); err != nil {
+			return err
+		}
 		st.stageSteps++
 		if cfg.MaxSteps > 0 && st.stageSteps >= cfg.MaxSteps {
 			st.stopped = true
@@ -277,7 +282,14 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		line.EvalSeconds = time.Since(evalStart).Seconds()
 		r.res.Timing.EvalSeconds += line.EvalSeconds
 	}
+	var err error
+	if line.Alpha, err = r.similarities(); err != nil {
+		return fmt.Errorf("task %s epoch %d: %w", task.Name, ep+1, err)
+	}
 	if err := r.appendMetrics(line); err != nil {
+		return err
+	}
+	if err := r.logs.Epoch(EpochLog{Line: line, GlobalStep: r.globalStep, Earlier: r.cfg.Tasks[:min(t, len(r.cfg.Tasks))]}); err != nil {
 		return err
 	}
 	r.rep.EndEpoch(line)
@@ -357,6 +369,9 @@ func (r *runner) save(ck *checkpoint, started bool) error {
 		}
 		return fmt.Errorf("%s: %w: training diverged (a lower --lr may help); the last checkpoint is kept", where, err)
 	}
+	if ck.Logs, err = r.logs.Sync(); err != nil {
+		return err
+	}
 	res := *r.res
 	res.Timing.TotalSeconds = r.timing.TotalSeconds + time.Since(r.start).Seconds()
 	ck.Results = &res
@@ -434,6 +449,9 @@ func (r *runner) finishStage(sg *stage, st *trainState, began time.Time) error {
 	r.res.PerTask = append(r.res.PerTask, tr)
 	r.res.StagesDone = sg.row + 1
 	if err := r.writeResults(); err != nil {
+		return err
+	}
+	if err := r.logs.Stage(StageLog{Row: sg.row, GlobalStep: r.globalStep, Results: r.res, Scored: seen}); err != nil {
 		return err
 	}
 	return r.save(&checkpoint{Task: t + 1}, false)

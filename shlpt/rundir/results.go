@@ -32,12 +32,15 @@ type Results struct {
 	} `json:"matrix"`
 	// Average, BWT and FWT over the finished stages (the last row); FWT
 	// only with per-task scores to compare with.
-	Average  map[string]float64 `json:"average,omitempty"`
-	BWT      map[string]float64 `json:"bwt,omitempty"`
-	FWT      map[string]float64 `json:"fwt,omitempty"`
-	PerTask  []TaskResult       `json:"per_task"`
-	Timing   Timing             `json:"timing"`
-	Baseline string             `json:"fwt_baseline,omitempty"` // where FWT's per-task scores come from
+	Average map[string]float64 `json:"average,omitempty"`
+	BWT     map[string]float64 `json:"bwt,omitempty"`
+	FWT     map[string]float64 `json:"fwt,omitempty"`
+	// Forgetting per split: each earlier task's best score before the
+	// last finished stage minus its score after it, and their mean.
+	Forgetting map[string]Forgetting `json:"forgetting,omitempty"`
+	PerTask    []TaskResult          `json:"per_task"`
+	Timing     Timing                `json:"timing"`
+	Baseline   string                `json:"fwt_baseline,omitempty"` // where FWT's per-task scores come from
 	// Eval says what an eval-only pass scored (eval/<name>.json): only the
 	// last row of the matrices, for its split, is filled. Nil in
 	// results.json.
@@ -97,6 +100,13 @@ type TaskResult struct {
 	Seconds float64                       `json:"seconds"`
 }
 
+// Forgetting is one split's forgetting (metrics.Forgetting): Mean over
+// the tasks before the last finished one, PerTask by task name.
+type Forgetting struct {
+	Mean    float64            `json:"mean"`
+	PerTask map[string]float64 `json:"per_task"`
+}
+
 // Timing is wall-clock time in seconds.
 type Timing struct {
 	TrainSeconds float64 `json:"train_seconds"`
@@ -121,7 +131,7 @@ func NewResults(methodName string, names []string) *Results {
 func (r *Results) FinishStage(baseline []float64) error {
 	r.Complete = r.StagesDone == len(r.Tasks)
 	n := r.StagesDone
-	r.Average, r.BWT, r.FWT = map[string]float64{}, nil, nil
+	r.Average, r.BWT, r.FWT, r.Forgetting = map[string]float64{}, nil, nil, nil
 	if r.Multitask {
 		for _, split := range []struct {
 			name string
@@ -166,6 +176,21 @@ func (r *Results) FinishStage(baseline []float64) error {
 				r.BWT = map[string]float64{}
 			}
 			r.BWT[split.name] = bwt
+			per, err := metrics.ForgettingPerTask(mat)
+			if err != nil {
+				return err
+			}
+			f := Forgetting{PerTask: map[string]float64{}}
+			for i, v := range per {
+				f.PerTask[r.Tasks[i]] = v
+			}
+			if f.Mean, err = metrics.Forgetting(mat); err != nil {
+				return err
+			}
+			if r.Forgetting == nil {
+				r.Forgetting = map[string]Forgetting{}
+			}
+			r.Forgetting[split.name] = f
 			if baseline != nil && split.name == "test" {
 				fwt, err := metrics.FWT(mat, baseline[:n])
 				if err != nil {

@@ -39,6 +39,10 @@ func TestResultsSummary(t *testing.T) {
 	if !r.Complete || !near(r.Average["test"], 190.0/3) || !near(r.BWT["test"], -10) || !near(r.FWT["test"], 7.5) {
 		t.Errorf("average %v, BWT %v, FWT %v", r.Average, r.BWT, r.FWT)
 	}
+	// Forgetting: a drops from 50 to 40, b from 70 to 60: 10 each.
+	if f := r.Forgetting["test"]; !near(f.Mean, 10) || len(f.PerTask) != 2 || !near(f.PerTask["a"], 10) || !near(f.PerTask["b"], 10) {
+		t.Errorf("forgetting %+v", r.Forgetting)
+	}
 	if _, err := ReadBaseline(path, []string{"a", "d"}); err == nil {
 		t.Error("a baseline without task d was accepted")
 	}

@@ -20,10 +20,18 @@ import (
 
 // Files and folders of a run directory.
 const (
-	ConfigFile     = "config.json"
-	MetricsFile    = "metrics.jsonl"
-	ResultsFile    = "results.json"
-	CheckpointFile = "checkpoint.safetensors"
+	ConfigFile  = "config.json"
+	MetricsFile = "metrics.jsonl"
+	ResultsFile = "results.json"
+	// MetricsCSVFile has one row per epoch and EvalCSVFile one per task
+	// scored after each stage, in the columns of Avalanche's CSV logger;
+	// TBDir holds TensorBoard event files.
+	MetricsCSVFile = "metrics.csv"
+	EvalCSVFile    = "eval.csv"
+	TBDir          = "tb"
+	// ActivationsFile is written by the report's activations pass.
+	ActivationsFile = "activations.json"
+	CheckpointFile  = "checkpoint.safetensors"
 	// PromptsDir holds prompts/<task>.safetensors: the prompt each task is
 	// tested with, for the methods that store one.
 	PromptsDir = "prompts"
@@ -129,12 +137,16 @@ type EpochLine struct {
 	Parts     map[string]float64 `json:"parts"` // mean of each loss term
 	// Valid is the validation score (primary metric, percent) when the
 	// epoch was validated; Best the best so far.
-	Valid        *float64 `json:"valid"`
-	Best         *float64 `json:"best"`
-	TokensPerS   float64  `json:"tokens_per_s"` // training tokens (prompt + input + target) per second
-	TrainSeconds float64  `json:"train_seconds"`
-	EvalSeconds  float64  `json:"eval_seconds"`
-	PeakBytes    int64    `json:"peak_device_bytes"`
+	Valid *float64 `json:"valid"`
+	Best  *float64 `json:"best"`
+	// Alpha is the method's mixture weight of each earlier task's stored
+	// prompt (SHLPT's ᾱ) at the end of the epoch, for methods that weigh
+	// earlier tasks (method.Similarities).
+	Alpha        []float64 `json:"alpha,omitempty"`
+	TokensPerS   float64   `json:"tokens_per_s"` // training tokens (prompt + input + target) per second
+	TrainSeconds float64   `json:"train_seconds"`
+	EvalSeconds  float64   `json:"eval_seconds"`
+	PeakBytes    int64     `json:"peak_device_bytes"`
 }
 
 // ReadMetrics reads a run directory's metrics.jsonl; an error names the
@@ -167,4 +179,41 @@ func DecodeMetrics(path string, b []byte) ([]EpochLine, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return out, nil
+}
+
+// Activations is activations.json: how alike the stored prompts make the
+// model's activation state at the last decoder layer (the feed-forward
+// activation of the first decoder position, where ASC acts).
+type Activations struct {
+	Tasks []string `json:"tasks"`
+	// InputsPerTask is how many test inputs of each task were run.
+	InputsPerTask int `json:"inputs_per_task"`
+	// Similarity[a][b] is the mean over the inputs of every task of the
+	// cosine similarity between the activations with prompt a and with
+	// prompt b.
+	Similarity [][]float64 `json:"similarity"`
+}
+
+// ReadActivations reads a run directory's activations.json.
+func ReadActivations(dir string) (*Activations, error) {
+	path := filepath.Join(dir, ActivationsFile)
+	b, err := limitio.ReadFile(path, 16<<20, "an activations.json")
+	if err != nil {
+		return nil, err
+	}
+	var a Activations
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(a.Similarity) != len(a.Tasks) {
+		return nil, fmt.Errorf("%s: %d rows of similarity for %d tasks", path, len(a.Similarity), len(a.Tasks))
+	}
+	for i, row := range a.Similarity {
+		if len(row) != len(a.Tasks) {
+			return nil, fmt.Errorf("%s: similarity row %d has %d entries for %d tasks", path, i, len(row), len(a.Tasks))
+		}
+	}
+	return &a, nil
 }

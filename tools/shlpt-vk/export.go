@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/export"
 )
@@ -56,15 +55,4 @@ func runImport(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "imported into %s\n", *out)
 	return nil
-}
-
-// splitList splits a comma-separated flag value, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, t := range strings.Split(s, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			out = append(out, t)
-		}
-	}
-	return out
 }

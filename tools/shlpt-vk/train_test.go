@@ -20,7 +20,10 @@ import (
 const cliEnv = "SHLPT_VK_TEST_AS_CLI"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(cliEnv) == "1" {
+	// go test starts the binary with -test.* flags only: any other first
+	// argument is a command (a process the sweep executor started), which
+	// must never run the tests again.
+	if os.Getenv(cliEnv) == "1" || len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-test.") {
 		os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
