@@ -82,7 +82,12 @@ func openLoggers(dir string, lens map[string]int64, logf func(string, ...any)) (
 // logSet sends every record to each of its sinks.
 type logSet struct{ sinks []Logger }
 
+// each calls f on every sink; a set not opened yet (the first checkpoint
+// is written before the logs are opened) has none.
 func (s *logSet) each(f func(Logger) error) error {
+	if s == nil {
+		return nil
+	}
 	var errs []error
 	for _, l := range s.sinks {
 		errs = append(errs, f(l))
