@@ -37,6 +37,9 @@ type Engine struct {
 
 	capturing bool
 	pending   []*gpu.Recorder // profiled submissions whose timings are not read yet
+
+	scope     *Scope // the innermost open scope (scope.go)
+	untracked int    // > 0 while new handles join no scope
 	timings   []gpu.Timing
 }
 
@@ -209,7 +212,7 @@ func (e *Engine) newTensor(op string, dt DType, shape ...int) *Tensor {
 	if st == nil {
 		return e.poisoned(shape, dt)
 	}
-	return &Tensor{e: e, st: st, shape: append([]int(nil), shape...), dtype: dt}
+	return e.track(&Tensor{e: e, st: st, shape: append([]int(nil), shape...), dtype: dt})
 }
 
 // Empty returns an uninitialized leaf tensor.

@@ -12,7 +12,7 @@ func reshape(t *Tensor, shape []int) *Tensor {
 		return e.poisoned(shape, t.dtype)
 	}
 	t.st.refs++
-	out := &Tensor{e: e, st: t.st, off: t.off, shape: append([]int(nil), shape...), dtype: t.dtype}
+	out := e.track(&Tensor{e: e, st: t.st, off: t.off, shape: append([]int(nil), shape...), dtype: t.dtype})
 	if e.needsGrad(t) {
 		e.record("reshape", out, []*Tensor{t}, nil, func(g *Tensor) {
 			e.accumulateGrad(t, g.Mem())

@@ -127,6 +127,7 @@ func (e *Engine) BackwardFrom(out, grad *Tensor) error {
 	}
 	restore := e.NoGrad()
 	defer restore()
+	defer e.untrack()()
 	e.accumulateGrad(out, grad.Mem())
 	for i := len(e.tape) - 1; i >= 0 && e.ok(); i-- {
 		n := e.tape[i]

@@ -242,7 +242,7 @@ func (t *Tensor) View(start int, shape ...int) *Tensor {
 		return e.poisoned(shape, t.dtype)
 	}
 	t.st.refs++
-	return &Tensor{e: e, st: t.st, off: t.off + int64(start), shape: append([]int(nil), shape...), dtype: t.dtype}
+	return e.track(&Tensor{e: e, st: t.st, off: t.off + int64(start), shape: append([]int(nil), shape...), dtype: t.dtype})
 }
 
 // Reshape returns a view of t with another shape of the same size. The

@@ -54,6 +54,21 @@ type Config struct {
 	Source string
 }
 
+// NotV10 lists how the architecture differs from the original T5 (v1.0)
+// checkpoints (t5-small … t5-11b): a gated or non-ReLU feed-forward (v1.1,
+// LM-adapted and FLAN-T5 use gated-gelu) and an LM head of its own (v1.1
+// unties it). Empty for a v1.0 architecture.
+func (c *Config) NotV10() []string {
+	var out []string
+	if c.IsGatedAct || c.DenseActFn != "relu" {
+		out = append(out, fmt.Sprintf("feed-forward %q instead of relu", c.FeedForwardProj))
+	}
+	if !c.TieWordEmbeddings {
+		out = append(out, "an LM head of its own instead of the tied embedding")
+	}
+	return out
+}
+
 // InnerDim returns NumHeads·DKV, the width of the attention projections; it
 // need not equal DModel.
 func (c *Config) InnerDim() int { return c.NumHeads * c.DKV }

@@ -326,3 +326,24 @@ func TestLoadConfigBounded(t *testing.T) {
 		t.Errorf("large config.json: %v", err)
 	}
 }
+
+// NotV10 names what sets a configuration apart from the original T5
+// v1.0 checkpoints: nothing for t5-large and the ReLU fixtures.
+func TestConfigNotV10(t *testing.T) {
+	for _, c := range []struct {
+		dir  string
+		want int
+	}{{"t5-tiny-relu", 0}, {"t5-tiny-gated", 2}, {"t5-tiny-relu-untied", 1}, {"t5-tiny-gated-relu", 1}, {"t5-tiny-gelu-new", 2}} {
+		cfg, err := LoadConfig(filepath.Join("..", "testdata", c.dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.NotV10(); len(got) != c.want {
+			t.Errorf("%s: %q, want %d differences", c.dir, got, c.want)
+		}
+	}
+	large, err := NamedConfig("t5-large")
+	if err != nil || len(large.NotV10()) != 0 {
+		t.Errorf("t5-large: %v (%v)", large.NotV10(), err)
+	}
+}

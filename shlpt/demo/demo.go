@@ -19,6 +19,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/synth"
@@ -104,8 +105,13 @@ func (s Settings) modelKey() string {
 	}{familyVersion, s.Arch, s.PretrainSizes, s.LifelongSizes, s.PretrainSteps, s.PretrainBatch, s.PretrainLR, s.DataSeed})
 }
 
+// runsVersion changes whenever run directories of an earlier version
+// cannot be continued, so that cached runs of another version are not
+// resumed.
+const runsVersion = 2
+
 func (s Settings) runsKey() string {
-	return shortHash([]any{s.KTrain, s.KVal, s.KTest, s.Epochs, s.PromptLen, s.TauSim, s.Delta})
+	return shortHash([]any{runsVersion, s.KTrain, s.KVal, s.KTest, s.Epochs, s.PromptLen, s.TauSim, s.Delta})
 }
 
 func shortHash(v any) string {
@@ -216,10 +222,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Method, cfg.Model, cfg.Data, cfg.Tasks, cfg.Seed = m, modelDir, lifeData, res.Tasks, o.Seed
+		if err := cfg.UseMethod(m); err != nil {
+			return nil, err
+		}
+		cfg.Model, cfg.Data, cfg.Tasks, cfg.Seed = modelDir, lifeData, res.Tasks, o.Seed
 		cfg.KTrain, cfg.KVal, cfg.KTest, cfg.Epochs, cfg.Patience, cfg.EvalFrom = s.KTrain, s.KVal, s.KTest, s.Epochs, s.Epochs, 0
 		cfg.PromptLen, cfg.Decode, cfg.MaxInputLen = s.PromptLen, "rank", 32
-		cfg.SHLPT.TauSim, cfg.SHLPT.Delta = s.TauSim, s.Delta
+		if sh := rundir.MethodSettings[method.SHLPTConfig](&cfg); sh != nil {
+			sh.TauSim, sh.Delta = s.TauSim, s.Delta
+		}
 		if m != "per-task" {
 			cfg.PerTaskScores = filepath.Join(runs, "per-task", rundir.ResultsFile)
 		}

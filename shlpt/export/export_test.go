@@ -260,20 +260,27 @@ func TestExportNPY(t *testing.T) {
 // are unknown formats and tasks the run has not learned.
 func TestExportRefused(t *testing.T) {
 	_, shlpt, _ := runs(t)
-	b, err := os.ReadFile(filepath.Join(shlpt, rundir.ConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for method, reason := range map[string]string{
 		"l2p": "input-dependent prompts", "coda": "input-dependent prompts",
 		"finetune": "changes the model's weights", "ewc": "changes the model's weights", "er": "changes the model's weights",
 	} {
-		dir := t.TempDir()
-		cfg := strings.Replace(string(b), `"method": "shlpt"`, `"method": "`+method+`"`, 1)
-		if err := os.WriteFile(filepath.Join(dir, rundir.ConfigFile), []byte(cfg), 0o644); err != nil {
+		// The SHLPT run's config.json made another method's.
+		info, err := rundir.ReadInfo(shlpt)
+		if err != nil {
 			t.Fatal(err)
 		}
-		_, err := Export(dir, "peft", t.TempDir(), nil)
+		if err := info.Settings.UseMethod(method); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, rundir.ConfigFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Export(dir, "peft", t.TempDir(), nil)
 		if err == nil || !strings.Contains(err.Error(), reason) || !strings.Contains(err.Error(), method) {
 			t.Errorf("%s: %v, want the reason %q", method, err, reason)
 		}

@@ -45,7 +45,10 @@ func caseSettings(path string, meta map[string]string) (SHLPTConfig, error) {
 	if eps != EstimatorNormEps {
 		return c, fmt.Errorf("%s: estimator_norm_eps %v, but the estimator's LayerNorm uses %v", path, eps, EstimatorNormEps)
 	}
-	c.AllDissimilar, c.Quirks = allDis != 0, quirks != 0
+	c.AllDissimilar = allDis != 0
+	if quirks != 0 {
+		c.Quirks = []string{QuirksAll}
+	}
 	c.EstimatorRank, c.PromptLen = int(rank), int(lp)
 	return c, c.Validate()
 }
@@ -89,14 +92,6 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 	}
 	defer batch.Release()
 	B, L, T := batch.InputIDs.Dim(0), batch.InputIDs.Dim(1), batch.Labels.Dim(1)
-	am, _, err := c.Ints("attention_mask")
-	if err != nil {
-		return nil, err
-	}
-	labels, _, err := c.Ints("labels")
-	if err != nil {
-		return nil, err
-	}
 	poolT, ok := c.Tensor("pool")
 	if !ok || len(poolT.Shape) != 3 || poolT.Shape[1] != cfg.PromptLen || poolT.Shape[2] != D {
 		return nil, fmt.Errorf("%s: tensor \"pool\" must be (P, %d, %d)", path, cfg.PromptLen, D)
@@ -126,6 +121,7 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 		return nil, err
 	}
 	defer s.Release()
+	s.report = true
 	for j := 0; j < P; j++ {
 		s.pool = append(s.pool, pool[j*Lp*D:(j+1)*Lp*D])
 	}
@@ -134,7 +130,7 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 		return nil, err
 	}
 	// The case's prompt replaces BeginTask's fresh one.
-	if err := s.Restore(append([]HostTensor{{Name: "prompt", Shape: []int{Lp, D}, Data: prompt}}, est...)); err != nil {
+	if err := Restore(s, append([]HostTensor{{Name: "prompt", Shape: []int{Lp, D}, Data: prompt}}, est...)); err != nil {
 		return nil, err
 	}
 
@@ -157,59 +153,30 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 		return t.Float32s()
 	}
 
-	// The negatives, without gradients, as the runner precomputes them.
-	var in stepInputs
-	defer in.release()
+	// The negatives, without gradients, as the runner precomputes them,
+	// and the step's inputs from the production builder.
+	st, negs, err := caseStep(s, c, batch)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Release()
 	if P > 0 {
-		hid, act, s0, err := s.negativePasses(batch)
-		if err != nil {
-			return nil, err
-		}
 		for _, ck := range []struct {
 			name  string
 			v     []float32
 			shape []int
 		}{
-			{"expected.hidden_negatives", hid, []int{B, P, T, D}},
-			{"expected.act_negatives", act, []int{B, P, F}},
-			{"expected.act_noprompt", s0, []int{B, F}},
+			{"expected.hidden_negatives", negs.hid, []int{B, P, T, D}},
+			{"expected.act_negatives", negs.act, []int{B, P, F}},
+			{"expected.act_noprompt", negs.s0, []int{B, F}},
 		} {
 			if err := check(ck.name, ck.v, ck.shape, false); err != nil {
 				return nil, err
 			}
 		}
-		if !cfg.Quirks {
-			real := make([]float32, len(am))
-			for i, v := range am {
-				if v != 0 {
-					real[i] = 1
-				}
-			}
-			in.real = e.FromFloat32(real, B, L)
-		}
-		valid := make([][]bool, B)
-		for b := range valid {
-			valid[b] = make([]bool, T)
-			for t := range valid[b] {
-				valid[b][t] = labels[b*T+t] != t5.IgnoreIndex
-			}
-		}
-		in.hscW = e.FromFloat32(hscWeights(valid, cfg.Quirks), B, T)
-		in.hidNeg = e.FromFloat32(hid, B, P, T, D)
-		mask := ascMask(s0, cfg.Quirks)
-		masked := make([]float32, len(act))
-		for b := 0; b < B; b++ {
-			for j := 0; j < P; j++ {
-				for k := 0; k < F; k++ {
-					masked[(b*P+j)*F+k] = act[(b*P+j)*F+k] * mask[b*F+k]
-				}
-			}
-		}
-		in.ascM = e.FromFloat32(mask, B, F)
-		in.actNeg = e.FromFloat32(masked, B, P, F)
 	}
 
-	res := s.compute(batch, &in, true)
+	res := s.compute(batch, &st.in, true)
 	defer res.release()
 	if err := e.Err(); err != nil {
 		return nil, err
@@ -225,7 +192,7 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 			want{"expected.xhat", res.XHat, []int{B, D}},
 			want{"expected.alpha", res.Alpha, []int{B, P}},
 			want{"expected.alpha_mixed", res.Mixed, []int{B, P}})
-		if cfg.mixes() {
+		if cfg.trainMixes() {
 			wants = append(wants, want{"expected.prompt_mixed", res.Prompt, []int{B, Lp, D}})
 		}
 		if res.LossHSC != nil {
@@ -244,7 +211,7 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 			return nil, err
 		}
 	}
-	if P > 0 && !cfg.mixes() {
+	if P > 0 && !cfg.trainMixes() {
 		// Nothing is mixed: every row's prompt is P^t.
 		mixed := make([]float32, 0, B*Lp*D)
 		for b := 0; b < B; b++ {
@@ -300,6 +267,75 @@ func CheckSHLPTCase(m *t5.Model, path string) ([]t5.CaseResult, error) {
 		}
 	}
 	return results, e.Err()
+}
+
+// caseStep builds the SHLPT step of a case's batch through the production
+// path: the negative passes (kept in memory in place of the scratch file),
+// the examples the case's ids, attention mask and labels stand for, and
+// the step's inputs written by its Write. s has begun the case's task.
+func caseStep(s *SHLPT, c *t5.CaseFile, batch *t5.Batch) (*shlptStep, *memNegatives, error) {
+	m := s.env.Model
+	path := c.Path()
+	B, L, T := batch.InputIDs.Dim(0), batch.InputIDs.Dim(1), batch.Labels.Dim(1)
+	ids, _, err1 := c.Ints("input_ids")
+	am, _, err2 := c.Ints("attention_mask")
+	labels, _, err3 := c.Ints("labels")
+	if err := firstErr(err1, err2, err3); err != nil {
+		return nil, nil, err
+	}
+	if len(ids) != B*L || len(am) != B*L || len(labels) != B*T {
+		return nil, nil, fmt.Errorf("%s: input_ids, attention_mask and labels do not match the batch (%d, %d) and targets of %d", path, B, L, T)
+	}
+	exs := make([]Example, B)
+	index := make([]int, B)
+	for b := range exs {
+		index[b] = b
+		n := 0
+		for n < L && am[b*L+n] != 0 {
+			n++
+		}
+		k := 0
+		for k < T && labels[b*T+k] != t5.IgnoreIndex {
+			k++
+		}
+		for j := 0; j < L; j++ {
+			if (am[b*L+j] != 0) != (j < n) {
+				return nil, nil, fmt.Errorf("%s: row %d's attention mask is not real tokens followed by padding", path, b)
+			}
+			if j < n {
+				exs[b].Input = append(exs[b].Input, int(ids[b*L+j]))
+			}
+		}
+		for j := 0; j < T; j++ {
+			if (labels[b*T+j] != t5.IgnoreIndex) != (j < k) {
+				return nil, nil, fmt.Errorf("%s: row %d's labels are not a target followed by %d", path, b, t5.IgnoreIndex)
+			}
+			if j < k {
+				exs[b].Target = append(exs[b].Target, int(labels[b*T+j]))
+			}
+		}
+	}
+	negs := &memNegatives{P: len(s.pool), T: T, D: m.Config.DModel, F: m.Config.DFF}
+	if negs.P > 0 {
+		var err error
+		if negs.hid, negs.act, negs.s0, err = s.negativePasses(batch); err != nil {
+			return nil, nil, err
+		}
+		if s.negs != nil {
+			s.negs.Close()
+		}
+		s.negs = negs
+	}
+	step, err := s.NewStep(B)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := step.(*shlptStep)
+	if err := st.Write(&Batch{Index: index, Examples: exs, Device: batch}); err != nil {
+		st.Release()
+		return nil, nil, err
+	}
+	return st, negs, nil
 }
 
 // checkNegatives compares the partition's negatives with the case's

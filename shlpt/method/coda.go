@@ -10,6 +10,31 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
+// codaSpec registers CODA-Prompt.
+var codaSpec = Define(Definition[CODAConfig]{
+	Name:     "coda",
+	Summary:  "CODA-Prompt: each input's prompt a weighted sum of components; each task adds its own, earlier ones frozen",
+	Defaults: Defaults{PromptLen: DefaultCODA().PromptLen, LR: 0.3, WeightDecay: 0},
+	Export:   ExportNone,
+	Settings: DefaultCODA(),
+	Flags: func(s *CODAConfig) []Flag {
+		return []Flag{
+			intFlag("coda-pool", "coda: prompt components, shared out evenly over the tasks", &s.Pool),
+			floatFlag("coda-ortho", "coda: weight of the orthogonality penalty", &s.OrthoMu),
+		}
+	},
+	Validate: func(s *CODAConfig, r RunShape) error {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		if r.NumTasks > 0 && s.Pool/r.NumTasks == 0 {
+			return fmt.Errorf("coda: %d components cannot be shared by %d tasks", s.Pool, r.NumTasks)
+		}
+		return nil
+	},
+	New: func(env *Env, s *CODAConfig) (Method, error) { return NewCODA(env, *s) },
+})
+
 // CODAConfig holds the settings of CODA-Prompt (Smith et al., "CODA-Prompt:
 // COntinual Decomposed Attention-based Prompting", CVPR 2023), with the
 // defaults of GT-RIPL/CODA-Prompt (models/zoo.py CodaPrompt,
@@ -231,47 +256,31 @@ func (c *CODA) used() (P, K, A *ag.Tensor) {
 // prompts P_b = Σ_m α_bm·P_m (B, Lp, d) of queries q (B, d) with
 // components P (M, Lp, d), keys K (M, d) and attention vectors A (M, d).
 func codaMix(q, P, K, A *ag.Tensor) (alpha, prompt *ag.Tensor) {
+	sc := q.Engine().Scope()
+	defer sc.End()
 	B, M, Lp, d := q.Dim(0), P.Dim(0), P.Dim(1), P.Dim(2)
-	qx := ag.Expand(q, 1, M) // (B, M, d)
-	ax := ag.Expand(A, 0, B) // (B, M, d)
-	aq := ag.Mul(qx, ax)     // (B, M, d)
-	kx := ag.Expand(K, 0, B) // (B, M, d)
-	alpha = ag.Cosine(aq, kx)
-	flat := P.Reshape(M, Lp*d)
-	mix := ag.MatMul(alpha, flat, false, false) // (B, Lp·d)
-	prompt = mix.Reshape(B, Lp, d)
-	for _, t := range []*ag.Tensor{qx, ax, aq, kx, flat, mix} {
-		t.Release()
-	}
-	return alpha, prompt
+	aq := ag.Mul(ag.Expand(q, 1, M), ag.Expand(A, 0, B))      // (B, M, d)
+	alpha = ag.Cosine(aq, ag.Expand(K, 0, B))                 // (B, M)
+	mix := ag.MatMul(alpha, P.Reshape(M, Lp*d), false, false) // (B, Lp·d)
+	return sc.Keep(alpha), sc.Keep(mix.Reshape(B, Lp, d))
 }
 
 // orthoPenalty records mean((X·Xᵀ − I)²)·1e-6 of X (M, n), with negI the
 // constant −I (M, M). (1,)
 func orthoPenalty(X, negI *ag.Tensor) *ag.Tensor {
-	g := ag.MatMul(X, X, false, true) // (M, M)
-	dev := ag.Add(g, negI)
-	sq := ag.Mul(dev, dev)
-	mean := ag.Mean(sq)
-	out := ag.Scale(mean, codaOrthoScale)
-	for _, t := range []*ag.Tensor{g, dev, sq, mean} {
-		t.Release()
-	}
-	return out
+	sc := X.Engine().Scope()
+	defer sc.End()
+	dev := ag.Add(ag.MatMul(X, X, false, true), negI) // (M, M)
+	return sc.Keep(ag.Scale(ag.Mean(ag.Mul(dev, dev)), codaOrthoScale))
 }
 
 // codaOrtho records μ·(ortho(K) + ortho(A) + ortho(P flattened)). (1,)
 func codaOrtho(P, K, A, negI *ag.Tensor, mu float64) *ag.Tensor {
+	sc := P.Engine().Scope()
+	defer sc.End()
 	M := P.Dim(0)
-	flat := P.Reshape(M, P.Len()/M)
-	ok, oa, op := orthoPenalty(K, negI), orthoPenalty(A, negI), orthoPenalty(flat, negI)
-	s1 := ag.Add(ok, oa)
-	s2 := ag.Add(s1, op)
-	out := ag.Scale(s2, float32(mu))
-	for _, t := range []*ag.Tensor{flat, ok, oa, op, s1, s2} {
-		t.Release()
-	}
-	return out
+	sum := ag.Add(ag.Add(orthoPenalty(K, negI), orthoPenalty(A, negI)), orthoPenalty(P.Reshape(M, P.Len()/M), negI))
+	return sc.Keep(ag.Scale(sum, float32(mu)))
 }
 
 // negIdentity uploads −I (M, M).
@@ -325,25 +334,20 @@ func (st *codaStep) Write(b *Batch) error {
 // orthogonality penalty.
 func (st *codaStep) Loss(b *Batch) (*ag.Tensor, []Part) {
 	c := st.c
+	sc := st.q.q.Engine().Scope()
+	defer sc.End()
 	P, K, A := c.used()
-	defer func() {
-		for _, t := range []*ag.Tensor{P, K, A} {
-			t.Release()
-		}
-	}()
-	alpha, prompt := codaMix(st.q.q, P, K, A)
+	_, prompt := codaMix(st.q.q, P, K, A)
 	out := c.env.Model.Forward(b.Device, t5.Options{Prompt: prompt})
-	alpha.Release()
-	prompt.Release()
 	if out.Loss == nil {
 		return nil, nil
 	}
+	ce := sc.Keep(out.Loss)
 	if st.negI == nil {
-		return out.Loss, []Part{{"ce", out.Loss}}
+		return ce, []Part{{"ce", ce}}
 	}
-	ortho := codaOrtho(P, K, A, st.negI, c.cfg.OrthoMu)
-	loss := ag.Add(out.Loss, ortho)
-	return loss, []Part{{"ce", out.Loss}, {"ortho", ortho}}
+	ortho := sc.Keep(codaOrtho(P, K, A, st.negI, c.cfg.OrthoMu))
+	return sc.Keep(ag.Add(ce, ortho)), []Part{{"ce", ce}, {"ortho", ortho}}
 }
 
 // Release frees the step's tensors.
@@ -395,56 +399,16 @@ func (pr codaPrompter) Prompt(b *Batch) (*ag.Tensor, error) {
 		return nil, err
 	}
 	defer e.NoGrad()()
-	qt := e.FromFloat32(q, len(q)/pr.c.d, pr.c.d)
-	alpha, prompt := codaMix(qt, pr.P, pr.K, pr.A)
-	qt.Release()
-	alpha.Release()
-	return prompt, e.Err()
+	sc := e.Scope()
+	defer sc.End()
+	_, prompt := codaMix(e.FromFloat32(q, len(q)/pr.c.d, pr.c.d), pr.P, pr.K, pr.A)
+	return sc.Keep(prompt), e.Err()
 }
 
 func (pr codaPrompter) Release() {
 	for _, t := range []*ag.Tensor{pr.P, pr.K, pr.A} {
 		t.Release()
 	}
-}
-
-// Snapshot reads the current task's slices.
-func (c *CODA) Snapshot() ([]HostTensor, error) {
-	if c.curP == nil {
-		return nil, fmt.Errorf("coda: Snapshot outside a task")
-	}
-	var out []HostTensor
-	for _, x := range []struct {
-		name string
-		t    *ag.Tensor
-	}{{"task.components", c.curP}, {"task.keys", c.curK}, {"task.attention", c.curA}} {
-		v, err := x.t.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, HostTensor{Name: x.name, Shape: x.t.Shape(), Data: v})
-	}
-	return out, nil
-}
-
-// Restore writes a snapshot back.
-func (c *CODA) Restore(ts []HostTensor) error {
-	if c.curP == nil {
-		return fmt.Errorf("coda: Restore outside a task")
-	}
-	for _, x := range []struct {
-		name string
-		t    *ag.Tensor
-	}{{"task.components", c.curP}, {"task.keys", c.curK}, {"task.attention", c.curA}} {
-		v, err := find(ts, x.name, x.t.Shape()...)
-		if err != nil {
-			return fmt.Errorf("coda: %w", err)
-		}
-		if err := x.t.WriteFloat32(v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // EndTask stores the task's (best) slices with the earlier components,
@@ -455,7 +419,7 @@ func (c *CODA) EndTask() (map[string]any, error) {
 	if t == nil {
 		return nil, fmt.Errorf("coda: EndTask without BeginTask")
 	}
-	snap, err := c.Snapshot()
+	snap, err := Snapshot(c)
 	if err != nil {
 		return nil, err
 	}
@@ -525,3 +489,6 @@ func (c *CODA) Release() { c.releaseTask() }
 // TestsFrozen: every task is tested with its stored prompt(s) alone,
 // frozen once the task ends.
 func (*CODA) TestsFrozen() bool { return true }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *CODAConfig) setPromptLen(n int) { c.PromptLen = n }

@@ -313,7 +313,7 @@ func TestCODALifecycle(t *testing.T) {
 		opt := newOptimizer(t, c)
 		st := recordStep(t, m, c, opt, task, B)
 		for _, rows := range [][]int{{0, 1, 2}, {3, 4, 0}} {
-			before, err := c.Snapshot()
+			before, err := Snapshot(c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +328,7 @@ func TestCODALifecycle(t *testing.T) {
 			if !(parts["ce"] > 0) || math.Abs(loss-parts["ce"]-parts["ortho"]) > 1e-5*loss {
 				t.Fatalf("loss %v, parts %v", loss, parts)
 			}
-			after, err := c.Snapshot()
+			after, err := Snapshot(c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,16 +351,16 @@ func TestCODALifecycle(t *testing.T) {
 		if !slices.Equal(P2, Ps) || !slices.Equal(K2, Ks) || !slices.Equal(A2, As) {
 			t.Fatal("training changed the stored components")
 		}
-		snap, err := c.Snapshot()
+		snap, err := Snapshot(c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st.write(t, train, []int{2, 3, 4})
 		st.run(t)
-		if err := c.Restore(snap); err != nil {
+		if err := Restore(c, snap); err != nil {
 			t.Fatal(err)
 		}
-		back, _ := c.Snapshot()
+		back, _ := Snapshot(c)
 		for k := range snap {
 			if !slices.Equal(back[k].Data, snap[k].Data) {
 				t.Fatalf("Restore did not bring %s back", snap[k].Name)

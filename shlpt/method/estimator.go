@@ -53,20 +53,15 @@ func (est *Estimator) Params() []*ag.Tensor {
 // Alpha returns the similarity weights α (B, P) of inputs with max-pooled
 // embeddings xhat (B, d) to pool prompts with max-pooled rows phat (P, d).
 func (est *Estimator) Alpha(xhat, phat *ag.Tensor, tauSim float64) *ag.Tensor {
-	down := ag.Linear(xhat, est.Down) // (B, r)
-	act := ag.SiLU(down)
-	up := ag.Linear(act, est.Up) // (B, d)
+	sc := xhat.Engine().Scope()
+	defer sc.End()
+	down := ag.Linear(xhat, est.Down)      // (B, r)
+	up := ag.Linear(ag.SiLU(down), est.Up) // (B, d)
 	h := ag.LayerNorm(up, est.NormW, est.NormB, EstimatorNormEps)
 	scores := ag.MatMul(h, phat, false, true) // (B, P)
-	scaled := ag.Scale(scores, float32(1/tauSim))
 	B, P := scores.Dim(0), scores.Dim(1)
-	four := scaled.Reshape(1, 1, B, P)
-	probs := ag.Softmax(four, nil, nil, false)
-	alpha := probs.Reshape(B, P)
-	for _, t := range []*ag.Tensor{down, act, up, h, scores, scaled, four, probs} {
-		t.Release()
-	}
-	return alpha
+	probs := ag.Softmax(ag.Scale(scores, float32(1/tauSim)).Reshape(1, 1, B, P), nil, nil, false)
+	return sc.Keep(probs.Reshape(B, P))
 }
 
 // HostTensors reads the estimator's weights.

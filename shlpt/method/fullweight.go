@@ -2,11 +2,69 @@ package method
 
 import (
 	"fmt"
+	"strings"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
+
+// The full-weight methods' registrations.
+var (
+	finetuneSpec = Define(Definition[struct{}]{
+		Name:       "finetune",
+		Summary:    "every weight trained, task after task",
+		FullWeight: true,
+		Multitask:  true,
+		Defaults:   fullWeightDefaults,
+		Export:     ExportNone,
+		New:        func(env *Env, _ *struct{}) (Method, error) { return NewFinetune(env) },
+		Memory: func(_ *struct{}, c t5.Config, B, L, T int) MemoryEstimate {
+			return FullWeightMemory(c, B, L, T, false, false)
+		},
+	})
+	ewcSpec = Define(Definition[EWCConfig]{
+		Name:       "ewc",
+		Summary:    "online EWC: finetuning with a penalty on moving the weights earlier tasks' Fisher information marks",
+		FullWeight: true,
+		Multitask:  true,
+		Defaults:   fullWeightDefaults,
+		Export:     ExportNone,
+		Settings:   DefaultEWC(),
+		Flags: func(s *EWCConfig) []Flag {
+			return []Flag{
+				floatFlag("ewc-lambda", "ewc: weight of the penalty", &s.Lambda),
+				floatFlag("ewc-gamma", "ewc: decay of the accumulated Fisher information", &s.Gamma),
+			}
+		},
+		Validate: func(s *EWCConfig, _ RunShape) error { return s.Validate() },
+		New:      func(env *Env, s *EWCConfig) (Method, error) { return NewEWC(env, *s) },
+		Memory: func(_ *EWCConfig, c t5.Config, B, L, T int) MemoryEstimate {
+			return FullWeightMemory(c, B, L, T, true, false)
+		},
+	})
+	erSpec = Define(Definition[ERConfig]{
+		Name:       "er",
+		Summary:    "experience replay: finetuning with a batch from a reservoir memory of earlier tasks' examples each step",
+		FullWeight: true,
+		Multitask:  true,
+		Defaults:   fullWeightDefaults,
+		Export:     ExportNone,
+		Settings:   DefaultER(),
+		Flags: func(s *ERConfig) []Flag {
+			return []Flag{intFlag("er-memory", "er: examples kept in the replay memory (reservoir sampling)", &s.Memory)}
+		},
+		Validate: func(s *ERConfig, _ RunShape) error { return s.Validate() },
+		New:      func(env *Env, s *ERConfig) (Method, error) { return NewER(env, *s) },
+		Memory: func(_ *ERConfig, c t5.Config, B, L, T int) MemoryEstimate {
+			return FullWeightMemory(c, B, L, T, false, true)
+		},
+	})
+)
+
+// fullWeightDefaults are the reference's full-model settings (its
+// t5basic model sets): lr 1e-4, weight decay 0.01, no prompt.
+var fullWeightDefaults = Defaults{PromptLen: 0, LR: 1e-4, WeightDecay: 0.01}
 
 // EWCConfig holds online EWC's settings (Schwarz et al., 2018; the SHLPT
 // reference's t5ewc defaults).
@@ -18,6 +76,14 @@ type EWCConfig struct {
 // DefaultEWC is the reference's configuration: λ 0.7, γ 0.9.
 func DefaultEWC() EWCConfig { return EWCConfig{Lambda: 0.7, Gamma: 0.9} }
 
+// Validate checks the settings.
+func (c EWCConfig) Validate() error {
+	if !(c.Lambda >= 0) || !(c.Gamma >= 0 && c.Gamma <= 1) {
+		return fmt.Errorf("ewc: λ %v must not be negative and γ %v must lie in [0, 1]", c.Lambda, c.Gamma)
+	}
+	return nil
+}
+
 // ERConfig holds experience replay's settings (Chaudhry et al., 2019).
 type ERConfig struct {
 	Memory int `json:"memory"` // examples kept by reservoir sampling
@@ -26,11 +92,19 @@ type ERConfig struct {
 // DefaultER is the reference's configuration: a memory of 1,000 examples.
 func DefaultER() ERConfig { return ERConfig{Memory: 1000} }
 
+// Validate checks the settings.
+func (c ERConfig) Validate() error {
+	if c.Memory < 1 {
+		return fmt.Errorf("er: memory %d must hold at least 1 example", c.Memory)
+	}
+	return nil
+}
+
 // FullWeight trains every weight of T5, without a prompt, task after task:
 // as "finetune" with the cross-entropy alone; as "ewc" with online EWC's
 // penalty (λ/2)·Σ F·(θ − θ*)², where after each task F ← γ·F + F_task (the
-// diagonal empirical Fisher: the mean over the task's training batches of
-// the squared gradients) and θ* ← θ; as "er" with experience replay: a
+// diagonal empirical Fisher: the mean over the task's training examples
+// of each example's squared gradient) and θ* ← θ; as "er" with experience replay: a
 // reservoir memory of examples of earlier tasks, from which every step
 // draws a batch whose loss is averaged with the current batch's. Every
 // task is tested with the current weights, so earlier tasks can be
@@ -58,15 +132,15 @@ type FullWeight struct {
 func NewFinetune(env *Env) (*FullWeight, error) { return newFullWeight(env, "finetune", nil, nil) }
 
 func NewEWC(env *Env, cfg EWCConfig) (*FullWeight, error) {
-	if !(cfg.Lambda >= 0) || !(cfg.Gamma >= 0 && cfg.Gamma <= 1) {
-		return nil, fmt.Errorf("ewc: λ %v must not be negative and γ %v must lie in [0, 1]", cfg.Lambda, cfg.Gamma)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return newFullWeight(env, "ewc", &cfg, nil)
 }
 
 func NewER(env *Env, cfg ERConfig) (*FullWeight, error) {
-	if cfg.Memory < 1 {
-		return nil, fmt.Errorf("er: memory %d must hold at least 1 example", cfg.Memory)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return newFullWeight(env, "er", nil, &cfg)
 }
@@ -133,29 +207,28 @@ func (s *fullStep) Write(b *Batch) error {
 func (s *fullStep) Loss(b *Batch) (*ag.Tensor, []Part) {
 	f := s.f
 	m := f.env.Model
+	sc := m.Engine().Scope()
+	defer sc.End()
 	out := m.Forward(b.Device, t5.Options{})
 	if out.Loss == nil {
 		return nil, nil
 	}
 	loss := out.Loss.Reshape(1)
-	parts := []Part{{"ce", out.Loss}}
+	parts := []Part{{"ce", sc.Keep(out.Loss)}}
 	if s.replay != nil {
 		r := m.Forward(s.replay, t5.Options{})
 		if r.Loss == nil {
 			return nil, nil
 		}
-		sum := ag.Add(loss, r.Loss)
-		loss.Release()
-		loss = ag.Scale(sum, 0.5)
-		sum.Release()
-		parts = append(parts, Part{"replay", r.Loss})
+		loss = ag.Scale(ag.Add(loss, r.Loss), 0.5)
+		parts = append(parts, Part{"replay", sc.Keep(r.Loss)})
 	}
 	if f.ewc != nil && f.fisher != nil {
 		pen := f.penalty()
-		add(&loss, pen, f.ewc.Lambda/2)
-		parts = append(parts, Part{"ewc", pen})
+		loss = ag.Add(loss, ag.Scale(pen, float32(f.ewc.Lambda/2)))
+		parts = append(parts, Part{"ewc", sc.Keep(pen)})
 	}
-	return loss, parts
+	return sc.Keep(loss), parts
 }
 
 func (s *fullStep) Release() {
@@ -166,32 +239,20 @@ func (s *fullStep) Release() {
 
 // penalty records Σ_i F_i·(θ_i − θ*_i)² over every weight.
 func (f *FullWeight) penalty() *ag.Tensor {
+	sc := f.params[0].Engine().Scope()
+	defer sc.End()
 	var total *ag.Tensor
 	for i, p := range f.params {
-		neg := ag.Scale(f.anchor[i], -1)
-		d := ag.Add(p, neg)
-		d2 := ag.Mul(d, d)
-		fd := ag.Mul(f.fisher[i], d2)
-		s := ag.Sum(fd)
-		for _, t := range []*ag.Tensor{neg, d, d2, fd} {
-			t.Release()
-		}
+		d := ag.Add(p, ag.Scale(f.anchor[i], -1))
+		s := ag.Sum(ag.Mul(f.fisher[i], ag.Mul(d, d)))
 		if total == nil {
 			total = s
-			continue
+		} else {
+			total = ag.Add(total, s)
 		}
-		sum := ag.Add(total, s)
-		total.Release()
-		s.Release()
-		total = sum
 	}
-	return total
+	return sc.Keep(total)
 }
-
-// Snapshot is every weight.
-func (f *FullWeight) Snapshot() ([]HostTensor, error) { return hostCopies(f.params, "") }
-
-func (f *FullWeight) Restore(ts []HostTensor) error { return writeCopies(f.params, "", ts) }
 
 // EndTask updates EWC's Fisher and anchor or ER's memory.
 func (f *FullWeight) EndTask() (map[string]any, error) {
@@ -210,15 +271,22 @@ func (f *FullWeight) EndTask() (map[string]any, error) {
 	return details, nil
 }
 
-// updateFisher computes the task's diagonal empirical Fisher over its
-// training batches (dropout off) and folds it in: F ← γ·F + F_task;
-// θ* ← θ.
+// updateFisher computes the task's diagonal empirical Fisher (dropout
+// off), the mean over its training examples of each example's squared
+// gradient, F_task = (1/N) Σ_n (∇ℓ_n)², and folds it in: F ← γ·F + F_task;
+// θ* ← θ. Each example is a batch of one: the square of a batch's mean
+// gradient would be about 1/B of the Fisher, and λ would regularize far
+// less than intended. The per-example pass (forward, backward, the
+// squares accumulated) is recorded once and replayed for every example.
 func (f *FullWeight) updateFisher(t *Task) error {
 	m := f.env.Model
 	e := m.Engine()
 	wasTraining := m.Training()
 	m.SetTraining(false)
 	defer m.SetTraining(wasTraining)
+	if len(t.Train) == 0 {
+		return fmt.Errorf("ewc: task %s has no training examples for the Fisher", t.Name)
+	}
 	fresh := f.fisher == nil
 	if fresh {
 		for _, p := range f.params {
@@ -235,18 +303,21 @@ func (f *FullWeight) updateFisher(t *Task) error {
 			t.Release()
 		}
 	}()
-	nb := (len(t.Train) + t.BatchSize - 1) / t.BatchSize
-	for lo := 0; lo < len(t.Train); lo += t.BatchSize {
-		inputs, targets := splitExamples(t.Train[lo:min(lo+t.BatchSize, len(t.Train))])
-		b, err := m.NewBatch(inputs, targets, t.InputLen, t.TargetLen)
-		if err != nil {
-			return err
+	eos := [][]int{{m.Config.EOSTokenID}}
+	batch, err := m.NewBatch(eos, eos, t.InputLen, t.TargetLen)
+	if err != nil {
+		return err
+	}
+	defer batch.Release()
+	scale := float32(1 / float64(len(t.Train)))
+	prog, err := e.Capture(func() error {
+		sc := e.Scope()
+		defer sc.End()
+		out := m.Forward(batch, t5.Options{})
+		if out.Loss == nil {
+			return fmt.Errorf("ewc: the Fisher's forward pass failed: %w", e.Err())
 		}
-		out := m.Forward(b, t5.Options{})
-		err = e.Backward(out.Loss)
-		out.Release()
-		b.Release()
-		if err != nil {
+		if err := e.Backward(out.Loss); err != nil {
 			return err
 		}
 		rec := e.Recorder()
@@ -258,11 +329,21 @@ func (f *FullWeight) updateFisher(t *Task) error {
 			n := int64(p.Len())
 			sq := e.Empty(ag.F32, p.Len())
 			e.Fail(kernels.Mul(rec, sq.Mem(), g.Mem(), g.Mem(), n))
-			e.Fail(kernels.Axpy(rec, task[i].Mem(), float32(1/float64(nb)), sq.Mem(), n))
-			sq.Release()
+			e.Fail(kernels.Axpy(rec, task[i].Mem(), scale, sq.Mem(), n))
+			sq.Release() // now: the next weight's square reuses its memory
 			p.ZeroGrad()
 		}
-		if err := e.Sync(); err != nil {
+		return e.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("ewc: recording the Fisher's pass: %w", err)
+	}
+	defer prog.Release()
+	for _, ex := range t.Train {
+		if err := m.WriteBatch(batch, [][]int{ex.Input}, [][]int{ex.Target}); err != nil {
+			return err
+		}
+		if err := prog.Run(); err != nil {
 			return err
 		}
 	}
@@ -330,6 +411,18 @@ func (f *FullWeight) State() ([]HostTensor, error) {
 	return out, nil
 }
 
+// StateWeights returns the model's weights, by name, that a full-weight
+// method's State holds between tasks (for writing the trained model).
+func StateWeights(state []HostTensor) map[string][]float32 {
+	w := map[string][]float32{}
+	for _, t := range state {
+		if name, ok := strings.CutPrefix(t.Name, "weight/"); ok {
+			w[name] = t.Data
+		}
+	}
+	return w
+}
+
 // SetState restores State's tensors into a freshly built method.
 func (f *FullWeight) SetState(ts []HostTensor) error {
 	e := f.env.Model.Engine()
@@ -366,11 +459,17 @@ func (f *FullWeight) SetState(ts []HostTensor) error {
 	return nil
 }
 
-// Release frees EWC's tensors; the weights belong to the model.
+// Release frees EWC's tensors and the weights' gradients, and freezes the
+// weights again; the weights belong to the model.
 func (f *FullWeight) Release() {
 	for _, t := range append(f.fisher, f.anchor...) {
 		t.Release()
 	}
+	f.fisher, f.anchor = nil, nil
+	for _, p := range f.params {
+		p.ZeroGrad()
+	}
+	f.env.Model.SetTrainable(false)
 }
 
 // hostCopies reads tensors, named prefix + their names.

@@ -8,8 +8,9 @@ import (
 )
 
 // EWC's penalty is Σ F·(θ − θ*)² over every weight, checked against the
-// host on known values; the Fisher update is F ← γ·F + mean of squared
-// gradients, checked against gradients read back.
+// host on known values; the Fisher update is F ← γ·F + the mean over the
+// examples of each one's squared gradient (not the square of the batch's
+// mean gradient), checked against per-example gradients read back.
 func TestEWCPenaltyAndFisher(t *testing.T) {
 	m := tinyModel(t)
 	e := m.Engine()
@@ -20,33 +21,48 @@ func TestEWCPenaltyAndFisher(t *testing.T) {
 	defer f.Release()
 	defer m.SetTrainable(false)
 	task := tinyTask(0)
-	task.BatchSize = 3 // one batch: F_task is its squared gradient
+	task.BatchSize = 3 // one batch: the old, batch-level Fisher would be its squared mean gradient
 
-	// The gradient of the whole training batch, for the expected Fisher.
-	inputs, targets := splitExamples(task.Train)
-	b, err := m.NewBatch(inputs, targets, task.InputLen, task.TargetLen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Release()
+	// The mean over the examples of each one's squared gradient (each
+	// example unpadded), for the expected Fisher.
 	grad := func() [][]float32 {
 		t.Helper()
 		m.SetTraining(false)
-		out := m.Forward(b, t5.Options{})
-		if err := e.Backward(out.Loss); err != nil {
-			t.Fatal(err)
-		}
-		out.Release()
-		var gs [][]float32
-		for _, p := range f.params {
-			g, err := p.Grad().Float32s()
+		var sum [][]float64
+		for _, ex := range task.Train {
+			b, err := m.NewBatch([][]int{ex.Input}, [][]int{ex.Target}, 0, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			gs = append(gs, g)
-			p.ZeroGrad()
+			out := m.Forward(b, t5.Options{})
+			if err := e.Backward(out.Loss); err != nil {
+				t.Fatal(err)
+			}
+			out.Release()
+			b.Release()
+			for i, p := range f.params {
+				g, err := p.Grad().Float32s()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(sum) <= i {
+					sum = append(sum, make([]float64, len(g)))
+				}
+				for k, v := range g {
+					sum[i][k] += float64(v) * float64(v) / float64(len(task.Train))
+				}
+				p.ZeroGrad()
+			}
 		}
-		return gs
+		// Returned as the square roots, so that checks square them back.
+		out := make([][]float32, len(sum))
+		for i, s := range sum {
+			out[i] = make([]float32, len(s))
+			for k, v := range s {
+				out[i][k] = float32(math.Sqrt(v))
+			}
+		}
+		return out
 	}
 	g1 := grad()
 	if err := f.BeginTask(task); err != nil {

@@ -8,6 +8,27 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
+// l2pSpec registers L2P.
+var l2pSpec = Define(Definition[L2PConfig]{
+	Name:     "l2p",
+	Summary:  "L2P: a pool of prompts with keys; each task's own slots (task identity given) or each input's top-N keys",
+	Defaults: Defaults{PromptLen: DefaultL2P().PromptLen, LR: 0.3, WeightDecay: 1e-5},
+	Export:   ExportNone,
+	Settings: DefaultL2P(),
+	Flags: func(s *L2PConfig) []Flag {
+		return []Flag{
+			intFlag("l2p-pool", "l2p: prompts in the pool (0: max(10, tasks × top-n))", &s.PoolSize),
+			intFlag("l2p-top-n", "l2p: prompts selected per input", &s.TopN),
+			floatFlag("l2p-pull", "l2p: weight of the surrogate key loss", &s.PullCoeff),
+			stringFlag("l2p-selection", "l2p: task (each task trains and is tested with its own pool slots, frozen afterwards; task identity given) or instance (each input selects its prompts by key, the original L2P)", &s.Selection),
+		}
+	},
+	Validate: func(s *L2PConfig, r RunShape) error {
+		return s.Validate(r.NumTasks)
+	},
+	New: func(env *Env, s *L2PConfig) (Method, error) { return NewL2P(env, *s) },
+})
+
 // L2PConfig holds the settings of L2P (Wang et al., "Learning to Prompt
 // for Continual Learning", CVPR 2022), with the defaults of
 // JH-LEE-KR/l2p-pytorch.
@@ -23,23 +44,39 @@ type L2PConfig struct {
 	// PullCoeff weighs the surrogate loss that pulls the selected keys
 	// towards the query (l2p-pytorch's pull_constraint_coeff).
 	PullCoeff float64 `json:"pull_coeff"`
-	// TaskSlots uses the task identity: task t trains and is tested with
-	// the fixed slots t·N … t·N+N−1 modulo the pool size (l2p-pytorch's
-	// use_prompt_mask). Without it, every row selects its prompts by key,
-	// in training and in test.
-	TaskSlots bool `json:"task_slots"`
+	// Selection is how a row's prompts are chosen: L2PTaskSlots or
+	// L2PInstance.
+	Selection string `json:"selection"`
 }
+
+// L2P's selections.
+const (
+	// L2PTaskSlots uses the task identity, which the SHLPT paper grants:
+	// task t trains and is tested with the fixed slots t·N … t·N+N−1
+	// (l2p-pytorch's prompt mask). Only those slots and their keys train
+	// during task t, with the task's fresh optimizer; earlier tasks' slots
+	// never change afterwards (BWT is exactly 0). Keys then play no part
+	// in choosing prompts: the key loss still pulls the task's keys
+	// towards its queries, as l2p-pytorch trains them, without effect on
+	// predictions.
+	L2PTaskSlots = "task"
+	// L2PInstance is the original L2P: every row selects the N prompts
+	// whose keys are most similar to its query, in training and in test,
+	// and the whole pool trains for the whole sequence (earlier tasks can
+	// be forgotten).
+	L2PInstance = "instance"
+)
 
 // DefaultL2P is l2p-pytorch's configuration: prompts of length 5, top-5
 // selection, pull-constraint coefficient 0.1, the pool sized for the
-// sequence (10 prompts unless the tasks need more slots), task slots on
+// sequence (10 prompts unless the tasks need more slots), task slots
 // (the SHLPT paper grants task identity at test time).
 func DefaultL2P() L2PConfig {
-	return L2PConfig{PromptLen: 5, TopN: 5, PullCoeff: 0.1, TaskSlots: true}
+	return L2PConfig{PromptLen: 5, TopN: 5, PullCoeff: 0.1, Selection: L2PTaskSlots}
 }
 
-// Validate checks the settings.
-func (c L2PConfig) Validate() error {
+// Validate checks the settings for a sequence of numTasks tasks.
+func (c L2PConfig) Validate(numTasks int) error {
 	switch {
 	case c.PromptLen < 1:
 		return fmt.Errorf("l2p: prompt length %d must be at least 1", c.PromptLen)
@@ -47,10 +84,15 @@ func (c L2PConfig) Validate() error {
 		return fmt.Errorf("l2p: top-N %d must be at least 1", c.TopN)
 	case c.PoolSize < 0:
 		return fmt.Errorf("l2p: pool size %d must not be negative (0: sized for the sequence)", c.PoolSize)
-	case c.PoolSize > 0 && c.TopN > c.PoolSize:
-		return fmt.Errorf("l2p: top-N %d exceeds the pool of %d prompts", c.TopN, c.PoolSize)
+	case c.TopN > c.poolFor(numTasks):
+		return fmt.Errorf("l2p: top-N %d exceeds the pool of %d prompts", c.TopN, c.poolFor(numTasks))
 	case !(c.PullCoeff >= 0):
 		return fmt.Errorf("l2p: pull-constraint coefficient %v must not be negative", c.PullCoeff)
+	case c.Selection != L2PTaskSlots && c.Selection != L2PInstance:
+		return fmt.Errorf("l2p: unknown selection %q (expected %s or %s)", c.Selection, L2PTaskSlots, L2PInstance)
+	case c.Selection == L2PTaskSlots && c.poolFor(numTasks) < numTasks*c.TopN:
+		return fmt.Errorf("l2p: task slots need a pool of at least %d prompts (%d tasks × top-N %d), not %d",
+			numTasks*c.TopN, numTasks, c.TopN, c.poolFor(numTasks))
 	}
 	return nil
 }
@@ -63,54 +105,64 @@ func (c L2PConfig) poolFor(numTasks int) int {
 	return max(10, numTasks*c.TopN)
 }
 
-// L2P is the prompt-pool baseline: a pool of prompts with keys, all
-// trainable for the whole sequence. Each row's prompt is the concatenation
-// of N pool prompts, chosen by the cosine similarity of the row's query
-// (query.go) with the keys, or fixed per task with TaskSlots; a surrogate
-// loss pulls the chosen keys towards the queries. Earlier tasks' prompts
-// are not frozen: shared slots can forget.
+// L2P is the prompt-pool baseline: a pool of prompts with keys. Each row's
+// prompt is the concatenation of N pool prompts: task t's own slots
+// (L2PTaskSlots), or the N whose keys have the highest cosine similarity
+// with the row's query (query.go; L2PInstance); a surrogate loss pulls the
+// chosen keys towards the queries.
 type L2P struct {
-	env  *Env
-	cfg  L2PConfig
-	P    int        // pool size in effect
-	d    int        // model width
-	pool *ag.Tensor // (P, Lp, d), trainable
-	keys *ag.Tensor // (P, d), trainable
-	task *Task
+	env *Env
+	cfg L2PConfig
+	P   int // pool size in effect
+	d   int // model width
+
+	// The pool and its keys between tasks, on the host (task slots):
+	// (P, Lp·d) and (P, d).
+	hostPool, hostKeys []float32
+	// What trains: with task slots the current task's slots (N, Lp, d)
+	// and keys (N, d), fresh each task; with instance selection the whole
+	// pool (P, Lp, d) and keys (P, d) for the whole sequence.
+	pool, keys *ag.Tensor
+	task       *Task
 }
 
 // NewL2P returns the method with its pool initialized: each prompt from
 // embedding rows at random vocabulary ids, each key uniform in [-1, 1]
 // (l2p-pytorch's prompt_key_init "uniform").
 func NewL2P(env *Env, cfg L2PConfig) (*L2P, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(env.NumTasks); err != nil {
 		return nil, err
 	}
 	m := env.Model
 	e := m.Engine()
 	d := m.Config.DModel
 	l := &L2P{env: env, cfg: cfg, P: cfg.poolFor(env.NumTasks), d: d}
-	if cfg.TopN > l.P {
-		return nil, fmt.Errorf("l2p: top-N %d exceeds the pool of %d prompts", cfg.TopN, l.P)
-	}
 	Lp := cfg.PromptLen
-	l.pool = e.Param("l2p.pool", make([]float32, l.P*Lp*d), l.P, Lp, d)
-	keys := make([]float32, l.P*d)
+	l.hostKeys = make([]float32, l.P*d)
 	rng := Stream(env.Seed, "l2p-keys")
-	for i := range keys {
-		keys[i] = float32(2*rng.Float64() - 1)
+	for i := range l.hostKeys {
+		l.hostKeys[i] = float32(2*rng.Float64() - 1)
 	}
-	l.keys = e.Param("l2p.keys", keys, l.P, d)
-	if err := e.Err(); err != nil {
-		l.Release()
+	if err := func() error {
+		sc := e.Scope()
+		defer sc.End()
+		rows := e.Zeros(l.P*Lp, d)
+		err := InitPromptFromVocab(m, rows, Stream(env.Seed, "l2p-pool"))
+		if err == nil {
+			l.hostPool, err = rows.Float32s()
+		}
+		return err
+	}(); err != nil {
 		return nil, err
 	}
-	rows := l.pool.View(0, l.P*Lp, d)
-	err := InitPromptFromVocab(m, rows, Stream(env.Seed, "l2p-pool"))
-	rows.Release()
-	if err != nil {
-		l.Release()
-		return nil, err
+	if !l.taskSlots() {
+		l.pool = e.Param("l2p.pool", l.hostPool, l.P, Lp, d)
+		l.keys = e.Param("l2p.keys", l.hostKeys, l.P, d)
+		l.hostPool, l.hostKeys = nil, nil
+		if err := e.Err(); err != nil {
+			l.Release()
+			return nil, err
+		}
 	}
 	return l, nil
 }
@@ -127,34 +179,65 @@ func (l *L2P) PoolSize() int { return l.P }
 // PromptLen is the length of the prompt the encoder gets: N·PromptLen.
 func (l *L2P) PromptLen() int { return l.cfg.TopN * l.cfg.PromptLen }
 
-// Params are the pool and the keys.
+// taskSlots says whether task t uses slots t·N … t·N+N−1.
+func (l *L2P) taskSlots() bool { return l.cfg.Selection == L2PTaskSlots }
+
+// Params are the current task's slots and keys (task slots), or the whole
+// pool and its keys.
 func (l *L2P) Params() []*ag.Tensor { return []*ag.Tensor{l.pool, l.keys} }
 
 // FreshOptimizer: every task starts with a new optimizer state.
 func (l *L2P) FreshOptimizer() bool { return true }
 
-// BeginTask notes the task; the pool carries over.
+// TestsFrozen: with task slots every task is tested with its own slots,
+// which never change after it.
+func (l *L2P) TestsFrozen() bool { return l.taskSlots() }
+
+// BeginTask uploads task t's slots and keys as fresh trainable tensors
+// (task slots); the instance-selected pool carries over.
 func (l *L2P) BeginTask(t *Task) error {
-	if t.Index < 0 {
-		return fmt.Errorf("l2p: task index %d", t.Index)
+	if t.Index < 0 || t.Index >= l.env.NumTasks {
+		return fmt.Errorf("l2p: task index %d of a sequence of %d", t.Index, l.env.NumTasks)
 	}
 	l.task = t
+	if !l.taskSlots() {
+		return nil
+	}
+	l.releaseTask()
+	e := l.env.Model.Engine()
+	N, Lp, d := l.cfg.TopN, l.cfg.PromptLen, l.d
+	lo, hi := t.Index*N, (t.Index+1)*N
+	l.pool = e.Param("l2p.slots", hostRows(l.hostPool, Lp*d, lo, hi), N, Lp, d)
+	l.keys = e.Param("l2p.slot_keys", hostRows(l.hostKeys, d, lo, hi), N, d)
+	if err := e.Err(); err != nil {
+		l.releaseTask()
+		return err
+	}
 	return nil
 }
 
-// slots are task t's fixed pool slots t·N … t·N+N−1 modulo the pool size.
+// releaseTask frees the current task's slots (task slots).
+func (l *L2P) releaseTask() {
+	if l.taskSlots() {
+		l.pool.Release()
+		l.keys.Release()
+		l.pool, l.keys = nil, nil
+	}
+}
+
+// slots are task t's fixed pool slots t·N … t·N+N−1.
 func (l *L2P) slots(t int) []int32 {
 	N := l.cfg.TopN
 	out := make([]int32, N)
 	for j := range out {
-		out[j] = int32((t*N + j) % l.P)
+		out[j] = int32(t*N + j)
 	}
 	return out
 }
 
 // needsQuery says whether a training step computes the query: to select
 // by key, or for the key loss.
-func (l *L2P) needsQuery() bool { return !l.cfg.TaskSlots || l.cfg.PullCoeff > 0 }
+func (l *L2P) needsQuery() bool { return !l.taskSlots() || l.cfg.PullCoeff > 0 }
 
 // selectTopN returns, for every row of q (B, d), the indices of the n
 // keys (P, d) with the highest cosine similarity to it, in rank order,
@@ -184,15 +267,16 @@ func selectTopN(q, keys []float32, B, P, d, n int) []int32 {
 	return out
 }
 
-// indices returns the pool slots of B rows (B·N): task t's slots for
-// every row with TaskSlots, otherwise the top-N keys of each row's query
-// q (B·d values).
-func (l *L2P) indices(t int, q []float32, B int) ([]int32, error) {
-	if l.cfg.TaskSlots {
-		s := l.slots(t)
-		out := make([]int32, 0, B*len(s))
+// indices returns the rows' indices into the trainable pool (B·N): with
+// task slots 0 … N−1 (the task's slots) for every row, otherwise the
+// top-N keys of each row's query q (B·d values).
+func (l *L2P) indices(q []float32, B int) ([]int32, error) {
+	if l.taskSlots() {
+		out := make([]int32, 0, B*l.cfg.TopN)
 		for b := 0; b < B; b++ {
-			out = append(out, s...)
+			for j := 0; j < l.cfg.TopN; j++ {
+				out = append(out, int32(j))
+			}
 		}
 		return out, nil
 	}
@@ -203,17 +287,15 @@ func (l *L2P) indices(t int, q []float32, B int) ([]int32, error) {
 	return selectTopN(q, keys, B, l.P, l.d, l.cfg.TopN), nil
 }
 
-// gather records the prompts of the slots idx (B, N) int32: the selected
-// pool prompts concatenated in rank order, (B, N·Lp, d). Gradients reach
-// the selected prompts only.
-func (l *L2P) gather(idx *ag.Tensor) *ag.Tensor {
-	Lp := l.cfg.PromptLen
-	flat := l.pool.Reshape(l.P, Lp*l.d)
-	rows := ag.Embedding(flat, idx) // (B, N, Lp·d)
-	out := rows.Reshape(idx.Dim(0), idx.Dim(1)*Lp, l.d)
-	flat.Release()
-	rows.Release()
-	return out
+// gather records the prompts of the indices idx (B, N) int32 into pool
+// (M, Lp, d): the selected prompts concatenated in rank order,
+// (B, N·Lp, d). Gradients reach the selected prompts only.
+func gather(pool, idx *ag.Tensor) *ag.Tensor {
+	sc := pool.Engine().Scope()
+	defer sc.End()
+	M, Lp, d := pool.Dim(0), pool.Dim(1), pool.Dim(2)
+	rows := ag.Embedding(pool.Reshape(M, Lp*d), idx) // (B, N, Lp·d)
+	return sc.Keep(rows.Reshape(idx.Dim(0), idx.Dim(1)*Lp, d))
 }
 
 // keyLoss records the surrogate key loss of queries q (B, d) and slots
@@ -222,19 +304,13 @@ func (l *L2P) gather(idx *ag.Tensor) *ag.Tensor {
 // the constant coeff·N (the same gradient, non-negative). (1,)
 func (l *L2P) keyLoss(q, idx *ag.Tensor) *ag.Tensor {
 	e := q.Engine()
+	sc := e.Scope()
+	defer sc.End()
 	B, N := idx.Dim(0), idx.Dim(1)
 	c := l.cfg.PullCoeff
-	ks := ag.Embedding(l.keys, idx) // (B, N, d)
-	qx := ag.Expand(q, 1, N)        // (B, N, d)
-	cos := ag.Cosine(qx, ks)        // (B, N)
-	sum := ag.Sum(cos)              // (1,)
-	neg := ag.Scale(sum, float32(-c/float64(B)))
-	shift := e.Full(float32(c*float64(N)), 1)
-	out := ag.Add(neg, shift)
-	for _, t := range []*ag.Tensor{ks, qx, cos, sum, neg, shift} {
-		t.Release()
-	}
-	return out
+	cos := ag.Cosine(ag.Expand(q, 1, N), ag.Embedding(l.keys, idx)) // (B, N)
+	neg := ag.Scale(ag.Sum(cos), float32(-c/float64(B)))
+	return sc.Keep(ag.Add(neg, e.Full(float32(c*float64(N)), 1)))
 }
 
 // l2pStep is L2P's training step for batches of B rows.
@@ -280,7 +356,7 @@ func (st *l2pStep) Write(b *Batch) error {
 			return err
 		}
 	}
-	idx, err := l.indices(l.task.Index, q, st.B)
+	idx, err := l.indices(q, st.B)
 	if err != nil {
 		return err
 	}
@@ -290,18 +366,18 @@ func (st *l2pStep) Write(b *Batch) error {
 // Loss records the cross-entropy with the rows' prompts plus the key loss.
 func (st *l2pStep) Loss(b *Batch) (*ag.Tensor, []Part) {
 	l := st.l
-	prompt := l.gather(st.idx)
-	out := l.env.Model.Forward(b.Device, t5.Options{Prompt: prompt})
-	prompt.Release()
+	sc := l.pool.Engine().Scope()
+	defer sc.End()
+	out := l.env.Model.Forward(b.Device, t5.Options{Prompt: gather(l.pool, st.idx)})
 	if out.Loss == nil {
 		return nil, nil
 	}
+	ce := sc.Keep(out.Loss)
 	if st.q == nil || l.cfg.PullCoeff == 0 {
-		return out.Loss, []Part{{"ce", out.Loss}}
+		return ce, []Part{{"ce", ce}}
 	}
-	key := l.keyLoss(st.q.q, st.idx)
-	loss := ag.Add(out.Loss, key)
-	return loss, []Part{{"ce", out.Loss}, {"key", key}}
+	key := sc.Keep(l.keyLoss(st.q.q, st.idx))
+	return sc.Keep(ag.Add(ce, key)), []Part{{"ce", ce}, {"key", key}}
 }
 
 // Release frees the step's tensors.
@@ -310,24 +386,26 @@ func (st *l2pStep) Release() {
 	st.idx.Release()
 }
 
-// EvalPrompts: the pool as it is now, with task i's slots (TaskSlots) or
-// with each row's top-N keys; validation and test alike.
+// EvalPrompts: with task slots, task i's slots (the trainable ones while
+// task i is learned, the stored ones after); otherwise the pool as it is
+// now, with each row's top-N keys. Validation and test alike.
 func (l *L2P) EvalPrompts(p Purpose, i int) (Prompter, error) {
 	if i < 0 {
 		return nil, fmt.Errorf("l2p: no task %d", i)
 	}
-	if !l.cfg.TaskSlots {
+	if !l.taskSlots() {
 		return l2pSelection{l}, nil
 	}
 	e := l.env.Model.Engine()
 	defer e.NoGrad()()
-	s := l.slots(i)
-	idx := e.FromInt32(s, 1, len(s))
-	rows := l.gather(idx) // (1, N·Lp, d)
-	out := rows.Reshape(rows.Dim(1), rows.Dim(2))
-	idx.Release()
-	rows.Release()
-	return FixedPrompt{out}, e.Err()
+	N, Lp, d := l.cfg.TopN, l.cfg.PromptLen, l.d
+	if l.task != nil && i == l.task.Index {
+		return FixedPrompt{l.pool.Reshape(N*Lp, d)}, e.Err()
+	}
+	if p == Validation || i >= l.env.NumTasks || (l.task != nil && i > l.task.Index) {
+		return nil, fmt.Errorf("l2p: no slots of task %d to %s", i, map[Purpose]string{Validation: "validate", Test: "test"}[p])
+	}
+	return FixedPrompt{e.FromFloat32(hostRows(l.hostPool, Lp*d, i*N, (i+1)*N), N*Lp, d)}, e.Err()
 }
 
 // l2pSelection gives each row of a batch the prompts of its top-N keys.
@@ -341,56 +419,37 @@ func (s l2pSelection) Prompt(b *Batch) (*ag.Tensor, error) {
 		return nil, err
 	}
 	B := b.Device.InputIDs.Dim(0)
-	idx, err := l.indices(-1, q, B)
+	idx, err := l.indices(q, B)
 	if err != nil {
 		return nil, err
 	}
 	defer e.NoGrad()()
-	it := e.FromInt32(idx, B, l.cfg.TopN)
-	out := l.gather(it)
-	it.Release()
-	return out, e.Err()
+	sc := e.Scope()
+	defer sc.End()
+	return sc.Keep(gather(l.pool, e.FromInt32(idx, B, l.cfg.TopN))), e.Err()
 }
 
 func (l2pSelection) Release() {}
 
-// Snapshot reads the pool and the keys.
-func (l *L2P) Snapshot() ([]HostTensor, error) {
-	pool, err := l.pool.Float32s()
-	if err != nil {
-		return nil, err
-	}
-	keys, err := l.keys.Float32s()
-	if err != nil {
-		return nil, err
-	}
-	return []HostTensor{{Name: "pool", Shape: l.pool.Shape(), Data: pool}, {Name: "keys", Shape: l.keys.Shape(), Data: keys}}, nil
-}
-
-// Restore writes the pool and the keys back.
-func (l *L2P) Restore(ts []HostTensor) error {
-	pool, err := find(ts, "pool", l.pool.Shape()...)
-	if err != nil {
-		return fmt.Errorf("l2p: %w", err)
-	}
-	keys, err := find(ts, "keys", l.keys.Shape()...)
-	if err != nil {
-		return fmt.Errorf("l2p: %w", err)
-	}
-	return firstErr(l.pool.WriteFloat32(pool), l.keys.WriteFloat32(keys))
-}
-
-// EndTask keeps the pool as it is (nothing is frozen), writes the pool
-// and keys to l2p.safetensors and reports the task's slots, or with key
-// selection how often each slot is chosen over the task's training
-// inputs.
+// EndTask stores the task's slots and keys (task slots; instance
+// selection keeps training the whole pool), writes the pool and keys to
+// l2p.safetensors and reports the task's slots, or with instance selection
+// how often each slot is chosen over the task's training inputs.
 func (l *L2P) EndTask() (map[string]any, error) {
 	t := l.task
 	if t == nil {
 		return nil, fmt.Errorf("l2p: EndTask without BeginTask")
 	}
 	details := map[string]any{"pool_size": l.P}
-	if l.cfg.TaskSlots {
+	if l.taskSlots() {
+		pool, err1 := l.pool.Float32s()
+		keys, err2 := l.keys.Float32s()
+		if err := firstErr(err1, err2); err != nil {
+			return nil, err
+		}
+		N, n := l.cfg.TopN, l.cfg.PromptLen*l.d
+		copy(hostRows(l.hostPool, n, t.Index*N, (t.Index+1)*N), pool)
+		copy(hostRows(l.hostKeys, l.d, t.Index*N, (t.Index+1)*N), keys)
 		details["slots"] = l.slots(t.Index)
 	} else {
 		counts, err := l.selectionCounts(t)
@@ -400,16 +459,17 @@ func (l *L2P) EndTask() (map[string]any, error) {
 		details["selected"] = counts
 	}
 	if s := l.env.Store; s != nil {
-		ts, err := l.Snapshot()
+		ts, err := l.State()
 		if err != nil {
 			return nil, err
 		}
 		meta := map[string]string{"after_task": t.Name, "index": fmt.Sprint(t.Index), "method": l.Name(),
-			"top_n": fmt.Sprint(l.cfg.TopN), "task_slots": fmt.Sprint(l.cfg.TaskSlots)}
+			"top_n": fmt.Sprint(l.cfg.TopN), "selection": l.cfg.Selection}
 		if err := s.WriteTensors("l2p.safetensors", ts, meta); err != nil {
 			return nil, err
 		}
 	}
+	l.releaseTask()
 	l.task = nil
 	return details, nil
 }
@@ -438,7 +498,7 @@ func (l *L2P) selectionCounts(t *Task) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		idx, err := l.indices(t.Index, q, len(rows))
+		idx, err := l.indices(q, len(rows))
 		if err != nil {
 			return nil, err
 		}
@@ -449,8 +509,21 @@ func (l *L2P) selectionCounts(t *Task) ([]int, error) {
 	return counts, nil
 }
 
-// State is the pool and the keys (the whole method state).
-func (l *L2P) State() ([]HostTensor, error) { return l.Snapshot() }
+// State is the whole pool and its keys.
+func (l *L2P) State() ([]HostTensor, error) {
+	Lp, d := l.cfg.PromptLen, l.d
+	pool, keys := l.hostPool, l.hostKeys
+	if !l.taskSlots() {
+		var err1, err2 error
+		pool, err1 = l.pool.Float32s()
+		keys, err2 = l.keys.Float32s()
+		if err := firstErr(err1, err2); err != nil {
+			return nil, err
+		}
+	}
+	return []HostTensor{{Name: "pool", Shape: []int{l.P, Lp, d}, Data: slices.Clone(pool)},
+		{Name: "keys", Shape: []int{l.P, d}, Data: slices.Clone(keys)}}, nil
+}
 
 // SetState restores State's tensors.
 func (l *L2P) SetState(ts []HostTensor) error {
@@ -460,11 +533,24 @@ func (l *L2P) SetState(ts []HostTensor) error {
 	if len(ts) != 2 {
 		return fmt.Errorf("l2p: state holds %d tensors, not the pool and the keys", len(ts))
 	}
-	return l.Restore(ts)
+	Lp, d := l.cfg.PromptLen, l.d
+	pool, err1 := find(ts, "pool", l.P, Lp, d)
+	keys, err2 := find(ts, "keys", l.P, d)
+	if err := firstErr(err1, err2); err != nil {
+		return fmt.Errorf("l2p: %w", err)
+	}
+	if l.taskSlots() {
+		l.hostPool, l.hostKeys = slices.Clone(pool), slices.Clone(keys)
+		return nil
+	}
+	return firstErr(l.pool.WriteFloat32(pool), l.keys.WriteFloat32(keys))
 }
 
-// Release frees the pool and the keys.
+// Release frees the device memory.
 func (l *L2P) Release() {
 	l.pool.Release()
 	l.keys.Release()
 }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *L2PConfig) setPromptLen(n int) { c.PromptLen = n }

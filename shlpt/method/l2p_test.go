@@ -71,7 +71,8 @@ func TestL2PSelectTopN(t *testing.T) {
 	}
 }
 
-// Task slots t·N … t·N+N−1 modulo the pool, and the pool's default size.
+// Task slots t·N … t·N+N−1, the pool's default size, and the settings
+// refused (a pool too small for every task's slots among them).
 func TestL2PSlotsAndPoolSize(t *testing.T) {
 	cfg := DefaultL2P()
 	cfg.TopN = 2
@@ -79,17 +80,17 @@ func TestL2PSlotsAndPoolSize(t *testing.T) {
 	for _, c := range []struct {
 		t    int
 		want []int32
-	}{{0, []int32{0, 1}}, {2, []int32{4, 5}}, {3, []int32{6, 0}}, {4, []int32{1, 2}}} {
+	}{{0, []int32{0, 1}}, {2, []int32{4, 5}}} {
 		if got := l.slots(c.t); !slices.Equal(got, c.want) {
 			t.Errorf("slots of task %d: %v, want %v", c.t, got, c.want)
 		}
 	}
-	idx, err := l.indices(3, nil, 2)
-	if err != nil || !slices.Equal(idx, []int32{6, 0, 6, 0}) {
-		t.Errorf("indices of 2 rows of task 3: %v (%v)", idx, err)
+	idx, err := l.indices(nil, 2)
+	if err != nil || !slices.Equal(idx, []int32{0, 1, 0, 1}) {
+		t.Errorf("indices of 2 rows into the task's slots: %v (%v)", idx, err)
 	}
 	d := DefaultL2P()
-	if d.PromptLen != 5 || d.TopN != 5 || d.PullCoeff != 0.1 || !d.TaskSlots || d.PoolSize != 0 {
+	if d.PromptLen != 5 || d.TopN != 5 || d.PullCoeff != 0.1 || d.Selection != L2PTaskSlots || d.PoolSize != 0 {
 		t.Errorf("defaults %+v", d)
 	}
 	for _, c := range []struct{ pool, tasks, want int }{{0, 1, 10}, {0, 2, 10}, {0, 3, 15}, {0, 15, 75}, {4, 15, 4}} {
@@ -105,12 +106,19 @@ func TestL2PSlotsAndPoolSize(t *testing.T) {
 		func(c *L2PConfig) { c.PoolSize = 4 },
 		func(c *L2PConfig) { c.PullCoeff = -0.1 },
 		func(c *L2PConfig) { c.PullCoeff = math.NaN() },
+		func(c *L2PConfig) { c.Selection = "keys" },
+		func(c *L2PConfig) { c.PoolSize = 14 }, // 3 tasks × 5 slots
 	} {
 		c := DefaultL2P()
 		bad(&c)
-		if c.Validate() == nil {
+		if c.Validate(3) == nil {
 			t.Errorf("%+v validates", c)
 		}
+	}
+	c := DefaultL2P()
+	c.PoolSize, c.Selection = 14, L2PInstance
+	if err := c.Validate(3); err != nil {
+		t.Errorf("instance selection from a pool of 14: %v", err)
 	}
 }
 
@@ -122,7 +130,7 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	m := tinyModel(t)
 	e := m.Engine()
 	cfg := DefaultL2P()
-	cfg.PromptLen, cfg.PoolSize, cfg.TopN, cfg.PullCoeff = 2, 6, 3, 0.7
+	cfg.PromptLen, cfg.PoolSize, cfg.TopN, cfg.PullCoeff, cfg.Selection = 2, 6, 3, 0.7, L2PInstance
 	l, err := NewL2P(&Env{Model: m, Seed: 3, NumTasks: 2}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +140,7 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	const B, N, P, Lp = 3, 3, 6, 2
 	d := m.Config.DModel
 	pool, keys := reftest.Randn(rng, P*Lp*d, 1), reftest.Randn(rng, P*d, 1)
-	if err := l.Restore([]HostTensor{{"pool", []int{P, Lp, d}, reftest.F32s(pool)}, {"keys", []int{P, d}, reftest.F32s(keys)}}); err != nil {
+	if err := Restore(l, []HostTensor{{"l2p.pool", []int{P, Lp, d}, reftest.F32s(pool)}, {"l2p.keys", []int{P, d}, reftest.F32s(keys)}}); err != nil {
 		t.Fatal(err)
 	}
 	q := reftest.Randn(rng, B*d, 1)
@@ -143,7 +151,7 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	it := e.FromInt32(idx, B, N)
 	pt := e.FromFloat32(reftest.F32s(proj), B, N*Lp, d)
 	key := l.keyLoss(qt, it)
-	prompt := l.gather(it)
+	prompt := gather(l.pool, it)
 	prod := ag.Mul(prompt, pt)
 	sum := ag.Sum(prod)
 	total := ag.Add(key, sum)
@@ -198,16 +206,20 @@ func TestL2PKeyLossAndGather(t *testing.T) {
 	}
 }
 
-// L2P through the runner's calls, with task slots and with key selection:
-// recorded steps whose parts match the references, updates confined to
-// the selected slots, Snapshot/Restore, EndTask's details and artifact,
-// validation and test prompts, and State→SetState into a fresh method.
+// L2P through the runner's calls, with task slots and with instance
+// selection: recorded steps whose parts match the references, updates
+// confined to what trains (the task's own slots, or the selected ones),
+// earlier tasks' slots bitwise frozen under an optimizer with weight
+// decay, Snapshot/Restore, EndTask's details and artifact, validation and
+// test prompts, and State→SetState into a fresh method.
 func TestL2PLifecycle(t *testing.T) {
-	for _, taskSlots := range []bool{true, false} {
-		t.Run(fmt.Sprintf("task slots %v", taskSlots), func(t *testing.T) {
+	for _, sel := range []string{L2PTaskSlots, L2PInstance} {
+		t.Run(sel, func(t *testing.T) {
 			m := tinyModel(t)
+			e := m.Engine()
 			cfg := DefaultL2P()
-			cfg.PromptLen, cfg.TopN, cfg.TaskSlots = 2, 2, taskSlots
+			cfg.PromptLen, cfg.TopN, cfg.Selection = 2, 2, sel
+			slots := sel == L2PTaskSlots
 			store := newMemStore()
 			l, err := NewL2P(&Env{Model: m, Seed: 11, NumTasks: 2, Store: store}, cfg)
 			if err != nil {
@@ -216,23 +228,35 @@ func TestL2PLifecycle(t *testing.T) {
 			t.Cleanup(l.Release)
 			const B, N, Lp, P = 3, 2, 2, 10
 			d := m.Config.DModel
-			if l.PoolSize() != P || l.PromptLen() != N*Lp || l.Name() != "l2p" || !l.FreshOptimizer() {
+			if l.PoolSize() != P || l.PromptLen() != N*Lp || l.Name() != "l2p" || !l.FreshOptimizer() || l.TestsFrozen() != slots {
 				t.Fatalf("pool %d, prompt length %d, name %q", l.PoolSize(), l.PromptLen(), l.Name())
 			}
 			rng := rand.New(rand.NewPCG(7, 8))
 			evalExs := randomExamples(m, rng, 4, 7, 2)
 			eb := evalBatch(t, m, evalExs)
+			var tested [][]float32 // task i's test prompt right after it
 			for ti := 0; ti < 2; ti++ {
 				train := randomExamples(m, rng, 5, 6, 3)
 				task := &Task{Index: ti, Name: fmt.Sprint("task", ti), Train: train, InputLen: 6, TargetLen: 3, BatchSize: B, EvalBatch: 4}
 				if err := l.BeginTask(task); err != nil {
 					t.Fatal(err)
 				}
-				opt := newOptimizer(t, l)
+				rows := P
+				if slots {
+					rows = N
+				}
+				if got := l.Params()[0].Shape(); !slices.Equal(got, []int{rows, Lp, d}) {
+					t.Fatalf("trainable pool %v, want (%d, %d, %d)", got, rows, Lp, d)
+				}
+				// Weight decay moves every trainable tensor at every step.
+				opt, err := ag.NewAdamW(e, l.Params(), ag.AdamWConfig{LR: 0.05, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, MaxGradNorm: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
 				st := recordStep(t, m, l, opt, task, B)
 				touched := map[int32]bool{}
 				for _, rows := range [][]int{{0, 1, 2}, {3, 4, 0}} {
-					before, err := l.Snapshot()
+					before, err := Snapshot(l)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -241,12 +265,13 @@ func TestL2PLifecycle(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					idx := selectTopN(q, before[1].Data, B, P, d, N)
-					if taskSlots {
-						idx = nil
+					var idx []int32
+					if slots {
 						for r := 0; r < B; r++ {
-							idx = append(idx, int32(ti*N), int32(ti*N+1))
+							idx = append(idx, 0, 1)
 						}
+					} else {
+						idx = selectTopN(q, before[1].Data, B, P, d, N)
 					}
 					for _, j := range idx {
 						touched[j] = true
@@ -257,30 +282,33 @@ func TestL2PLifecycle(t *testing.T) {
 					if !(parts["ce"] > 0) || math.Abs(loss-parts["ce"]-parts["key"]) > 1e-5*loss {
 						t.Fatalf("loss %v, parts %v", loss, parts)
 					}
-					after, err := l.Snapshot()
+					after, err := Snapshot(l)
 					if err != nil {
 						t.Fatal(err)
 					}
-					for k, w := range []int{Lp * d, d} { // pool, keys
-						for j := 0; j < P; j++ {
-							same := slices.Equal(before[k].Data[j*w:(j+1)*w], after[k].Data[j*w:(j+1)*w])
-							if same == touched[int32(j)] {
-								t.Fatalf("%s slot %d changed %v, selected %v (task %d, rows %v)", before[k].Name, j, !same, touched[int32(j)], ti, rows)
-							}
+					if !slots {
+						continue
+					}
+					for k := range before {
+						if slices.Equal(before[k].Data, after[k].Data) {
+							t.Fatalf("%s did not change in a step", before[k].Name)
 						}
 					}
 				}
+				if !slots && len(touched) == 0 {
+					t.Fatal("no slot selected")
+				}
 				// Snapshot and Restore.
-				snap, err := l.Snapshot()
+				snap, err := Snapshot(l)
 				if err != nil {
 					t.Fatal(err)
 				}
 				st.write(t, train, []int{2, 3, 4})
 				st.run(t)
-				if err := l.Restore(snap); err != nil {
+				if err := Restore(l, snap); err != nil {
 					t.Fatal(err)
 				}
-				back, _ := l.Snapshot()
+				back, _ := Snapshot(l)
 				for k := range snap {
 					if !slices.Equal(back[k].Data, snap[k].Data) {
 						t.Fatalf("Restore did not bring %s back", snap[k].Name)
@@ -291,9 +319,14 @@ func TestL2PLifecycle(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if taskSlots {
+				state, _ := l.State()
+				if slots {
 					if got := fmt.Sprint(details["slots"]); got != fmt.Sprint([]int{ti * N, ti*N + 1}) {
 						t.Errorf("task %d slots %s", ti, got)
+					}
+					n := Lp * d
+					if !slices.Equal(state[0].Data[ti*N*n:(ti+1)*N*n], snap[0].Data) || !slices.Equal(state[1].Data[ti*N*d:(ti+1)*N*d], snap[1].Data) {
+						t.Errorf("task %d's slots were not stored as trained", ti)
 					}
 				} else {
 					counts, _ := details["selected"].([]int)
@@ -306,16 +339,35 @@ func TestL2PLifecycle(t *testing.T) {
 					}
 				}
 				art := store.tensors["l2p.safetensors"]
-				if len(art) != 2 || art[0].Name != "pool" || art[1].Name != "keys" || !slices.Equal(art[0].Data, snap[0].Data) {
+				if len(art) != 2 || art[0].Name != "pool" || art[1].Name != "keys" || !slices.Equal(art[0].Data, state[0].Data) {
 					t.Errorf("artifact %v", art)
 				}
 				if store.meta["l2p.safetensors"]["after_task"] != task.Name {
 					t.Errorf("artifact metadata %v", store.meta["l2p.safetensors"])
 				}
 				st.Release()
+				opt.Release()
+				pr, err := l.EvalPrompts(Test, ti)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, _ := promptValues(t, pr, eb)
+				pr.Release()
+				tested = append(tested, v)
 			}
 			for i := 0; i < 2; i++ {
 				checkL2PPrompts(t, l, Test, i, eb)
+			}
+			// With task slots, task 0 is tested after task 1 with exactly
+			// the prompt it was tested with right after it (BWT 0).
+			pr, err := l.EvalPrompts(Test, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := promptValues(t, pr, eb)
+			pr.Release()
+			if same := slices.Equal(v, tested[0]); same != slots {
+				t.Errorf("task 0's test prompt unchanged by task 1: %v, want %v", same, slots)
 			}
 
 			// State into a fresh method (another seed, so nothing comes
@@ -369,17 +421,26 @@ func checkL2PPrompts(t *testing.T, l *L2P, p Purpose, i int, b *Batch) {
 	}
 	defer pr.Release()
 	got, shape := promptValues(t, pr, b)
-	state, err := l.State()
-	if err != nil {
-		t.Fatal(err)
-	}
 	Lp, N, d := l.cfg.PromptLen, l.cfg.TopN, l.d
-	if l.cfg.TaskSlots {
+	if l.taskSlots() {
 		if !slices.Equal(shape, []int{N * Lp, d}) {
 			t.Fatalf("prompt %v, want (%d, %d)", shape, N*Lp, d)
 		}
+		if l.task != nil && i == l.task.Index {
+			cur, _ := l.pool.Float32s()
+			closeTo(t, "task prompt", got, toF64(cur), 0)
+			return
+		}
+		state, err := l.State()
+		if err != nil {
+			t.Fatal(err)
+		}
 		closeTo(t, "task prompt", got, l2pPromptRef(state[0].Data, l.slots(i), Lp*d), 0)
 		return
+	}
+	state, err := l.State()
+	if err != nil {
+		t.Fatal(err)
 	}
 	B := b.Device.InputIDs.Dim(0)
 	if !slices.Equal(shape, []int{B, N * Lp, d}) {

@@ -14,6 +14,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/t5"
@@ -132,7 +133,9 @@ type Env struct {
 	Seed uint64
 	// NumTasks is the length of the task sequence.
 	NumTasks int
-	Store    Store
+	// PromptLen is the run's --prompt-len (what it means is the method's).
+	PromptLen int
+	Store     Store
 	// Scratch is a folder for large temporary files (SHLPT's negatives);
 	// empty means the system's temporary folder.
 	Scratch string
@@ -146,7 +149,9 @@ func (e *Env) logf(format string, args ...any) {
 	}
 }
 
-// Method is one lifelong learning method.
+// Method is one lifelong learning method (registered in registry.go).
+// Its trainable state between steps is its Params, named uniquely:
+// Snapshot and Restore read and write them.
 type Method interface {
 	// Name is the method's name as --method gives it.
 	Name() string
@@ -165,10 +170,6 @@ type Method interface {
 	// EvalPrompts returns the prompts of one evaluation pass over task i
 	// (task i ≤ the current task); the caller releases it after the pass.
 	EvalPrompts(p Purpose, i int) (Prompter, error)
-	// Snapshot returns the trainable state (the "best state" of early
-	// stopping); Restore sets it back.
-	Snapshot() ([]HostTensor, error)
-	Restore([]HostTensor) error
 	// EndTask stores what the task learned (its trainable state is the
 	// restored best). It returns details for the run's results.
 	EndTask() (map[string]any, error)
@@ -200,6 +201,53 @@ func Stream(seed uint64, names ...any) *rand.Rand {
 		fmt.Fprintf(h, "\x00%v", n)
 	}
 	return rand.New(rand.NewPCG(seed, h.Sum64()))
+}
+
+// Snapshot reads a method's trainable state (the "best state" of early
+// stopping): its Params, each under its name.
+func Snapshot(m Method) ([]HostTensor, error) { return SnapshotParams(m.Params()) }
+
+// Restore writes a Snapshot back into the method's Params.
+func Restore(m Method, ts []HostTensor) error { return RestoreParams(m.Params(), ts) }
+
+// SnapshotParams reads trainable tensors, each under its name (names must
+// be unique).
+func SnapshotParams(ps []*ag.Tensor) ([]HostTensor, error) {
+	out := make([]HostTensor, 0, len(ps))
+	for _, p := range ps {
+		v, err := p.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, HostTensor{Name: p.Name(), Shape: p.Shape(), Data: v})
+	}
+	return out, nil
+}
+
+// RestoreParams writes a snapshot back into the tensors of the same names
+// and shapes; a missing, misshapen or extra tensor is an error naming it.
+func RestoreParams(ps []*ag.Tensor, ts []HostTensor) error {
+	if len(ts) != len(ps) {
+		names := make([]string, len(ts))
+		for i, t := range ts {
+			names[i] = t.Name
+		}
+		want := make([]string, len(ps))
+		for i, p := range ps {
+			want[i] = p.Name()
+		}
+		return fmt.Errorf("a snapshot of %d tensors (%s) for %d trainable ones (%s)", len(ts), strings.Join(names, ", "), len(ps), strings.Join(want, ", "))
+	}
+	for _, p := range ps {
+		v, err := find(ts, p.Name(), p.Shape()...)
+		if err != nil {
+			return err
+		}
+		if err := p.WriteFloat32(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // find returns the tensor named name of ts, checking its shape.

@@ -28,6 +28,31 @@ type negativeCache struct {
 	n          int // examples
 }
 
+// negativeSource gives example i's precomputed negatives: hidden states
+// (P, T, d), activations (P, F) and s0 (F).
+type negativeSource interface {
+	read(i int) (hid, act, s0 []float32, err error)
+	Close() error
+}
+
+// memNegatives holds the negatives of a few examples in memory (one batch
+// of a case file), in negativePasses' layout.
+type memNegatives struct {
+	P, T, D, F int
+	hid, act   []float32 // (n, P, T, d), (n, P, F)
+	s0         []float32 // (n, F)
+}
+
+func (c *memNegatives) read(i int) (hid, act, s0 []float32, err error) {
+	if n := len(c.s0) / c.F; i < 0 || i >= n {
+		return nil, nil, nil, fmt.Errorf("shlpt: negatives of example %d of %d", i, n)
+	}
+	h, a := c.P*c.T*c.D, c.P*c.F
+	return c.hid[i*h : (i+1)*h], c.act[i*a : (i+1)*a], c.s0[i*c.F : (i+1)*c.F], nil
+}
+
+func (*memNegatives) Close() error { return nil }
+
 // recordFloats is the float count of one example's record.
 func (c *negativeCache) recordFloats() int { return c.P*(c.T*c.D+c.F) + c.F }
 
@@ -69,13 +94,13 @@ func (s *SHLPT) negativePasses(b *t5.Batch) (hid, act, s0 []float32, err error) 
 	D, F := m.Config.DModel, m.Config.DFF
 	hid = make([]float32, B*P*T*D)
 	act = make([]float32, B*P*F)
+	sc := e.Scope()
+	defer sc.End()
 	for j := 0; j < P; j++ {
-		p := s.poolPrompt(j)
-		out := m.Forward(b, t5.Options{Prompt: p, Hidden: true, FFNActFirst: true})
-		p.Release()
+		out := m.Forward(b, t5.Options{Prompt: s.poolPrompt(j), Hidden: true, FFNActFirst: true})
 		h, err1 := readOut(e, out.Hidden)
 		a, err2 := readOut(e, out.FFNActFirst)
-		out.Release()
+		out.Release() // now: the next pass reuses its memory
 		if err := firstErr(err1, err2); err != nil {
 			return nil, nil, nil, err
 		}
@@ -86,7 +111,6 @@ func (s *SHLPT) negativePasses(b *t5.Batch) (hid, act, s0 []float32, err error) 
 	}
 	out := m.Forward(b, t5.Options{FFNActFirst: true})
 	s0, err = readOut(e, out.FFNActFirst)
-	out.Release()
 	return hid, act, s0, err
 }
 
@@ -176,15 +200,16 @@ func splitExamples(exs []Example) (inputs, targets [][]int) {
 }
 
 // ascMask returns ASC's mask of the neurons a prompt must move: m = 1 where
-// s0 ≤ 0 (inactive without a prompt), else 0; with quirks the reference's
-// m = 1 − sign(s0) (2 where s0 < 0, possible for gelu).
-func ascMask(s0 []float32, quirks bool) []float32 {
+// s0 ≤ 0 (inactive without a prompt), else 0; with signMask (the
+// asc-sign-mask quirk) the reference's m = 1 − sign(s0) (2 where s0 < 0,
+// possible for gelu).
+func ascMask(s0 []float32, signMask bool) []float32 {
 	m := make([]float32, len(s0))
 	for i, v := range s0 {
 		switch {
 		case v > 0:
 			m[i] = 0
-		case quirks && v < 0:
+		case signMask && v < 0:
 			m[i] = 2
 		default:
 			m[i] = 1

@@ -7,6 +7,25 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
+// progPromptSpec registers Progressive Prompts.
+var progPromptSpec = Define(Definition[ProgPromptConfig]{
+	Name:     "progprompt",
+	Summary:  "Progressive Prompts: a new prompt per task in front of the frozen earlier ones",
+	Defaults: Defaults{PromptLen: DefaultProgPrompt().PromptLen, LR: 0.3, WeightDecay: 1e-5},
+	Export:   ExportConcatenated,
+	Settings: DefaultProgPrompt(),
+	Flags: func(s *ProgPromptConfig) []Flag {
+		return []Flag{
+			boolFlag("progprompt-mlp", "progprompt: train each new prompt through a residual MLP (stored as its output)", &s.MLP),
+			intFlag("progprompt-bottleneck", "progprompt: the MLP's bottleneck", &s.Bottleneck),
+		}
+	},
+	Validate: func(s *ProgPromptConfig, r RunShape) error {
+		return s.Validate()
+	},
+	New: func(env *Env, s *ProgPromptConfig) (Method, error) { return NewProgPrompt(env, *s) },
+})
+
 // ProgPromptConfig holds Progressive Prompts' settings (Razdaibiedina et
 // al., ICLR 2023; defaults of its T5 code: 10 prompt tokens per task, the
 // optional residual MLP with a bottleneck of 800).
@@ -40,10 +59,18 @@ type ProgPrompt struct {
 	task   *Task
 }
 
+// Validate checks the settings.
+func (c ProgPromptConfig) Validate() error {
+	if c.PromptLen < 1 || (c.MLP && c.Bottleneck < 1) {
+		return fmt.Errorf("progprompt: prompt length %d and MLP bottleneck %d must be at least 1", c.PromptLen, c.Bottleneck)
+	}
+	return nil
+}
+
 // NewProgPrompt returns the method with no stored prompts.
 func NewProgPrompt(env *Env, cfg ProgPromptConfig) (*ProgPrompt, error) {
-	if cfg.PromptLen < 1 || (cfg.MLP && cfg.Bottleneck < 1) {
-		return nil, fmt.Errorf("progprompt: prompt length %d and MLP bottleneck %d must be at least 1", cfg.PromptLen, cfg.Bottleneck)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	m := env.Model
 	d := m.Config.DModel
@@ -111,13 +138,13 @@ func (p *ProgPrompt) current() *ag.Tensor {
 
 // full records [current; earlier prompts] ((t+1)·Lp, d).
 func (p *ProgPrompt) full() *ag.Tensor {
+	sc := p.prompt.Engine().Scope()
+	defer sc.End()
 	cur := p.current()
 	if p.prev == nil {
-		return cur
+		return sc.Keep(cur)
 	}
-	out := ag.Concat(cur, p.prev, 0)
-	cur.Release()
-	return out
+	return sc.Keep(ag.Concat(cur, p.prev, 0))
 }
 
 // NewStep is the cross-entropy step with the progressive prompt.
@@ -128,10 +155,10 @@ type progStep struct{ p *ProgPrompt }
 func (progStep) Write(*Batch) error { return nil }
 
 func (s progStep) Loss(b *Batch) (*ag.Tensor, []Part) {
-	full := s.p.full()
-	out := s.p.env.Model.Forward(b.Device, t5.Options{Prompt: full})
-	full.Release()
-	return out.Loss, []Part{{"ce", out.Loss}}
+	sc := s.p.prompt.Engine().Scope()
+	defer sc.End()
+	out := s.p.env.Model.Forward(b.Device, t5.Options{Prompt: s.p.full()})
+	return sc.Keep(out.Loss), []Part{{"ce", out.Loss}}
 }
 
 func (progStep) Release() {}
@@ -154,32 +181,6 @@ func (p *ProgPrompt) EvalPrompts(pur Purpose, i int) (Prompter, error) {
 	return FixedPrompt{p.store.upload(e, order)}, e.Err()
 }
 
-// Snapshot is the new prompt and the MLP.
-func (p *ProgPrompt) Snapshot() ([]HostTensor, error) {
-	var out []HostTensor
-	for _, t := range p.Params() {
-		v, err := t.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, HostTensor{Name: t.Name(), Shape: t.Shape(), Data: v})
-	}
-	return out, nil
-}
-
-func (p *ProgPrompt) Restore(ts []HostTensor) error {
-	for _, t := range p.Params() {
-		v, err := find(ts, t.Name(), t.Shape()...)
-		if err != nil {
-			return err
-		}
-		if err := t.WriteFloat32(v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // EndTask stores the new prompt as the encoder saw it (after the MLP).
 func (p *ProgPrompt) EndTask() (map[string]any, error) {
 	e := p.env.Model.Engine()
@@ -187,9 +188,9 @@ func (p *ProgPrompt) EndTask() (map[string]any, error) {
 	var err error
 	func() {
 		defer e.NoGrad()()
-		cur := p.current()
-		v, err = cur.Float32s()
-		cur.Release()
+		sc := e.Scope()
+		defer sc.End()
+		v, err = p.current().Float32s()
 	}()
 	if err != nil {
 		return nil, err
@@ -242,17 +243,11 @@ func (m *resMLP) params() []*ag.Tensor { return []*ag.Tensor{m.w1, m.b1, m.w2, m
 
 // forward records the reparameterized prompt of x (Lp, d).
 func (m *resMLP) forward(x *ag.Tensor) *ag.Tensor {
-	h1 := ag.Linear(x, m.w1)
-	h1b := ag.AddRow(h1, m.b1)
-	a := ag.Relu(h1b)
-	h2 := ag.Linear(a, m.w2)
-	h2b := ag.AddRow(h2, m.b2)
-	n := ag.LayerNorm(h2b, m.lnw, m.lnb, EstimatorNormEps)
-	out := ag.Add(x, n)
-	for _, t := range []*ag.Tensor{h1, h1b, a, h2, h2b, n} {
-		t.Release()
-	}
-	return out
+	sc := x.Engine().Scope()
+	defer sc.End()
+	h := ag.Relu(ag.AddRow(ag.Linear(x, m.w1), m.b1))
+	n := ag.LayerNorm(ag.AddRow(ag.Linear(h, m.w2), m.b2), m.lnw, m.lnb, EstimatorNormEps)
+	return sc.Keep(ag.Add(x, n))
 }
 
 func (m *resMLP) release() {
@@ -264,3 +259,6 @@ func (m *resMLP) release() {
 // TestsFrozen: every task is tested with its stored prompt(s) alone,
 // frozen once the task ends.
 func (*ProgPrompt) TestsFrozen() bool { return true }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *ProgPromptConfig) setPromptLen(n int) { c.PromptLen = n }

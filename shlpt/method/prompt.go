@@ -22,11 +22,9 @@ func InitPromptFromVocab(m *t5.Model, prompt *ag.Tensor, rng *rand.Rand) error {
 		ids[i] = int32(rng.IntN(m.Config.VocabSize))
 	}
 	defer e.NoGrad()()
-	idt := e.FromInt32(ids, len(ids))
-	rows := ag.Embedding(m.Shared, idt)
-	v, err := rows.Float32s()
-	idt.Release()
-	rows.Release()
+	sc := e.Scope()
+	defer sc.End()
+	v, err := ag.Embedding(m.Shared, e.FromInt32(ids, len(ids))).Float32s()
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,39 @@ func (s *stored) upload(e *ag.Engine, newestFirst []int) *ag.Tensor {
 	return e.FromFloat32(flat, len(newestFirst)*s.Lp, s.D)
 }
 
+// perTaskSpec and continualInitSpec register prompt tuning.
+var (
+	perTaskSpec = Define(Definition[struct{}]{
+		Name:      "per-task",
+		Summary:   "a fresh prompt per task (no transfer; the scores FWT is measured against)",
+		Multitask: true,
+		Defaults:  Defaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5},
+		Export:    ExportStoredPrompt,
+		Validate:  validatePromptLen,
+		New: func(env *Env, _ *struct{}) (Method, error) {
+			return NewPromptTuning(env, env.PromptLen, false)
+		},
+	})
+	continualInitSpec = Define(Definition[struct{}]{
+		Name:     "continual-init",
+		Summary:  "a prompt per task, initialized from the previous task's (the paper's Table 1)",
+		Defaults: Defaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5},
+		Export:   ExportStoredPrompt,
+		Validate: validatePromptLen,
+		New: func(env *Env, _ *struct{}) (Method, error) {
+			return NewPromptTuning(env, env.PromptLen, true)
+		},
+	})
+)
+
+// validatePromptLen checks a run's prompt length.
+func validatePromptLen(_ *struct{}, r RunShape) error {
+	if r.PromptLen < 1 {
+		return fmt.Errorf("prompt length %d must be at least 1", r.PromptLen)
+	}
+	return nil
+}
+
 // PromptTuning learns one prompt per task on the frozen model, with the
 // plain cross-entropy loss. As "per-task" every prompt starts from
 // embedding rows at random vocabulary ids (no transfer: the scores FWT is
@@ -127,19 +160,6 @@ func (p *PromptTuning) EvalPrompts(pur Purpose, i int) (Prompter, error) {
 		return nil, fmt.Errorf("%s: no stored prompt for task %d (%d stored)", p.name, i, len(p.store.prompts))
 	}
 	return FixedPrompt{p.store.upload(e, []int{i})}, e.Err()
-}
-
-func (p *PromptTuning) Snapshot() ([]HostTensor, error) {
-	v, err := p.prompt.Float32s()
-	return []HostTensor{{Name: "prompt", Shape: p.prompt.Shape(), Data: v}}, err
-}
-
-func (p *PromptTuning) Restore(ts []HostTensor) error {
-	v, err := find(ts, "prompt", p.prompt.Shape()...)
-	if err != nil {
-		return err
-	}
-	return p.prompt.WriteFloat32(v)
 }
 
 // EndTask stores the (best) prompt.

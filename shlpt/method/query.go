@@ -68,13 +68,12 @@ func encoderQuery(m *t5.Model, b *t5.Batch) ([]float32, error) {
 	wasTraining := m.Training()
 	m.SetTraining(false)
 	defer m.SetTraining(wasTraining)
-	enc, full := m.Encode(b.InputIDs, b.InputMask, nil) // (B, L, d)
-	wt := e.FromFloat32(w, B, 1, L)
-	sum := ag.MatMul(wt, enc, false, false) // (B, 1, d)
-	v, err := sum.Float32s()
-	for _, t := range []*ag.Tensor{enc, full, wt, sum} {
-		t.Release()
-	}
+	v, err := func() ([]float32, error) {
+		sc := e.Scope()
+		defer sc.End()
+		enc, _ := m.Encode(b.InputIDs, b.InputMask, nil)                          // (B, L, d)
+		return ag.MatMul(e.FromFloat32(w, B, 1, L), enc, false, false).Float32s() // (B, 1, d)
+	}()
 	if err == nil {
 		err = e.Err()
 	}

@@ -3,6 +3,7 @@ package method
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/go-gl/mathgl/mgl64"
@@ -223,7 +224,7 @@ func TestEstimatorMixtureMatchesReference(t *testing.T) {
 		cfg  func(*SHLPTConfig)
 	}{
 		{"per-row", 5, func(c *SHLPTConfig) {}},
-		{"batch negatives", 4, func(c *SHLPTConfig) { c.Quirks = true }},
+		{"batch negatives", 4, func(c *SHLPTConfig) { c.Quirks = []string{QuirkBatchPartition} }},
 		{"one stored prompt", 1, func(c *SHLPTConfig) {}},
 		{"-ASE", 3, func(c *SHLPTConfig) { c.NoASE = true }},
 	} {
@@ -242,7 +243,7 @@ func TestEstimatorMixtureMatchesReference(t *testing.T) {
 			prompt := reftest.Randn(rng, Lp*d, 1)
 			est := []HostTensor{{estimatorNames[0], []int{r, d}, reftest.F32s(down)}, {estimatorNames[1], []int{d, r}, reftest.F32s(up)},
 				{estimatorNames[2], []int{d}, reftest.F32s(lnw)}, {estimatorNames[3], []int{d}, reftest.F32s(lnb)}}
-			if err := s.Restore(append([]HostTensor{{"prompt", []int{Lp, d}, reftest.F32s(prompt)}}, est...)); err != nil {
+			if err := Restore(s, append([]HostTensor{{"prompt", []int{Lp, d}, reftest.F32s(prompt)}}, est...)); err != nil {
 				t.Fatal(err)
 			}
 			var pool, phat []float64
@@ -421,8 +422,38 @@ func TestASCMask(t *testing.T) {
 }
 
 // Each ablation and the Negative Transfer setting reduce the step to their
-// documented form, on the inputs of the fixture's step case.
+// documented form, on the inputs of the fixture's step case (three stored
+// prompts).
 func TestAblationsReduce(t *testing.T) {
+	// storedIsPrompt reports whether the prompt a task would store (and is
+	// validated with) is P^t alone for weights w.
+	storedIsPrompt := func(t *testing.T, s *SHLPT) bool {
+		t.Helper()
+		stored, err := s.storedValues([]float64{0.5, 0.25, 0.25})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := s.prompt.Float32s()
+		return slices.Equal(stored, p)
+	}
+	uniform := func(t *testing.T, r *stepResult) {
+		t.Helper()
+		for _, x := range []struct {
+			name string
+			t    *ag.Tensor
+			want float32
+		}{{"alpha", r.Alpha, float32(1.0 / 3)}, {"mixed", r.Mixed, float32(1.0 / 3)}, {"negatives", r.Negatives, 0}} {
+			v, _ := x.t.Float32s()
+			for _, y := range v {
+				if y != x.want {
+					t.Fatalf("-ASE %s %v, want %v everywhere", x.name, v, x.want)
+				}
+			}
+		}
+		if r.Prompt.Rank() != 3 || r.LossHSC != nil || r.LossASC != nil {
+			t.Errorf("-ASE: prompt %v, HSC %v, ASC %v: every earlier prompt mixed, no negatives, no contrastive loss", r.Prompt, r.LossHSC, r.LossASC)
+		}
+	}
 	for _, tc := range []struct {
 		name  string
 		set   func(*SHLPTConfig)
@@ -438,25 +469,39 @@ func TestAblationsReduce(t *testing.T) {
 				t.Error("-ASC must drop ASC only")
 			}
 		}},
+		// -STT trains as SHLPT (the estimator learns through the mixture
+		// and partitions), but the stored prompt is P^t alone.
 		{"-STT", func(c *SHLPTConfig) { c.NoSTT = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
-			if r.Prompt.Rank() != 2 {
-				t.Errorf("-STT mixes: prompt %v", r.Prompt)
+			if r.Prompt.Rank() != 3 || r.LossHSC == nil || r.LossASC == nil {
+				t.Errorf("-STT trains as SHLPT: prompt %v, HSC %v, ASC %v", r.Prompt, r.LossHSC, r.LossASC)
 			}
 			for _, p := range s.est.Params() {
-				if p.Grad() != nil {
-					t.Errorf("-STT: estimator weight %s got a gradient", p.Name())
+				if p.Grad() == nil {
+					t.Errorf("-STT: estimator weight %s got no gradient", p.Name())
 				}
+			}
+			if !storedIsPrompt(t, s) {
+				t.Error("-STT: the stored prompt mixes earlier prompts")
+			}
+		}},
+		{"SHLPT stores the mixture", func(c *SHLPTConfig) {}, func(t *testing.T, s *SHLPT, r *stepResult) {
+			if storedIsPrompt(t, s) {
+				t.Error("the stored prompt is P^t alone")
 			}
 		}},
 		{"-ASE", func(c *SHLPTConfig) { c.NoASE = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
-			a, _ := r.Alpha.Float32s()
-			for _, v := range a {
-				if v != float32(1.0/3) {
-					t.Fatalf("-ASE alpha %v, want 1/3 everywhere", a)
-				}
+			uniform(t, r)
+			if storedIsPrompt(t, s) {
+				t.Error("-ASE: the stored prompt is P^t alone")
 			}
 		}},
-		{"all dissimilar", func(c *SHLPTConfig) { c.AllDissimilar = true }, func(t *testing.T, s *SHLPT, r *stepResult) {
+		// On the Negative Transfer benchmark (δ 1.5, every earlier task
+		// dissimilar) -ASE still judges nothing: it mixes every earlier
+		// prompt uniformly, unlike SHLPT there.
+		{"-ASE on Negative Transfer", func(c *SHLPTConfig) { c.NoASE, c.AllDissimilar, c.Delta = true, true, 1.5 }, func(t *testing.T, s *SHLPT, r *stepResult) {
+			uniform(t, r)
+		}},
+		{"all dissimilar", func(c *SHLPTConfig) { c.AllDissimilar, c.Delta = true, 1.5 }, func(t *testing.T, s *SHLPT, r *stepResult) {
 			m, _ := r.Mixed.Float32s()
 			n, _ := r.Negatives.Float32s()
 			for i := range m {
@@ -466,6 +511,9 @@ func TestAblationsReduce(t *testing.T) {
 			}
 			if r.Prompt.Rank() != 2 || r.LossHSC == nil || r.LossASC == nil {
 				t.Error("all dissimilar: P^t alone with both contrastive losses")
+			}
+			if !storedIsPrompt(t, s) {
+				t.Error("all dissimilar: the stored prompt mixes earlier prompts")
 			}
 		}},
 	} {
@@ -488,7 +536,8 @@ func TestAblationsReduce(t *testing.T) {
 }
 
 // loadStepCase builds the method, batch and step inputs of the fixture's
-// step case under modified settings.
+// step case under modified settings, through the production builder of
+// the step's inputs.
 func loadStepCase(t *testing.T, set func(*SHLPTConfig)) (*SHLPT, *t5.Batch, *stepInputs) {
 	t.Helper()
 	e := ag.New(gputest.Device(t))
@@ -516,43 +565,20 @@ func loadStepCase(t *testing.T, set func(*SHLPTConfig)) (*SHLPT, *t5.Batch, *ste
 	for j := 0; j < 3; j++ {
 		s.pool = append(s.pool, pool[j*Lp*D:(j+1)*Lp*D])
 	}
-	am, _, _ := c.Ints("attention_mask")
-	labels, _, _ := c.Ints("labels")
-	const B, L, T = 3, 20, 4
-	if err := s.BeginTask(&Task{Name: "case", InputLen: L, TargetLen: T, BatchSize: B, EvalBatch: B}); err != nil {
-		t.Fatal(err)
-	}
 	batch, err := c.Batch(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hid, act, s0, err := s.negativePasses(batch)
+	B, L, T := batch.InputIDs.Dim(0), batch.InputIDs.Dim(1), batch.Labels.Dim(1)
+	if err := s.BeginTask(&Task{Name: "case", InputLen: L, TargetLen: T, BatchSize: B, EvalBatch: B}); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := caseStep(s, c, batch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	F := m.Config.DFF
-	real := make([]float32, len(am))
-	for i, v := range am {
-		real[i] = float32(v)
-	}
-	valid := make([][]bool, B)
-	for b := range valid {
-		for k := 0; k < T; k++ {
-			valid[b] = append(valid[b], labels[b*T+k] != t5.IgnoreIndex)
-		}
-	}
-	mask := ascMask(s0, cfg.Quirks)
-	for b := 0; b < B; b++ {
-		for j := 0; j < 3; j++ {
-			for k := 0; k < F; k++ {
-				act[(b*3+j)*F+k] *= mask[b*F+k]
-			}
-		}
-	}
-	in := &stepInputs{real: e.FromFloat32(real, B, L), hscW: e.FromFloat32(hscWeights(valid, false), B, T),
-		hidNeg: e.FromFloat32(hid, B, 3, T, D), ascM: e.FromFloat32(mask, B, F), actNeg: e.FromFloat32(act, B, 3, F)}
 	t.Cleanup(func() {
-		in.release()
+		st.Release()
 		batch.Release()
 		s.Release()
 		m.Release()
@@ -560,5 +586,5 @@ func loadStepCase(t *testing.T, set func(*SHLPTConfig)) (*SHLPT, *t5.Batch, *ste
 			t.Errorf("engine: %v", err)
 		}
 	})
-	return s, batch, in
+	return s, batch, &st.in
 }

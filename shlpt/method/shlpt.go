@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/kernels"
@@ -23,24 +24,92 @@ type SHLPTConfig struct {
 	TauHSC        float64 `json:"tau_hsc"`
 	TauASC        float64 `json:"tau_asc"`
 	EstimatorRank int     `json:"estimator_rank"`
-	// Ablations of the paper: NoASE uses a uniform similarity over the
-	// earlier tasks instead of the estimator; NoASC and NoHSC drop a
-	// contrastive loss; NoSTT mixes no similar prompts into the new one.
+	// Ablations of the paper's Table 4 (docs/shlpt.md, "Ablations"):
+	// NoASE replaces the estimator by no similarity judgement at all —
+	// every earlier task is similar with weight 1/P, none is a negative;
+	// NoSTT lets nothing of the similar tasks reach the stored prompt
+	// (training still mixes them, so the estimator learns and partitions);
+	// NoASC and NoHSC drop a contrastive loss.
 	NoASE bool `json:"no_ase"`
 	NoASC bool `json:"no_asc"`
 	NoHSC bool `json:"no_hsc"`
 	NoSTT bool `json:"no_stt"`
-	// Quirks reproduces the authors' code where shlpt-vk's default differs
-	// (docs/shlpt.md): a batch-level dissimilar set, padding in the
-	// max-pool and the HSC mean, m = 1 − sign(s0), validation with live
-	// per-instance mixing, and one optimizer state across tasks.
-	Quirks bool `json:"quirks"`
+	// Quirks lists the places where the authors' code is reproduced
+	// instead of shlpt-vk's default (the Quirk* names; "all" for every
+	// one; docs/shlpt.md).
+	Quirks []string `json:"quirks"`
+}
+
+// The authors' code's behaviours that --quirks reproduces, one name each
+// (docs/shlpt.md, "Differences from the authors' code").
+const (
+	// QuirkBatchPartition: the dissimilar set of a batch is the prompts
+	// whose mean weight over the batch is below δ, the same for every row.
+	QuirkBatchPartition = "batch-partition"
+	// QuirkPadMaxPool: inputs are padded to --max-input-len and x̂'s
+	// max-pool runs over the padding too.
+	QuirkPadMaxPool = "pad-maxpool"
+	// QuirkHSCPadding: HSC's mean runs over every target position,
+	// padding included.
+	QuirkHSCPadding = "hsc-padding"
+	// QuirkASCSignMask: ASC's mask is 1 − sign(s0) (2 where a gated
+	// activation is negative).
+	QuirkASCSignMask = "asc-sign-mask"
+	// QuirkLiveValidation: validation mixes the prompt per instance with
+	// the current estimator instead of using the prompt that would be
+	// stored.
+	QuirkLiveValidation = "live-validation"
+	// QuirkSharedOptimizer: one AdamW state for the whole sequence.
+	QuirkSharedOptimizer = "shared-optimizer"
+	// QuirksAll names every quirk.
+	QuirksAll = "all"
+)
+
+// QuirkNames are the quirks in their canonical order.
+var QuirkNames = []string{QuirkBatchPartition, QuirkPadMaxPool, QuirkHSCPadding, QuirkASCSignMask, QuirkLiveValidation, QuirkSharedOptimizer}
+
+// ParseQuirks returns the quirks a list names ("all" for every one), in
+// canonical order without repeats; an unknown name is an error listing
+// the known ones.
+func ParseQuirks(names []string) ([]string, error) {
+	on := map[string]bool{}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == "":
+		case n == QuirksAll:
+			for _, q := range QuirkNames {
+				on[q] = true
+			}
+		case slices.Contains(QuirkNames, n):
+			on[n] = true
+		default:
+			return nil, fmt.Errorf("unknown quirk %q (expected %s or %s)", n, strings.Join(QuirkNames, ", "), QuirksAll)
+		}
+	}
+	out := []string{}
+	for _, q := range QuirkNames {
+		if on[q] {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// PadToMax says whether every batch is padded to the run's input length
+// (the pad-maxpool quirk: the reference pads every input to max_seq_len
+// and its max-pool sees the padding).
+func (c SHLPTConfig) PadToMax() bool { return c.quirk(QuirkPadMaxPool) }
+
+// quirk reports whether the named quirk is on.
+func (c SHLPTConfig) quirk(name string) bool {
+	return slices.Contains(c.Quirks, name) || slices.Contains(c.Quirks, QuirksAll)
 }
 
 // DefaultSHLPT is the reference's configuration (reference §0, §3).
 func DefaultSHLPT() SHLPTConfig {
 	return SHLPTConfig{PromptLen: 150, Delta: 0.06, TauSim: 2e4, LambdaHSC: 0.1, LambdaASC: 0.5,
-		TauHSC: 1, TauASC: 1, EstimatorRank: 100}
+		TauHSC: 1, TauASC: 1, EstimatorRank: 100, Quirks: []string{}}
 }
 
 // Validate checks the settings.
@@ -57,18 +126,94 @@ func (c SHLPTConfig) Validate() error {
 	case !(c.Delta >= 0):
 		return fmt.Errorf("shlpt: delta %v must not be negative", c.Delta)
 	}
+	seen := map[string]bool{}
+	for _, q := range c.Quirks {
+		if _, err := ParseQuirks([]string{q}); err != nil || q == "" {
+			return fmt.Errorf("shlpt: unknown quirk %q (expected %s or %s)", q, strings.Join(QuirkNames, ", "), QuirksAll)
+		}
+		if seen[q] {
+			return fmt.Errorf("shlpt: quirk %q given twice", q)
+		}
+		seen[q] = true
+	}
 	return nil
 }
 
-// useHSC and useASC say whether a contrastive loss is computed.
-func (c SHLPTConfig) useHSC() bool { return !c.NoHSC && c.LambdaHSC > 0 }
-func (c SHLPTConfig) useASC() bool { return !c.NoASC && c.LambdaASC > 0 }
+// contrasts says whether an earlier task can be a contrastive negative:
+// not under -ASE, which judges no task dissimilar.
+func (c SHLPTConfig) contrasts() bool { return !c.NoASE }
 
-// mixes says whether earlier prompts are mixed into the new one.
-func (c SHLPTConfig) mixes() bool { return !c.AllDissimilar && !c.NoSTT }
+// useHSC and useASC say whether a contrastive loss is computed.
+func (c SHLPTConfig) useHSC() bool { return c.contrasts() && !c.NoHSC && c.LambdaHSC > 0 }
+func (c SHLPTConfig) useASC() bool { return c.contrasts() && !c.NoASC && c.LambdaASC > 0 }
+
+// trainMixes says whether the training prompt mixes earlier prompts into
+// the new one: not when every earlier task is dissimilar, except under
+// -ASE, where every one is similar.
+func (c SHLPTConfig) trainMixes() bool { return !c.AllDissimilar || c.NoASE }
+
+// storeMixes says whether the stored prompt (and the validation prompt
+// that stands for it) mixes them: as training does, except under -STT.
+func (c SHLPTConfig) storeMixes() bool { return c.trainMixes() && !c.NoSTT }
+
+// usesEstimator says whether α comes from the estimator with P earlier
+// prompts (it is a constant with one, and under -ASE or when every
+// earlier task is dissimilar it is not needed).
+func (c SHLPTConfig) usesEstimator(P int) bool { return P > 1 && !c.NoASE && !c.AllDissimilar }
 
 func (c SHLPTConfig) partition() kernels.PartitionOpts {
-	return kernels.PartitionOpts{Delta: float32(c.Delta), AllDissimilar: c.AllDissimilar, BatchNegatives: c.Quirks}
+	if c.NoASE {
+		// Every earlier prompt is kept (weights 1/P > −1), none is a
+		// negative, whatever δ and the all-dissimilar setting say.
+		return kernels.PartitionOpts{Delta: -1}
+	}
+	return kernels.PartitionOpts{Delta: float32(c.Delta), AllDissimilar: c.AllDissimilar, BatchNegatives: c.quirk(QuirkBatchPartition)}
+}
+
+// shlptSpec registers SHLPT.
+var shlptSpec = Define(Definition[SHLPTConfig]{
+	Name:     "shlpt",
+	Summary:  "the paper's method: a prompt mixed with the similar earlier tasks' stored prompts, contrasted with the dissimilar ones (HSC, ASC)",
+	Defaults: Defaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5},
+	Export:   ExportStoredPrompt,
+	Settings: DefaultSHLPT(),
+	Flags: func(s *SHLPTConfig) []Flag {
+		return []Flag{
+			floatFlag("delta", "SHLPT: similarity threshold δ (default: the benchmark's, 0.06 or 1.5)", &s.Delta),
+			floatFlag("tau-sim", "SHLPT: temperature of the similarity softmax", &s.TauSim),
+			boolFlag("all-dissimilar", "SHLPT: treat every earlier task as dissimilar: nothing mixed, every stored prompt a contrastive negative (the Negative Transfer setting, default with --benchmark nt; Table 5's Add HSC/ASC)", &s.AllDissimilar),
+			floatFlag("lambda-hsc", "SHLPT: weight of the hidden-state contrastive loss", &s.LambdaHSC),
+			floatFlag("lambda-asc", "SHLPT: weight of the activation contrastive loss", &s.LambdaASC),
+			floatFlag("tau-hsc", "SHLPT: temperature of HSC", &s.TauHSC),
+			floatFlag("tau-asc", "SHLPT: temperature of ASC", &s.TauASC),
+			intFlag("estimator-rank", "SHLPT: bottleneck of the similarity estimator", &s.EstimatorRank),
+			boolFlag("no-ase", "SHLPT ablation -ASE: no similarity estimation: every earlier task similar with weight 1/P, none a negative", &s.NoASE),
+			boolFlag("no-asc", "SHLPT ablation -ASC: no activation contrastive loss", &s.NoASC),
+			boolFlag("no-hsc", "SHLPT ablation -HSC: no hidden-state contrastive loss", &s.NoHSC),
+			boolFlag("no-stt", "SHLPT ablation -STT: nothing of the similar tasks reaches the stored prompt (training still mixes them, so the estimator learns and partitions)", &s.NoSTT),
+			{Name: "quirks", Value: quirksValue{&s.Quirks},
+				Usage: "SHLPT: reproduce the authors' code where shlpt-vk's default differs: a comma-separated list of " + strings.Join(QuirkNames, ", ") + ", or all (docs/shlpt.md)"},
+		}
+	},
+	Validate: func(s *SHLPTConfig, r RunShape) error {
+		return s.Validate()
+	},
+	New:      func(env *Env, s *SHLPTConfig) (Method, error) { return NewSHLPT(env, *s) },
+	PadToMax: func(s *SHLPTConfig) bool { return s.PadToMax() },
+})
+
+// quirksValue is the --quirks flag: a comma-separated list of quirk names
+// kept in canonical order ("all" expands to every one).
+type quirksValue struct{ p *[]string }
+
+func (q quirksValue) String() string { return strings.Join(*q.p, ",") }
+func (q quirksValue) Type() string   { return "names" }
+func (q quirksValue) Set(s string) error {
+	list, err := ParseQuirks(strings.Split(s, ","))
+	if err == nil {
+		*q.p = list
+	}
+	return err
 }
 
 // SHLPT is the method of the paper: a pool of frozen stored prompts, the
@@ -88,7 +233,10 @@ type SHLPT struct {
 	// Device copies of the pool for the current task, made by BeginTask.
 	poolT *ag.Tensor // (P, Lp, d)
 	phat  *ag.Tensor // (P, d)
-	negs  *negativeCache
+	negs  negativeSource
+	// report makes steps compute every intermediate a case file checks
+	// (shlptcheck), also where training would skip it.
+	report bool
 }
 
 // NewSHLPT returns the method with an empty pool.
@@ -124,9 +272,10 @@ func (s *SHLPT) PromptLen() int { return s.cfg.PromptLen }
 // Params are the prompt and the estimator's weights.
 func (s *SHLPT) Params() []*ag.Tensor { return append([]*ag.Tensor{s.prompt}, s.est.Params()...) }
 
-// FreshOptimizer: a new optimizer per task, except with Quirks, where the
-// reference's single AdamW carries its moments across tasks.
-func (s *SHLPT) FreshOptimizer() bool { return !s.cfg.Quirks }
+// FreshOptimizer: a new optimizer per task, except with the
+// shared-optimizer quirk, where the reference's single AdamW carries its
+// moments across tasks.
+func (s *SHLPT) FreshOptimizer() bool { return !s.cfg.quirk(QuirkSharedOptimizer) }
 
 // BeginTask re-initializes the prompt from embedding rows at random
 // vocabulary ids, uploads the pool and precomputes the negatives.
@@ -200,27 +349,22 @@ func (s *SHLPT) alphaFor(xhat *ag.Tensor, B int) *ag.Tensor {
 
 // xhat records the max-pool of a batch's token embeddings (B, d) over its
 // real tokens (realMask (B, L) 1/0), or over every position when realMask
-// is nil (Quirks: padding included, as the reference).
+// is nil (the pad-maxpool quirk: padding included, as the reference).
 func (s *SHLPT) xhat(ids, realMask *ag.Tensor) *ag.Tensor {
-	emb := ag.Embedding(s.env.Model.Shared, ids)
-	x := ag.MaxPool(emb, realMask)
-	emb.Release()
-	return x
+	sc := ids.Engine().Scope()
+	defer sc.End()
+	return sc.Keep(ag.MaxPool(ag.Embedding(s.env.Model.Shared, ids), realMask))
 }
 
 // mixPrompts returns Σ_j w[b, j]·pool[j] + P^t for every row of w (B, P):
 // (B, Lp, d).
 func (s *SHLPT) mixPrompts(w *ag.Tensor) *ag.Tensor {
+	sc := w.Engine().Scope()
+	defer sc.End()
 	P, Lp, d := s.poolT.Dim(0), s.poolT.Dim(1), s.poolT.Dim(2)
-	flat := s.poolT.Reshape(P, Lp*d)
-	mix := ag.MatMul(w, flat, false, false) // (B, Lp·d)
-	pt := s.prompt.Reshape(Lp * d)
-	sum := ag.AddRow(mix, pt)
-	out := sum.Reshape(w.Dim(0), Lp, d)
-	for _, t := range []*ag.Tensor{flat, mix, pt, sum} {
-		t.Release()
-	}
-	return out
+	mix := ag.MatMul(w, s.poolT.Reshape(P, Lp*d), false, false) // (B, Lp·d)
+	sum := ag.AddRow(mix, s.prompt.Reshape(Lp*d))
+	return sc.Keep(sum.Reshape(w.Dim(0), Lp, d))
 }
 
 // taskAlpha returns ᾱ, the mean over the task's training batches of the
@@ -230,7 +374,7 @@ func (s *SHLPT) mixPrompts(w *ag.Tensor) *ag.Tensor {
 func (s *SHLPT) taskAlpha() ([]float64, error) {
 	P := len(s.pool)
 	out := make([]float64, P)
-	if P == 0 || !s.cfg.mixes() {
+	if P == 0 || !s.cfg.storeMixes() {
 		return out, nil
 	}
 	m := s.env.Model
@@ -245,19 +389,7 @@ func (s *SHLPT) taskAlpha() ([]float64, error) {
 		for i, r := range rows {
 			inputs[i] = r.Input
 		}
-		b, err := m.NewBatch(inputs, nil, t.InputLen, 1)
-		if err != nil {
-			return nil, err
-		}
-		real := s.realMask(inputs, b.InputIDs.Dim(1))
-		x := s.xhat(b.InputIDs, real)
-		alpha := s.alphaFor(x, len(rows))
-		mixed, negs := ag.Partition(alpha, s.cfg.partition())
-		v, err := mixed.Float32s()
-		for _, t := range []*ag.Tensor{real, x, alpha, mixed, negs} {
-			t.Release()
-		}
-		b.Release()
+		v, err := s.batchMixture(inputs, t.InputLen)
 		if err != nil {
 			return nil, err
 		}
@@ -279,11 +411,37 @@ func (s *SHLPT) taskAlpha() ([]float64, error) {
 	return out, nil
 }
 
+// batchMixture returns the kept, renormalized weights α̃ (B·P values) of
+// a batch of inputs padded to L tokens.
+func (s *SHLPT) batchMixture(inputs [][]int, L int) ([]float32, error) {
+	m := s.env.Model
+	e := m.Engine()
+	sc := e.Scope()
+	defer sc.End()
+	b, err := m.NewBatch(inputs, nil, L, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	mixed, _ := ag.Partition(s.batchAlpha(b.InputIDs, inputs), s.cfg.partition())
+	return mixed.Float32s()
+}
+
+// batchAlpha records α (B, P) of a batch: its inputs' ids (B, L) and token
+// lists.
+func (s *SHLPT) batchAlpha(ids *ag.Tensor, inputs [][]int) *ag.Tensor {
+	var x *ag.Tensor
+	if s.cfg.usesEstimator(len(s.pool)) {
+		x = s.xhat(ids, s.realMask(inputs, ids.Dim(1)))
+	}
+	return s.alphaFor(x, len(inputs))
+}
+
 // realMask uploads the (B, L) mask of real tokens (1) and padding (0) of
-// inputs padded to L, or returns nil under Quirks (the max-pool then runs
-// over padding too).
+// inputs padded to L, or returns nil with the pad-maxpool quirk (the
+// max-pool then runs over padding too).
 func (s *SHLPT) realMask(inputs [][]int, L int) *ag.Tensor {
-	if s.cfg.Quirks {
+	if s.cfg.quirk(QuirkPadMaxPool) {
 		return nil
 	}
 	v := make([]float32, len(inputs)*L)
@@ -299,28 +457,28 @@ func (s *SHLPT) realMask(inputs [][]int, L int) *ag.Tensor {
 // prompt a task is stored and validated with).
 func (s *SHLPT) storedPrompt(w []float64) *ag.Tensor {
 	e := s.env.Model.Engine()
-	if len(w) == 0 || !s.cfg.mixes() {
-		return s.prompt.Reshape(s.prompt.Shape()...)
+	sc := e.Scope()
+	defer sc.End()
+	if len(w) == 0 || !s.cfg.storeMixes() {
+		return sc.Keep(s.prompt.Reshape(s.prompt.Shape()...))
 	}
-	wt := e.FromFloat32(toF32(w), 1, len(w))
-	mixed := s.mixPrompts(wt)
-	wt.Release()
-	out := mixed.Reshape(s.prompt.Shape()...)
-	mixed.Release()
-	return out
+	mixed := s.mixPrompts(e.FromFloat32(toF32(w), 1, len(w)))
+	return sc.Keep(mixed.Reshape(s.prompt.Shape()...))
 }
 
 // storedValues reads the stored prompt for weights w (see storedPrompt).
 func (s *SHLPT) storedValues(w []float64) ([]float32, error) {
-	defer s.env.Model.Engine().NoGrad()()
-	p := s.storedPrompt(w)
-	defer p.Release()
-	return p.Float32s()
+	e := s.env.Model.Engine()
+	defer e.NoGrad()()
+	sc := e.Scope()
+	defer sc.End()
+	return s.storedPrompt(w).Float32s()
 }
 
 // EvalPrompts: a test pass uses stored prompt i alone; validation of the
 // current task uses the prompt it would be stored with now (ᾱ from the
-// current estimator), or under Quirks the live per-instance mixture.
+// current estimator), or with the live-validation quirk the live
+// per-instance mixture training uses.
 func (s *SHLPT) EvalPrompts(p Purpose, i int) (Prompter, error) {
 	e := s.env.Model.Engine()
 	defer e.NoGrad()()
@@ -334,68 +492,35 @@ func (s *SHLPT) EvalPrompts(p Purpose, i int) (Prompter, error) {
 	if s.task == nil || i != s.task.Index {
 		return nil, fmt.Errorf("shlpt: validation of task %d, which is not being learned", i)
 	}
-	if len(s.pool) > 0 && s.cfg.mixes() && s.cfg.Quirks {
+	if len(s.pool) > 0 && s.cfg.trainMixes() && s.cfg.quirk(QuirkLiveValidation) {
 		return liveMixture{s}, nil
 	}
 	w, err := s.taskAlpha()
 	if err != nil {
 		return nil, err
 	}
-	if !s.cfg.mixes() {
-		w = nil
-	}
 	return FixedPrompt{s.storedPrompt(w)}, e.Err()
 }
 
 // liveMixture mixes the prompt per instance with the estimator's current
-// weights, as the reference validates (Quirks).
+// weights, as the reference validates (the live-validation quirk).
 type liveMixture struct{ s *SHLPT }
 
 func (l liveMixture) Prompt(b *Batch) (*ag.Tensor, error) {
 	s := l.s
 	e := s.env.Model.Engine()
 	defer e.NoGrad()()
+	sc := e.Scope()
+	defer sc.End()
 	inputs := make([][]int, len(b.Examples))
 	for r, ex := range b.Examples {
 		inputs[r] = ex.Input
 	}
-	real := s.realMask(inputs, b.Device.InputIDs.Dim(1))
-	x := s.xhat(b.Device.InputIDs, real)
-	alpha := s.alphaFor(x, len(inputs))
-	mixed, negs := ag.Partition(alpha, s.cfg.partition())
-	out := s.mixPrompts(mixed)
-	for _, t := range []*ag.Tensor{real, x, alpha, mixed, negs} {
-		t.Release()
-	}
-	return out, e.Err()
+	mixed, _ := ag.Partition(s.batchAlpha(b.Device.InputIDs, inputs), s.cfg.partition())
+	return sc.Keep(s.mixPrompts(mixed)), e.Err()
 }
 
 func (l liveMixture) Release() {}
-
-// Snapshot reads the trainable state: the prompt and the estimator.
-func (s *SHLPT) Snapshot() ([]HostTensor, error) {
-	p, err := s.prompt.Float32s()
-	if err != nil {
-		return nil, err
-	}
-	est, err := s.est.HostTensors()
-	if err != nil {
-		return nil, err
-	}
-	return append([]HostTensor{{Name: "prompt", Shape: s.prompt.Shape(), Data: p}}, est...), nil
-}
-
-// Restore writes a snapshot back.
-func (s *SHLPT) Restore(ts []HostTensor) error {
-	p, err := find(ts, "prompt", s.prompt.Shape()...)
-	if err != nil {
-		return err
-	}
-	if err := s.prompt.WriteFloat32(p); err != nil {
-		return err
-	}
-	return s.est.Load(ts)
-}
 
 // EndTask stores the task's prompt, mixed with the task-averaged weights
 // (reference §3.2: t = 0 stores P^0, t = 1 stores pool[0] + P^1, later
@@ -571,3 +696,6 @@ func removeQuietly(path string) error {
 // TestsFrozen: every task is tested with its stored prompt(s) alone,
 // frozen once the task ends.
 func (*SHLPT) TestsFrozen() bool { return true }
+
+// setPromptLen gives the settings the run's prompt length.
+func (c *SHLPTConfig) setPromptLen(n int) { c.PromptLen = n }

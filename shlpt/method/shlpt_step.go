@@ -10,7 +10,7 @@ import (
 // stepInputs are the per-batch tensors of an SHLPT step besides the
 // model's batch. Nil where the step does not need them.
 type stepInputs struct {
-	real   *ag.Tensor // (B, L): 1 for real tokens, 0 for padding; nil under Quirks
+	real   *ag.Tensor // (B, L): 1 for real tokens, 0 for padding; nil with the pad-maxpool quirk
 	hscW   *ag.Tensor // (B, T): weight of each target position in HSC's mean
 	ascM   *ag.Tensor // (B, F): ASC's neuron mask m
 	hidNeg *ag.Tensor // (B, P, T, d): h_j of each row
@@ -36,15 +36,15 @@ type stepResult struct {
 	Loss      *ag.Tensor
 }
 
+func (r *stepResult) tensors() []*ag.Tensor {
+	return []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt, r.LossDown, r.LossHSC, r.LossASC, r.Loss}
+}
+
 func (r *stepResult) release() {
-	for _, t := range []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt, r.LossDown, r.LossHSC, r.LossASC, r.Loss} {
+	for _, t := range r.tensors() {
 		t.Release()
 	}
 }
-
-// needsAlpha says whether a training step computes α: to mix, or (under
-// -STT) to partition; not when every earlier task is dissimilar.
-func (c SHLPTConfig) needsAlpha() bool { return !c.AllDissimilar }
 
 // compute records one SHLPT step on batch b (paper Eq. 3–12; the exact
 // semantics are those of the shlpt-step cases, docs/shlpt.md):
@@ -64,26 +64,35 @@ func (s *SHLPT) compute(b *t5.Batch, in *stepInputs, report bool) *stepResult {
 	e := m.Engine()
 	c := s.cfg
 	r := &stepResult{}
+	sc := e.Scope()
+	defer func() {
+		for _, t := range r.tensors() {
+			sc.Keep(t)
+		}
+		sc.End()
+	}()
 	B, P := b.InputIDs.Dim(0), len(s.pool)
 	prompt := s.prompt.Reshape(s.prompt.Shape()...)
 	if P > 0 {
-		if c.needsAlpha() || report {
+		switch {
+		case c.trainMixes():
+			if c.usesEstimator(P) || report {
+				r.XHat = s.xhat(b.InputIDs, in.real)
+			}
+			r.Alpha = s.alphaFor(r.XHat, B)
+		case report:
+			// Every earlier task is dissimilar: α is not needed, but the
+			// case records the estimator's.
 			func() {
-				// α steers gradients only through the mixture.
-				if !c.mixes() {
-					defer e.NoGrad()()
-				}
-				if (P > 1 && !c.NoASE) || report {
-					r.XHat = s.xhat(b.InputIDs, in.real)
-				}
-				r.Alpha = s.alphaFor(r.XHat, B)
+				defer e.NoGrad()()
+				r.XHat = s.xhat(b.InputIDs, in.real)
+				r.Alpha = s.est.Alpha(r.XHat, s.phat, c.TauSim)
 			}()
-		} else {
+		default:
 			r.Alpha = e.Zeros(B, P) // not read: every task is a negative
 		}
 		r.Mixed, r.Negatives = ag.Partition(r.Alpha, c.partition())
-		if c.mixes() {
-			prompt.Release()
+		if c.trainMixes() {
 			prompt = s.mixPrompts(r.Mixed)
 		}
 	}
@@ -97,59 +106,37 @@ func (s *SHLPT) compute(b *t5.Batch, in *stepInputs, report bool) *stepResult {
 	r.Loss = out.Loss.Reshape(1)
 	if hsc {
 		r.LossHSC = s.hsc(out.Hidden, in, r.Negatives)
-		add(&r.Loss, r.LossHSC, c.LambdaHSC)
+		r.Loss = ag.Add(r.Loss, ag.Scale(r.LossHSC, float32(c.LambdaHSC)))
 	}
 	if asc {
 		r.LossASC = s.asc(out.FFNActFirst, in, r.Negatives)
-		add(&r.Loss, r.LossASC, c.LambdaASC)
+		r.Loss = ag.Add(r.Loss, ag.Scale(r.LossASC, float32(c.LambdaASC)))
 	}
-	out.Hidden.Release()
-	out.FFNActFirst.Release()
 	return r
-}
-
-// add sets *sum += w·x.
-func add(sum **ag.Tensor, x *ag.Tensor, w float64) {
-	wx := ag.Scale(x, float32(w))
-	s := ag.Add(*sum, wx)
-	(*sum).Release()
-	wx.Release()
-	*sum = s
 }
 
 // hsc is Eq. 8: per row, InfoNCE of the mean cosine of the hidden states
 // with themselves (the positive) against their mean cosine with each
 // negative's h_j, over the weighted target positions.
 func (s *SHLPT) hsc(h *ag.Tensor, in *stepInputs, negs *ag.Tensor) *ag.Tensor {
+	sc := h.Engine().Scope()
+	defer sc.End()
 	P := len(s.pool)
-	hx := ag.Expand(h, 1, P)        // (B, P, T, d)
-	cos := ag.Cosine(hx, in.hidNeg) // (B, P, T)
-	wx := ag.Expand(in.hscW, 1, P)  // (B, P, T)
-	wcos := ag.Mul(cos, wx)         // (B, P, T)
-	neg := ag.SumAxis(wcos, -1)     // (B, P)
-	self := ag.Cosine(h, h)         // (B, T)
-	wself := ag.Mul(self, in.hscW)  // (B, T)
-	pos := ag.SumAxis(wself, -1)    // (B,)
-	loss := ag.Contrastive(pos, neg, negs, float32(s.cfg.TauHSC))
-	for _, t := range []*ag.Tensor{hx, cos, wx, wcos, neg, self, wself, pos} {
-		t.Release()
-	}
-	return loss
+	cos := ag.Cosine(ag.Expand(h, 1, P), in.hidNeg)              // (B, P, T)
+	neg := ag.SumAxis(ag.Mul(cos, ag.Expand(in.hscW, 1, P)), -1) // (B, P)
+	pos := ag.SumAxis(ag.Mul(ag.Cosine(h, h), in.hscW), -1)      // (B,)
+	return sc.Keep(ag.Contrastive(pos, neg, negs, float32(s.cfg.TauHSC)))
 }
 
 // asc is Eqs. 10–11: per row, InfoNCE of cos(a, a) against
 // cos(a ⊙ m, a_j ⊙ m) for each negative.
 func (s *SHLPT) asc(a *ag.Tensor, in *stepInputs, negs *ag.Tensor) *ag.Tensor {
+	sc := a.Engine().Scope()
+	defer sc.End()
 	P := len(s.pool)
-	am := ag.Mul(a, in.ascM)        // (B, F)
-	ax := ag.Expand(am, 1, P)       // (B, P, F)
-	neg := ag.Cosine(ax, in.actNeg) // (B, P)
-	pos := ag.Cosine(a, a)          // (B,)
-	loss := ag.Contrastive(pos, neg, negs, float32(s.cfg.TauASC))
-	for _, t := range []*ag.Tensor{am, ax, neg, pos} {
-		t.Release()
-	}
-	return loss
+	neg := ag.Cosine(ag.Expand(ag.Mul(a, in.ascM), 1, P), in.actNeg) // (B, P)
+	pos := ag.Cosine(a, a)                                           // (B,)
+	return sc.Keep(ag.Contrastive(pos, neg, negs, float32(s.cfg.TauASC)))
 }
 
 // shlptStep is the Step of SHLPT for batches of B rows.
@@ -170,7 +157,7 @@ func (s *SHLPT) NewStep(B int) (Step, error) {
 	P, T, D, F := len(s.pool), t.TargetLen, m.Config.DModel, m.Config.DFF
 	st := &shlptStep{s: s, B: B}
 	c := s.cfg
-	if P > 1 && !c.NoASE && c.needsAlpha() && !c.Quirks {
+	if (c.usesEstimator(P) || (s.report && P > 0)) && !c.quirk(QuirkPadMaxPool) {
 		st.in.real = e.Zeros(B, t.InputLen)
 	}
 	if P > 0 && c.useHSC() {
@@ -188,83 +175,105 @@ func (s *SHLPT) NewStep(B int) (Step, error) {
 	return st, nil
 }
 
-// Write uploads the batch's real-token mask, HSC weights and gathered
-// negatives.
-func (st *shlptStep) Write(b *Batch) error {
-	s := st.s
-	if len(b.Examples) != st.B || len(b.Index) != st.B {
-		return fmt.Errorf("shlpt: a batch of %d rows for a step of %d", len(b.Examples), st.B)
-	}
-	if st.in.real != nil {
-		L := st.in.real.Dim(1)
-		v := make([]float32, st.B*L)
-		for r, ex := range b.Examples {
+// stepValues are the host values of a step's per-batch inputs (nil where
+// the step has no such tensor).
+type stepValues struct {
+	real, hscW, ascM, hidNeg, actNeg []float32
+}
+
+// stepValues builds the per-batch inputs of rows exs (examples index of
+// the task's training set) for a step that has the tensors of in, with
+// inputs padded to L tokens and targets to T: the real-token mask, HSC's
+// position weights, ASC's mask and the gathered negatives masked by it.
+// It is the one builder of SHLPT's step inputs: training, shlptcheck and
+// the tests all go through it.
+func (s *SHLPT) stepValues(in *stepInputs, exs []Example, index []int, L, T int) (stepValues, error) {
+	var v stepValues
+	if in.real != nil {
+		v.real = make([]float32, len(exs)*L)
+		for r, ex := range exs {
 			for j := 0; j < len(ex.Input) && j < L; j++ {
-				v[r*L+j] = 1
+				v.real[r*L+j] = 1
 			}
 		}
-		if err := st.in.real.WriteFloat32(v); err != nil {
-			return err
-		}
 	}
-	if st.in.hscW == nil && st.in.ascM == nil {
-		return nil
+	if in.hscW == nil && in.ascM == nil {
+		return v, nil
 	}
 	if s.negs == nil {
-		return fmt.Errorf("shlpt: the negatives were not computed")
+		return v, fmt.Errorf("shlpt: the negatives were not computed")
 	}
-	c := s.negs
-	var hid, act, mask []float32
-	var w []float32
-	if st.in.hscW != nil {
-		valid := make([][]bool, st.B)
-		for r, ex := range b.Examples {
-			valid[r] = make([]bool, c.T)
-			for t := 0; t < c.T && t < len(ex.Target); t++ {
+	P, F := len(s.pool), s.env.Model.Config.DFF
+	if in.hscW != nil {
+		valid := make([][]bool, len(exs))
+		for r, ex := range exs {
+			valid[r] = make([]bool, T)
+			for t := 0; t < T && t < len(ex.Target); t++ {
 				valid[r][t] = true
 			}
 		}
-		w = hscWeights(valid, s.cfg.Quirks)
+		v.hscW = hscWeights(valid, s.cfg.quirk(QuirkHSCPadding))
 	}
-	for _, i := range b.Index {
-		h, a, s0, err := c.read(i)
+	for _, i := range index {
+		h, a, s0, err := s.negs.read(i)
 		if err != nil {
-			return err
+			return v, err
 		}
-		m := ascMask(s0, s.cfg.Quirks)
-		hid = append(hid, h...)
-		mask = append(mask, m...)
-		for j := 0; j < c.P; j++ {
-			for k := 0; k < c.F; k++ {
-				act = append(act, a[j*c.F+k]*m[k])
+		if in.hscW != nil {
+			v.hidNeg = append(v.hidNeg, h...)
+		}
+		if in.ascM == nil {
+			continue
+		}
+		m := ascMask(s0, s.cfg.quirk(QuirkASCSignMask))
+		v.ascM = append(v.ascM, m...)
+		for j := 0; j < P; j++ {
+			for k := 0; k < F; k++ {
+				v.actNeg = append(v.actNeg, a[j*F+k]*m[k])
 			}
 		}
 	}
-	if st.in.hscW != nil {
-		if err := firstErr(st.in.hscW.WriteFloat32(w), st.in.hidNeg.WriteFloat32(hid)); err != nil {
-			return err
+	return v, nil
+}
+
+// Write uploads the batch's real-token mask, HSC weights and gathered
+// negatives.
+func (st *shlptStep) Write(b *Batch) error {
+	if len(b.Examples) != st.B || len(b.Index) != st.B {
+		return fmt.Errorf("shlpt: a batch of %d rows for a step of %d", len(b.Examples), st.B)
+	}
+	t := st.s.task
+	v, err := st.s.stepValues(&st.in, b.Examples, b.Index, t.InputLen, t.TargetLen)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, x := range []struct {
+		t *ag.Tensor
+		v []float32
+	}{{st.in.real, v.real}, {st.in.hscW, v.hscW}, {st.in.hidNeg, v.hidNeg}, {st.in.ascM, v.ascM}, {st.in.actNeg, v.actNeg}} {
+		if x.t != nil {
+			errs = append(errs, x.t.WriteFloat32(x.v))
 		}
 	}
-	if st.in.ascM != nil {
-		return firstErr(st.in.ascM.WriteFloat32(mask), st.in.actNeg.WriteFloat32(act))
-	}
-	return nil
+	return firstErr(errs...)
 }
 
 // hscWeights returns HSC's weights (B, T) of target positions: 1/n_b on
 // the n_b positions of row b that count (labels other than -100), or 1/T
-// on every position with quirks (the reference averages over padding).
-func hscWeights(valid [][]bool, quirks bool) []float32 {
+// on every position with the hsc-padding quirk (the reference averages
+// over padding).
+func hscWeights(valid [][]bool, padding bool) []float32 {
 	var w []float32
 	for _, row := range valid {
 		n := 0
 		for _, v := range row {
-			if v || quirks {
+			if v || padding {
 				n++
 			}
 		}
 		for _, v := range row {
-			if (v || quirks) && n > 0 {
+			if (v || padding) && n > 0 {
 				w = append(w, float32(1/float64(n)))
 			} else {
 				w = append(w, 0)
@@ -276,19 +285,17 @@ func hscWeights(valid [][]bool, quirks bool) []float32 {
 
 // Loss records the step.
 func (st *shlptStep) Loss(b *Batch) (*ag.Tensor, []Part) {
+	sc := b.Device.InputIDs.Engine().Scope()
+	defer sc.End()
 	r := st.s.compute(b.Device, &st.in, false)
-	loss := r.Loss
-	parts := []Part{{"ce", r.LossDown}}
+	parts := []Part{{"ce", sc.Keep(r.LossDown)}}
 	if r.LossHSC != nil {
-		parts = append(parts, Part{"hsc", r.LossHSC})
+		parts = append(parts, Part{"hsc", sc.Keep(r.LossHSC)})
 	}
 	if r.LossASC != nil {
-		parts = append(parts, Part{"asc", r.LossASC})
+		parts = append(parts, Part{"asc", sc.Keep(r.LossASC)})
 	}
-	for _, t := range []*ag.Tensor{r.XHat, r.Alpha, r.Mixed, r.Negatives, r.Prompt} {
-		t.Release()
-	}
-	return loss, parts
+	return sc.Keep(r.Loss), parts
 }
 
 // Release frees the step's inputs.

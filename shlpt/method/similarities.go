@@ -15,7 +15,7 @@ type Similarities interface {
 // TaskSimilarity is ᾱ, the task-averaged kept weights of the stored
 // prompts for the current estimator (what EndTask would mix now).
 func (s *SHLPT) TaskSimilarity() ([]float64, error) {
-	if s.task == nil || len(s.pool) == 0 || !s.cfg.mixes() {
+	if s.task == nil || len(s.pool) == 0 || !s.cfg.storeMixes() {
 		return nil, nil
 	}
 	return s.taskAlpha()

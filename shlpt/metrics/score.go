@@ -44,10 +44,27 @@ func (r Result) String() string {
 
 // Options select the primary metric.
 type Options struct {
-	// Reference makes the reference's variants primary: MultiRC micro_f1
-	// (= accuracy) instead of f1a, SQuAD f1_first instead of f1. Every
-	// variant is reported either way.
-	Reference bool
+	// Official makes the benchmarks' official metrics primary: MultiRC
+	// f1a (SuperGLUE's F1 over answer options) instead of micro_f1, SQuAD
+	// f1 against every gold answer instead of f1_first. The default is the
+	// paper's: the variants the SHLPT authors' code computed for its
+	// tables (reference §2). Every variant is reported either way.
+	Official bool
+}
+
+// PrimaryName is the name of task t's primary metric under o.
+func PrimaryName(t *tasks.Task, o Options) string {
+	switch {
+	case t.QA && o.Official:
+		return F1Name
+	case t.QA:
+		return FirstF1Name
+	case t.Name == "multirc" && o.Official:
+		return F1aName
+	case t.Name == "multirc":
+		return MicroF1Name
+	}
+	return AccuracyName
 }
 
 // Metric names in a Result.
@@ -61,9 +78,10 @@ const (
 	FirstEMName  = "em_first" // SQuAD, reference
 )
 
-// Evaluate scores preds[i], the generated text for exs[i], for task t.
-// Classification tasks report accuracy; MultiRC adds f1a, em and micro_f1;
-// SQuAD reports f1, em, f1_first and em_first.
+// Evaluate scores preds[i], the generated text for exs[i], for task t,
+// with the primary metric (PrimaryName) first. Classification tasks
+// report accuracy; MultiRC micro_f1, f1a, em and accuracy; SQuAD
+// f1_first, em_first, f1 and em.
 func Evaluate(t *tasks.Task, exs []tasks.Example, preds []string, opts Options) (Result, error) {
 	if err := sameLen(len(preds), len(exs)); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", t.Name, err)
@@ -83,9 +101,9 @@ func Evaluate(t *tasks.Task, exs []tasks.Example, preds []string, opts Options) 
 		if err != nil {
 			return Result{}, err
 		}
-		all := []Score{{F1Name, s.F1}, {EMName, s.EM}}
-		ref := []Score{{FirstF1Name, s.FirstF1}, {FirstEMName, s.FirstEM}}
-		r.Scores = primaryFirst(all, ref, opts.Reference)
+		official := []Score{{F1Name, s.F1}, {EMName, s.EM}}
+		paper := []Score{{FirstF1Name, s.FirstF1}, {FirstEMName, s.FirstEM}}
+		r.Scores = primaryFirst(official, paper, opts.Official)
 	case t.Name == "multirc":
 		groups := make([]string, len(exs))
 		for i, e := range exs {
@@ -95,9 +113,9 @@ func Evaluate(t *tasks.Task, exs []tasks.Example, preds []string, opts Options) 
 		if err != nil {
 			return Result{}, err
 		}
-		all := []Score{{F1aName, s.F1a}, {EMName, s.EM}}
-		ref := []Score{{MicroF1Name, s.MicroF1}}
-		r.Scores = append(primaryFirst(all, ref, opts.Reference), Score{AccuracyName, s.MicroF1})
+		official := []Score{{F1aName, s.F1a}, {EMName, s.EM}}
+		paper := []Score{{MicroF1Name, s.MicroF1}}
+		r.Scores = append(primaryFirst(official, paper, opts.Official), Score{AccuracyName, s.MicroF1})
 	default:
 		acc, err := Accuracy(preds, golds)
 		if err != nil {
@@ -108,9 +126,11 @@ func Evaluate(t *tasks.Task, exs []tasks.Example, preds []string, opts Options) 
 	return r, nil
 }
 
-func primaryFirst(sound, ref []Score, reference bool) []Score {
-	if reference {
-		return append(append([]Score(nil), ref...), sound...)
+// primaryFirst lists the paper's variants first, or the official ones
+// with official.
+func primaryFirst(official, paper []Score, useOfficial bool) []Score {
+	if useOfficial {
+		return append(append([]Score(nil), official...), paper...)
 	}
-	return append(append([]Score(nil), sound...), ref...)
+	return append(append([]Score(nil), paper...), official...)
 }

@@ -242,8 +242,9 @@ func variant(s map[string]any, method, benchmark string) string {
 	return strings.Join(out, " ")
 }
 
-// methodKey is the name of a method's settings block in config.json.
-func methodKey(method string) string { return strings.ReplaceAll(method, "-", "") }
+// methodKey is the name of a method's settings block in config.json: the
+// method's name.
+func methodKey(method string) string { return method }
 
 // settingsDiff lists the settings of a group that differ from the paper's
 // (rundir.DefaultConfig of its benchmark with the method's defaults),
@@ -255,13 +256,10 @@ func settingsDiff(s map[string]any, method, benchmark string) []string {
 	if name == "" {
 		name = "std"
 	}
-	def, err := rundir.DefaultConfig(name)
+	def, err := rundir.DefaultConfigFor(name, method)
 	if err != nil {
 		return []string{"benchmark " + benchmark}
 	}
-	def.Method = method
-	d := rundir.DefaultsFor(method)
-	def.PromptLen, def.LR, def.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
 	var want map[string]any
 	b, _ := json.Marshal(def)
 	json.Unmarshal(b, &want)

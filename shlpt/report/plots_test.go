@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
@@ -46,7 +47,7 @@ func TestPlots(t *testing.T) {
 	// Activation similarities of SHLPT and of its -ASC ablation on order 1.
 	noASC := filepath.Join(root, "std-o1/shlpt-noasc/s42")
 	fakeRun(t, noASC, fakeSpec{method: "shlpt", benchmark: "std", order: 1, seed: 42, model: r0model(t, root), base: 77,
-		change: func(c *rundir.Config) { c.SHLPT.NoASC = true }})
+		change: func(c *rundir.Config) { rundir.MethodSettings[method.SHLPTConfig](c).NoASC = true }})
 	for dir, off := range map[string]float64{filepath.Join(root, "std-o1/shlpt/s42"): 0, noASC: 0.3} {
 		a := rundir.Activations{Tasks: []string{"dbpedia", "amazon", "yahoo", "ag"}, InputsPerTask: 10}
 		for i := range a.Tasks {

@@ -50,13 +50,11 @@ func fakeRun(t *testing.T, dir string, s fakeSpec) {
 	if name == "" {
 		name = "std"
 	}
-	c, err := rundir.DefaultConfig(name)
+	c, err := rundir.DefaultConfigFor(name, s.method)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Method, c.Seed, c.Model, c.Data = s.method, s.seed, s.model, "/data"
-	d := rundir.DefaultsFor(s.method)
-	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
+	c.Seed, c.Model, c.Data = s.seed, s.model, "/data"
 	c.Benchmark, c.Order, c.Tasks = s.benchmark, s.order, s.tasks
 	if s.benchmark != "" {
 		if c.Tasks, err = rundir.SequenceTasks(s.benchmark, s.order); err != nil {

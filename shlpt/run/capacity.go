@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 // deviceCapacity is the memory a device can give tensors: its largest
@@ -45,23 +43,36 @@ func hostMemory() int64 {
 	return 0
 }
 
-// checkFullWeightMemory refuses a full-weight method whose estimated
-// memory the device cannot hold.
-func (r *runner) checkFullWeightMemory() error {
+// checkMemory refuses a method whose estimated device memory (its
+// registration's estimate, for the methods that train every weight) the
+// device cannot hold.
+func (r *runner) checkMemory() error {
 	cfg := &r.cfg
-	if !rundir.FullWeight(cfg.Method) {
-		return nil
+	spec, err := cfg.Spec()
+	if err != nil {
+		return err
 	}
 	L, T := 1, 1
 	for _, td := range r.data {
 		L, T = max(L, td.inputLen), max(T, td.task.TargetLen)
 	}
-	est := method.FullWeightMemory(r.m.Config, cfg.BatchSize, L, T, cfg.Method == "ewc", cfg.Method == "er")
+	est := spec.Memory(cfg.Settings, r.m.Config, cfg.BatchSize, L, T)
+	if est == nil {
+		return nil
+	}
+	what := cfg.Method
+	if spec.FullWeight {
+		what += " trains every weight and"
+	}
 	info := r.e.Device().Info()
 	if capacity := deviceCapacity(info); est.Total > capacity {
-		return fmt.Errorf("%s trains every weight and needs an estimated %s of device memory at batch %d with inputs of %d tokens; %s has %.1f GiB",
-			cfg.Method, est, cfg.BatchSize, L, strings.TrimSpace(info.Name), float64(capacity)/(1<<30))
+		return fmt.Errorf("%s needs an estimated %s of device memory at batch %d with inputs of %d tokens; %s has %.1f GiB",
+			what, est, cfg.BatchSize, L, strings.TrimSpace(info.Name), float64(capacity)/(1<<30))
 	}
-	r.rep.Logf("every weight trained (%s): estimated device memory %s", cfg.Method, est)
+	if spec.FullWeight {
+		r.rep.Logf("every weight trained (%s): estimated device memory %s", cfg.Method, est)
+	} else {
+		r.rep.Logf("%s: estimated device memory %s", cfg.Method, est)
+	}
 	return nil
 }

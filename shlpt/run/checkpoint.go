@@ -21,8 +21,10 @@ import (
 )
 
 // checkpointFormat is the version of the checkpoint layout. Format 2
-// added the checksums and the output files.
-const checkpointFormat = 2
+// added the checksums and the output files; format 3 names the trainable
+// state by the methods' parameter names (and config.json holds only the
+// method's own settings).
+const checkpointFormat = 3
 
 // checkpoint is where a run stands: everything that, with the run's
 // configuration, determines the rest of it. One safetensors file holds the
@@ -141,6 +143,11 @@ func (c *checkpoint) encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// earlierFormat is the error for a checkpoint of an earlier format.
+func earlierFormat(name string, format int) error {
+	return fmt.Errorf("%s: checkpoint format %d is from an older shlpt-vk, which this one does not resume (it reads format %d): start the run again in a new directory", name, format, checkpointFormat)
+}
+
 // decodeCheckpoint parses a checkpoint file's bytes and verifies every
 // checksum. It checks the structure; the runner checks the values against
 // the run.
@@ -156,7 +163,7 @@ func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 	if sum, ok := f.Metadata()[metaStateSHA256]; !ok || sum != sha256Hex([]byte(state)) {
 		var v struct{ Format int }
 		if json.Unmarshal([]byte(state), &v) == nil && v.Format == 1 {
-			return nil, fmt.Errorf("%s: checkpoint format 1 is from an older shlpt-vk, which this one does not resume (it reads format %d): start the run again in a new directory", name, checkpointFormat)
+			return nil, earlierFormat(name, v.Format)
 		}
 		return nil, fmt.Errorf("%s: the checkpoint's state is damaged: its SHA-256 does not match the one recorded when it was written", name)
 	}
@@ -165,6 +172,9 @@ func decodeCheckpoint(name string, data []byte) (*checkpoint, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
 		return nil, fmt.Errorf("%s: state: %v", name, err)
+	}
+	if c.Format < checkpointFormat {
+		return nil, earlierFormat(name, c.Format)
 	}
 	if c.Format != checkpointFormat {
 		return nil, fmt.Errorf("%s: checkpoint format %d, this shlpt-vk reads %d", name, c.Format, checkpointFormat)

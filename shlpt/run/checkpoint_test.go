@@ -62,7 +62,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:len(good)/2])
 	f.Add(bytes.Replace(good, []byte(`"task":1`), []byte(`"task":-9`), 1))
-	f.Add(bytes.Replace(good, []byte(`\"format\":2`), []byte(`\"format\":\"x\"`), 1))
+	f.Add(bytes.Replace(good, []byte(`\"format\":3`), []byte(`\"format\":\"x\"`), 1))
 	f.Add([]byte{})
 	cfg := rundir.Config{Tasks: []string{"cb", "copa"}, Epochs: 3}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -85,7 +85,7 @@ func TestResumeCorruptCheckpoint(t *testing.T) {
 	}
 	for name, data := range map[string][]byte{
 		"truncated":     good[:len(good)-100],
-		"bad state":     bytes.Replace(good, []byte(`\"format\":2`), []byte(`\"format\":3`), 1),
+		"bad state":     bytes.Replace(good, []byte(`\"format\":3`), []byte(`\"format\":4`), 1),
 		"renamed pool":  bytes.Replace(good, []byte(`method/pool.0`), []byte(`method/pool.9`), 1),
 		"other config":  bytes.Replace(good, []byte(`\"config_hash\":\"`), []byte(`\"config_hash\":\"0`), 1),
 		"not a tensors": []byte("hello"),

@@ -59,7 +59,7 @@ func (ev *evaluator) evaluate(td *taskData, raw []tasks.Example, exs []method.Ex
 	if observePredictions != nil {
 		observePredictions(td.task.Name, raw, preds, scores)
 	}
-	return metrics.Evaluate(td.task, raw, preds, metrics.Options{Reference: ev.cfg.ReferenceMetrics})
+	return metrics.Evaluate(td.task, raw, preds, rundir.MetricOptions(ev.cfg.PrimaryMetrics))
 }
 
 // predict returns the model's answer to every example of exs with the

@@ -148,7 +148,7 @@ func Evaluate(ctx context.Context, o EvalOptions) (*rundir.Results, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := metrics.Evaluate(td.task, raw, preds, metrics.Options{Reference: cfg.ReferenceMetrics})
+		r, err := metrics.Evaluate(td.task, raw, preds, rundir.MetricOptions(cfg.PrimaryMetrics))
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", td.task.Name, err)
 		}
@@ -349,7 +349,7 @@ func (s *testPrompts) loadMethod() error {
 	if ck.ConfigHash != configHash(s.run) {
 		return fmt.Errorf("%s belongs to another configuration than %s", filepath.Join(s.dir, rundir.CheckpointFile), rundir.ConfigFile)
 	}
-	env := &method.Env{Model: s.m, Seed: s.run.Seed, NumTasks: len(s.run.Tasks)}
+	env := &method.Env{Model: s.m, Seed: s.run.Seed, NumTasks: len(s.run.Tasks), PromptLen: s.run.PromptLen}
 	meth, err := newMethod(s.run, env)
 	if err != nil {
 		return err

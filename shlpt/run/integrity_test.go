@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
@@ -268,9 +269,9 @@ func TestDivergenceStops(t *testing.T) {
 	}{
 		{func(c *rundir.Config) { c.LR = 1e39 }, "setting lr is 1e+39"},
 		{func(c *rundir.Config) { c.LR = math.Inf(1) }, "setting lr is +Inf"},
-		{func(c *rundir.Config) { c.SHLPT.Delta = math.Inf(1) }, "setting shlpt.delta is +Inf"},
-		{func(c *rundir.Config) { c.SHLPT.Delta = math.NaN() }, "setting shlpt.delta is NaN"},
-		{func(c *rundir.Config) { c.SHLPT.Delta = -0.1 }, "delta -0.1 must not be negative"},
+		{func(c *rundir.Config) { rundir.MethodSettings[method.SHLPTConfig](c).Delta = math.Inf(1) }, "setting shlpt.delta is +Inf"},
+		{func(c *rundir.Config) { rundir.MethodSettings[method.SHLPTConfig](c).Delta = math.NaN() }, "setting shlpt.delta is NaN"},
+		{func(c *rundir.Config) { rundir.MethodSettings[method.SHLPTConfig](c).Delta = -0.1 }, "delta -0.1 must not be negative"},
 	} {
 		c := testConfig(t)
 		tc.change(&c)

@@ -82,10 +82,9 @@ func openLoggers(dir string, lens map[string]int64, logf func(string, ...any)) (
 // logSet sends every record to each of its sinks.
 type logSet struct{ sinks []Logger }
 
-// each calls f on every sink; a set not opened yet (the first checkpoint
-// is written before the logs are opened) has none.
 func (s *logSet) each(f func(Logger) error) error {
 	if s == nil {
+		// Not open yet: the first checkpoint is written before any log.
 		return nil
 	}
 	var errs []error

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
@@ -19,9 +21,9 @@ import (
 func methodConfig(t *testing.T, name string) rundir.Config {
 	t.Helper()
 	c := testConfig(t)
-	c.Method = name
-	d := rundir.DefaultsFor(name)
-	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
+	if err := c.UseMethod(name); err != nil {
+		t.Fatal(err)
+	}
 	if c.PromptLen > 0 {
 		c.PromptLen = 4
 	}
@@ -30,7 +32,9 @@ func methodConfig(t *testing.T, name string) rundir.Config {
 	}
 	c.Epochs, c.KTrain, c.KVal, c.KTest = 2, 4, 2, 3
 	c.Decode = "greedy"
-	c.ER.Memory = 5
+	if er := rundir.MethodSettings[method.ERConfig](&c); er != nil {
+		er.Memory = 5
+	}
 	return c
 }
 
@@ -59,7 +63,7 @@ func TestMethodsEndToEnd(t *testing.T) {
 				t.Fatalf("incomplete results: %+v", r)
 			}
 			switch name {
-			case "per-task", "continual-init", "progprompt", "coda":
+			case "per-task", "continual-init", "progprompt", "coda", "l2p":
 				if r.BWT["test"] != 0 || r.BWT["valid"] != 0 {
 					t.Errorf("BWT %v: earlier prompts are frozen, so it must be 0", r.BWT)
 				}
@@ -176,13 +180,13 @@ func TestFullWeightRefused(t *testing.T) {
 	cb, _ := tasks.Lookup("cb")
 	r := &runner{cfg: rundir.Config{Method: "ewc", BatchSize: 4096}, m: &t5.Model{Config: large}, e: newEngine(t), rep: Quiet,
 		data: []*taskData{{task: cb, inputLen: 256}}}
-	err = r.checkFullWeightMemory()
+	err = r.checkMemory()
 	if err == nil || !strings.Contains(err.Error(), "needs an estimated") || !strings.Contains(err.Error(), "GiB") {
 		t.Fatalf("t5-large ewc at batch 4096: %v", err)
 	}
 	small, _ := t5.NamedConfig("t5-small")
 	r.m, r.cfg.BatchSize = &t5.Model{Config: small}, 1
-	if err := r.checkFullWeightMemory(); err != nil {
+	if err := r.checkMemory(); err != nil {
 		t.Errorf("t5-small ewc at batch 1: %v", err)
 	}
 }
@@ -209,5 +213,65 @@ func TestSixteenBitWeights(t *testing.T) {
 	bad.Weights = "f8"
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "f8") {
 		t.Errorf("weights f8: %v", err)
+	}
+}
+
+// The paper's primary metric fills the matrices by default (MultiRC
+// micro-F1); results.json keeps the official one (F1 over answer options)
+// as the alternate, from the same predictions.
+func TestPrimaryMetrics(t *testing.T) {
+	cfg := methodConfig(t, "per-task")
+	cfg.Tasks, cfg.Epochs = []string{"multirc"}, 1
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := Run(context.Background(), cfg, Options{Dir: dir, Engine: newEngine(t)}); err != nil {
+		t.Fatal(err)
+	}
+	r := readResults(t, dir)
+	if r.PrimaryMetrics != "paper" || r.Metric[0] != "micro_f1" || r.Alternate == nil || r.Alternate.Metric[0] != "f1a" {
+		t.Fatalf("primary metrics %q %v, alternate %+v", r.PrimaryMetrics, r.Metric, r.Alternate)
+	}
+	for _, split := range []string{"valid", "test"} {
+		m, a := r.Matrix.Test, r.Alternate.Matrix.Test
+		if split == "valid" {
+			m, a = r.Matrix.Valid, r.Alternate.Matrix.Valid
+		}
+		s := r.PerTask[0].Scores[split]
+		if *m[0][0] != s["micro_f1"] || *a[0][0] != s["f1a"] {
+			t.Errorf("%s: matrix %v and alternate %v, scores %v", split, *m[0][0], *a[0][0], s)
+		}
+	}
+	if r.Alternate.Average["test"] != *r.Alternate.Matrix.Test[0][0] {
+		t.Errorf("alternate average %v", r.Alternate.Average)
+	}
+}
+
+// logCatcher keeps the run's log lines.
+type logCatcher struct {
+	Reporter
+	lines []string
+}
+
+func (l *logCatcher) Logf(format string, args ...any) {
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// A model that is not an original T5 v1.0 checkpoint is named in a
+// warning; a v1.0 one is not.
+func TestWarnNotV10(t *testing.T) {
+	for _, c := range []struct {
+		dir  string
+		warn bool
+	}{{"t5-tiny-gated", true}, {"t5-tiny-relu-untied", true}, {"t5-tiny-relu", false}} {
+		cfg, err := t5.LoadConfig(filepath.Join("../../testdata", c.dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := &logCatcher{Reporter: Quiet}
+		r := &runner{cfg: rundir.Config{Model: c.dir}, m: &t5.Model{Config: cfg}, rep: log}
+		r.warnNotV10()
+		got := strings.Join(log.lines, "\n")
+		if warned := strings.Contains(got, "not an original T5 v1.0") && strings.Contains(got, c.dir); warned != c.warn {
+			t.Errorf("%s: log %q, want a warning %v", c.dir, got, c.warn)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
@@ -201,7 +202,10 @@ func pretrainRunConfig(pc PretrainConfig, initDir string) (rundir.Config, error)
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Method, cfg.Multitask = "finetune", true
+	if err := cfg.UseMethod("finetune"); err != nil {
+		return cfg, err
+	}
+	cfg.Multitask = true
 	cfg.Model, cfg.Tokenizer, cfg.Data, cfg.Tasks, cfg.Seed = initDir, pc.Tokenizer, pc.Data, pc.Tasks, pc.Seed
 	cfg.PromptLen, cfg.BatchSize, cfg.LR, cfg.WeightDecay = 0, pc.BatchSize, pc.LR, pc.WeightDecay
 	cfg.MaxInputLen, cfg.Decode = pc.MaxInputLen, "greedy"
@@ -220,13 +224,7 @@ func exportWeights(runDir, out string, arch t5.Config, tokenizer string) error {
 	if ck == nil || ck.Started {
 		return fmt.Errorf("%s: the run has not finished", runDir)
 	}
-	w := map[string][]float32{}
-	for _, t := range ck.method {
-		if name, ok := strings.CutPrefix(t.Name, "weight/"); ok {
-			w[name] = t.Data
-		}
-	}
-	return t5.WriteModel(out, arch, w, tokenizer)
+	return t5.WriteModel(out, arch, method.StateWeights(ck.method), tokenizer)
 }
 
 // customTasks lists the custom task folders under root.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"os"
 	"path/filepath"
@@ -13,7 +14,7 @@ import (
 
 // Rank classification, whose evaluation replays recorded passes, keeps
 // runs deterministic: a run interrupted and resumed ends byte for byte as
-// the uninterrupted one. SHLPT with the reference's validation (Quirks)
+// the uninterrupted one. SHLPT with the reference's validation (every quirk)
 // mixes a prompt per row from the batch's examples; L2P picks prompts per
 // row from an encoder query read on the host.
 func TestRankRunResume(t *testing.T) {
@@ -24,7 +25,9 @@ func TestRankRunResume(t *testing.T) {
 			cfg.Tasks = []string{"cb", "sst2"}
 			cfg.Decode = "rank"
 			cfg.EvalBatchSize = 4 // validation and test sets end with a short batch
-			cfg.SHLPT.Quirks = name == "shlpt"
+			if name == "shlpt" {
+				rundir.MethodSettings[method.SHLPTConfig](&cfg).Quirks = method.QuirkNames
+			}
 			base := t.TempDir()
 			ref, dir := filepath.Join(base, "ref"), filepath.Join(base, "run")
 			if _, err := Run(context.Background(), cfg, Options{Dir: ref, Engine: e}); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/gpu/gputest"
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
 	"github.com/shlpt-vk/shlpt-vk/internal/tfevents"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
@@ -44,7 +45,8 @@ func testConfig(t *testing.T) rundir.Config {
 	c.Epochs, c.EvalFrom, c.Patience = 3, 0, 5
 	c.MaxInputLen = 40
 	c.PromptLen = 5
-	c.SHLPT.Delta, c.SHLPT.TauSim = 0.45, 0.05
+	s := rundir.MethodSettings[method.SHLPTConfig](&c)
+	s.Delta, s.TauSim = 0.45, 0.05
 	c.Seed = 3
 	return c
 }
@@ -382,28 +384,56 @@ func (s *snapshotter) Step(int, float64, float64) { s.tick() }
 func (s *snapshotter) EndEpoch(rundir.EpochLine)  { s.tick() }
 func (s *snapshotter) Logf(string, ...any)        { s.tick() }
 
-// With every earlier task dissimilar nothing is mixed: every stored
-// prompt's mixture weights are 0, and both contrastive losses run.
+// With every earlier task dissimilar (the Negative Transfer setting)
+// nothing is mixed: every stored prompt's mixture weights are 0, and both
+// contrastive losses run. The -ASE ablation changes such a run: without
+// the estimator no task is judged dissimilar, so every earlier prompt is
+// mixed with weight 1/P and the contrastive losses have no negatives.
 func TestAllDissimilar(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Tasks = []string{"cb", "copa"}
 	cfg.Epochs = 2
-	cfg.SHLPT.AllDissimilar, cfg.SHLPT.Delta = true, 1.5
+	s := rundir.MethodSettings[method.SHLPTConfig](&cfg)
+	s.AllDissimilar, s.Delta = true, 1.5
 	cfg.Decode = "greedy"
-	dir := filepath.Join(t.TempDir(), "run")
-	if _, err := Run(context.Background(), cfg, Options{Dir: dir, Engine: newEngine(t)}); err != nil {
+	e := newEngine(t)
+	base := t.TempDir()
+	dir := filepath.Join(base, "run")
+	if _, err := Run(context.Background(), cfg, Options{Dir: dir, Engine: e}); err != nil {
 		t.Fatal(err)
 	}
 	r := readResults(t, dir)
 	if a := r.PerTask[1].Method["alpha"].([]any); len(a) != 1 || a[0] != float64(0) {
 		t.Errorf("alpha of task 2 is %v, want [0]", a)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	var l rundir.EpochLine
-	json.Unmarshal([]byte(lines[len(lines)-1]), &l)
-	if !(l.Parts["hsc"] > 0) || !(l.Parts["asc"] > 0) {
-		t.Errorf("contrastive losses of task 2: %v", l.Parts)
+	lastParts := func(dir string) map[string]float64 {
+		b, _ := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var l rundir.EpochLine
+		json.Unmarshal([]byte(lines[len(lines)-1]), &l)
+		return l.Parts
+	}
+	if p := lastParts(dir); !(p["hsc"] > 0) || !(p["asc"] > 0) {
+		t.Errorf("contrastive losses of task 2: %v", p)
+	}
+
+	noASE := cfg.Clone()
+	rundir.MethodSettings[method.SHLPTConfig](&noASE).NoASE = true
+	dirASE := filepath.Join(base, "no-ase")
+	if _, err := Run(context.Background(), noASE, Options{Dir: dirASE, Engine: e}); err != nil {
+		t.Fatal(err)
+	}
+	r = readResults(t, dirASE)
+	if a := r.PerTask[1].Method["alpha"].([]any); len(a) != 1 || a[0] != float64(1) {
+		t.Errorf("-ASE: alpha of task 2 is %v, want [1]", a)
+	}
+	if p := lastParts(dirASE); p["hsc"] != 0 || p["asc"] != 0 {
+		t.Errorf("-ASE: contrastive losses of task 2: %v, want none", p)
+	}
+	x, _ := os.ReadFile(filepath.Join(dir, "prompts", "copa.safetensors"))
+	y, _ := os.ReadFile(filepath.Join(dirASE, "prompts", "copa.safetensors"))
+	if bytes.Equal(x, y) {
+		t.Error("-ASE stored the same prompt as SHLPT on the Negative Transfer setting")
 	}
 }
 

@@ -165,7 +165,8 @@ func (r *runner) prepare() error {
 	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {
 		return err
 	}
-	if err := r.checkFullWeightMemory(); err != nil {
+	r.warnNotV10()
+	if err := r.checkMemory(); err != nil {
 		return err
 	}
 
@@ -208,7 +209,7 @@ func (r *runner) prepare() error {
 	r.hash = configHash(cfg)
 	r.ev = &evaluator{m: r.m, tok: r.tok, cfg: cfg}
 	r.out = &outputs{dir: r.dir, files: map[string][]byte{}}
-	env := &method.Env{Model: r.m, Seed: cfg.Seed, NumTasks: len(cfg.Tasks), Store: dirStore{r.out}, Scratch: scratch, Logf: r.rep.Logf}
+	env := &method.Env{Model: r.m, Seed: cfg.Seed, NumTasks: len(cfg.Tasks), PromptLen: cfg.PromptLen, Store: dirStore{r.out}, Scratch: scratch, Logf: r.rep.Logf}
 	r.meth, err = newMethod(cfg, env)
 	return err
 }
@@ -235,35 +236,13 @@ func (r *runner) release() {
 	}
 }
 
-// newMethod builds the configured method.
+// newMethod builds the configured method through its registration.
 func newMethod(cfg *rundir.Config, env *method.Env) (method.Method, error) {
-	switch cfg.Method {
-	case "shlpt":
-		c := cfg.SHLPT
-		c.PromptLen = cfg.PromptLen
-		return method.NewSHLPT(env, c)
-	case "per-task", "continual-init":
-		return method.NewPromptTuning(env, cfg.PromptLen, cfg.Method == "continual-init")
-	case "progprompt":
-		c := cfg.ProgPrompt
-		c.PromptLen = cfg.PromptLen
-		return method.NewProgPrompt(env, c)
-	case "l2p":
-		c := cfg.L2P
-		c.PromptLen = cfg.PromptLen
-		return method.NewL2P(env, c)
-	case "coda":
-		c := cfg.CODA
-		c.PromptLen = cfg.PromptLen
-		return method.NewCODA(env, c)
-	case "finetune":
-		return method.NewFinetune(env)
-	case "ewc":
-		return method.NewEWC(env, cfg.EWC)
-	case "er":
-		return method.NewER(env, cfg.ER)
+	spec, err := cfg.Spec()
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown method %q", cfg.Method)
+	return spec.New(env, cfg.Settings)
 }
 
 // loop runs the tasks from the checkpoint (or the start) to the end.
@@ -283,6 +262,7 @@ func (r *runner) loop(ctx context.Context) (*rundir.Results, error) {
 	first := 0
 	r.res = rundir.NewResults(r.cfg.Method, r.cfg.Tasks)
 	r.res.Multitask = r.cfg.Multitask
+	r.setMetrics()
 	stages := r.stages()
 	files := map[string][]byte{}
 	if ck != nil {

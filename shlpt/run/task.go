@@ -9,6 +9,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 )
@@ -126,7 +127,7 @@ func (r *runner) runStage(ctx context.Context, sg *stage, ck *checkpoint) error 
 	st := trainState{bestEpoch: -1}
 	if ck != nil {
 		if ck.Started {
-			if err := r.meth.Restore(ck.current); err != nil {
+			if err := method.Restore(r.meth, ck.current); err != nil {
 				return fmt.Errorf("checkpoint: %w", err)
 			}
 			st = trainState{epoch: ck.Epoch, step: ck.Step, dropoutSeed: ck.DropoutSeed, acc: ck.Partial,
@@ -152,7 +153,7 @@ func (r *runner) runStage(ctx context.Context, sg *stage, ck *checkpoint) error 
 		}
 	}
 	if st.bestSnap != nil {
-		if err := r.meth.Restore(st.bestSnap); err != nil {
+		if err := method.Restore(r.meth, st.bestSnap); err != nil {
 			return err
 		}
 	}
@@ -271,7 +272,7 @@ func (r *runner) trainEpoch(ctx context.Context, sg *stage, st *trainState, slot
 		line.Valid = &score
 		if st.best == nil || score > *st.best {
 			st.best, st.bestEpoch, st.bad = &score, ep, 0
-			if st.bestSnap, err = r.meth.Snapshot(); err != nil {
+			if st.bestSnap, err = method.Snapshot(r.meth); err != nil {
 				return err
 			}
 		} else {
@@ -332,7 +333,7 @@ func (r *runner) newSlot(task *method.Task, B int) (*method.RecordedStep, error)
 
 // saveTaskCheckpoint checkpoints a task in progress at st.
 func (r *runner) saveTaskCheckpoint(task *method.Task, st *trainState, began time.Time) error {
-	cur, err := r.meth.Snapshot()
+	cur, err := method.Snapshot(r.meth)
 	if err != nil {
 		return err
 	}
@@ -378,6 +379,30 @@ func (r *runner) save(ck *checkpoint, started bool) error {
 	return saveCheckpoint(r.dir, ck)
 }
 
+// setMetrics records every task's primary metric under the run's choice
+// and the other one.
+func (r *runner) setMetrics() {
+	other := rundir.OtherMetrics(r.cfg.PrimaryMetrics)
+	var primary, alternate []string
+	for _, td := range r.data {
+		primary = append(primary, metrics.PrimaryName(td.task, rundir.MetricOptions(r.cfg.PrimaryMetrics)))
+		alternate = append(alternate, metrics.PrimaryName(td.task, rundir.MetricOptions(other)))
+	}
+	r.res.SetMetrics(r.cfg.PrimaryMetrics, primary, alternate)
+}
+
+// alternate returns the matrix of a split under the other primary-metrics
+// choice, or nil when the run keeps none.
+func (r *runner) alternate(split string) [][]*float64 {
+	switch a := r.res.Alternate; {
+	case a == nil:
+		return nil
+	case split == "valid":
+		return a.Matrix.Valid
+	}
+	return r.res.Alternate.Matrix.Test
+}
+
 // frozen reports whether a method tests every earlier task with what it
 // stored when that task ended, on a frozen model (method.Frozen).
 func frozen(m method.Method) bool {
@@ -419,11 +444,16 @@ func (r *runner) finishStage(sg *stage, st *trainState, began time.Time) error {
 			exs  []method.Example
 			into [][]*float64
 		}{{"valid", d.data.Valid, d.valid, r.res.Matrix.Valid}, {"test", d.data.Test, d.test, r.res.Matrix.Test}} {
+			alt := r.alternate(split.name)
 			if frozen(r.meth) && !r.cfg.Multitask && i < t && split.into[t-1][i] != nil {
 				// What task i is tested with has not changed since the last
 				// stage, and evaluation is deterministic: the same score.
 				v := *split.into[t-1][i]
 				split.into[sg.row][i] = &v
+				if alt != nil {
+					a := *alt[t-1][i]
+					alt[sg.row][i] = &a
+				}
 				continue
 			}
 			pr, err := r.meth.EvalPrompts(method.Test, with)
@@ -436,7 +466,13 @@ func (r *runner) finishStage(sg *stage, st *trainState, began time.Time) error {
 				return fmt.Errorf("scoring task %s after task %s: %w", d.task.Name, task.Name, err)
 			}
 			split.into[sg.row][i] = pct(res.Primary().Value)
-			r.res.Metric[i] = res.Primary().Name
+			if alt != nil {
+				v, ok := res.Get(r.res.Alternate.Metric[i])
+				if !ok {
+					return fmt.Errorf("scoring task %s: no %s score", d.task.Name, r.res.Alternate.Metric[i])
+				}
+				alt[sg.row][i] = pct(v)
+			}
 			if i == t && !r.cfg.Multitask {
 				tr.Scores[split.name] = scoreMap(res)
 			}

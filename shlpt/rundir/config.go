@@ -1,13 +1,17 @@
 package rundir
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
@@ -54,9 +58,12 @@ type Config struct {
 	NumBeams          int     `json:"num_beams"`
 	RepetitionPenalty float64 `json:"repetition_penalty"`
 
-	// ReferenceMetrics makes the reference's metric variants primary
-	// (MultiRC micro-F1, SQuAD F1 against the first gold answer).
-	ReferenceMetrics bool `json:"reference_metrics"`
+	// PrimaryMetrics chooses the metrics that fill the matrices and drive
+	// early stopping: "paper" (MultiRC micro-F1, SQuAD F1 against the
+	// first gold answer: what the paper's tables report) or "official"
+	// (MultiRC F1 over answer options, SQuAD F1 against every gold
+	// answer). results.json keeps the other choice's scores too.
+	PrimaryMetrics string `json:"primary_metrics"`
 	// MultiRCAccumulate reproduces the reference's MultiRC inputs.
 	MultiRCAccumulate bool `json:"multirc_accumulate"`
 	// PerTaskScores is a results.json of a per-task run whose test
@@ -71,12 +78,146 @@ type Config struct {
 	// (the usual upper reference) instead of one after another.
 	Multitask bool `json:"multitask"`
 
-	SHLPT      method.SHLPTConfig      `json:"shlpt"`
-	ProgPrompt method.ProgPromptConfig `json:"progprompt"`
-	L2P        method.L2PConfig        `json:"l2p"`
-	CODA       method.CODAConfig       `json:"coda"`
-	EWC        method.EWCConfig        `json:"ewc"`
-	ER         method.ERConfig         `json:"er"`
+	// Settings are Method's own settings: a pointer to its registered
+	// settings type (*method.SHLPTConfig, ...; see MethodSettings), nil
+	// for a method without any. config.json holds them under the
+	// method's name ("shlpt": {...}).
+	Settings any `json:"-"`
+}
+
+// configFields is Config without its JSON methods.
+type configFields Config
+
+// MarshalJSON writes the configuration with the method's settings under
+// the method's name.
+func (c Config) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(configFields(c))
+	if err != nil || c.Settings == nil {
+		return b, err
+	}
+	sb, err := json.Marshal(c.Settings)
+	if err != nil {
+		return nil, err
+	}
+	key, _ := json.Marshal(c.Method)
+	out := append(b[:len(b)-1:len(b)-1], ',')
+	out = append(append(append(out, key...), ':'), sb...)
+	return append(out, '}'), nil
+}
+
+// UnmarshalJSON reads a configuration strictly: an unknown field, a
+// method's settings missing, or settings of another method are errors.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	var name string
+	if m, ok := raw["method"]; ok {
+		if err := json.Unmarshal(m, &name); err != nil {
+			return fmt.Errorf("method: %v", err)
+		}
+	}
+	// A configuration without a method (a partial one) has no method
+	// settings; Validate refuses it for a run.
+	var spec *method.Spec
+	var err error
+	if name != "" {
+		if spec, err = method.Lookup(name); err != nil {
+			return err
+		}
+	}
+	var others []string
+	for _, n := range method.Names() {
+		if _, ok := raw[n]; ok && n != name {
+			others = append(others, n)
+		}
+	}
+	if _, ok := raw["reference_metrics"]; ok {
+		others = append(others, "reference_metrics")
+	}
+	if len(others) > 0 {
+		// Earlier versions kept every method's settings and the
+		// reference_metrics switch.
+		return fmt.Errorf("the settings of a run of %s hold %s: written by an earlier shlpt-vk, which this one cannot continue",
+			name, strings.Join(others, ", "))
+	}
+	var settings any
+	if spec != nil && spec.HasSettings() {
+		sb, ok := raw[name]
+		if !ok {
+			return fmt.Errorf("no settings of method %s (%q)", name, name)
+		}
+		if settings, err = spec.DecodeSettings(sb); err != nil {
+			return err
+		}
+		delete(raw, name)
+	}
+	rest, err := json.Marshal(raw)
+	if err != nil {
+		return err
+	}
+	var f configFields
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return err
+	}
+	*c = Config(f)
+	c.Settings = settings
+	return nil
+}
+
+// Clone returns a deep copy (settings included).
+func (c Config) Clone() Config {
+	out := c
+	out.Tasks = slices.Clone(c.Tasks)
+	out.Settings = method.CloneSettings(c.Settings)
+	return out
+}
+
+// MethodSettings returns the configuration's settings as the method's
+// settings type T (method.SHLPTConfig, ...), or nil when the configured
+// method's settings are of another type.
+func MethodSettings[T any](c *Config) *T {
+	s, _ := c.Settings.(*T)
+	return s
+}
+
+// UseMethod makes the configuration one of the named method, with the
+// method's default settings, prompt length, learning rate and weight
+// decay.
+func (c *Config) UseMethod(name string) error {
+	spec, err := method.Lookup(name)
+	if err != nil {
+		return err
+	}
+	c.Method, c.Settings = name, spec.NewSettings()
+	d := spec.Defaults
+	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
+	return nil
+}
+
+// Spec is the configured method's registration.
+func (c *Config) Spec() (*method.Spec, error) { return method.Lookup(c.Method) }
+
+// The choices of Config.PrimaryMetrics.
+const (
+	PaperMetrics    = "paper"
+	OfficialMetrics = "official"
+)
+
+// MetricOptions are the metrics options of a primary-metrics choice.
+func MetricOptions(primary string) metrics.Options {
+	return metrics.Options{Official: primary == OfficialMetrics}
+}
+
+// OtherMetrics is the primary-metrics choice that is not primary.
+func OtherMetrics(primary string) string {
+	if primary == OfficialMetrics {
+		return PaperMetrics
+	}
+	return OfficialMetrics
 }
 
 // Benchmark is one of the reference's experiments (reference §0).
@@ -85,16 +226,47 @@ type Benchmark struct {
 	Orders   map[int]string // --order → task sequence name
 	Epochs   int
 	Patience int
-	Delta    float64
-	// AllDissimilar is the Negative Transfer benchmark's oracle setting.
-	AllDissimilar bool
+	// Settings are the benchmark's method settings, by method and flag
+	// name: SHLPT's δ, and the Negative Transfer benchmark's oracle
+	// setting where every earlier task is dissimilar.
+	Settings map[string]map[string]string
 }
 
 // Benchmarks are the paper's three experiments.
 var Benchmarks = []Benchmark{
-	{Name: "std", Orders: map[int]string{1: "order1", 2: "order2", 3: "order3"}, Epochs: 50, Patience: 35, Delta: 0.06},
-	{Name: "long", Orders: map[int]string{4: "order4", 5: "order5", 6: "order6"}, Epochs: 80, Patience: 50, Delta: 0.06},
-	{Name: "nt", Orders: map[int]string{1: "nt1", 2: "nt2", 3: "nt3"}, Epochs: 50, Patience: 35, Delta: 1.5, AllDissimilar: true},
+	{Name: "std", Orders: map[int]string{1: "order1", 2: "order2", 3: "order3"}, Epochs: 50, Patience: 35,
+		Settings: map[string]map[string]string{"shlpt": {"delta": "0.06", "all-dissimilar": "false"}}},
+	{Name: "long", Orders: map[int]string{4: "order4", 5: "order5", 6: "order6"}, Epochs: 80, Patience: 50,
+		Settings: map[string]map[string]string{"shlpt": {"delta": "0.06", "all-dissimilar": "false"}}},
+	{Name: "nt", Orders: map[int]string{1: "nt1", 2: "nt2", 3: "nt3"}, Epochs: 50, Patience: 35,
+		Settings: map[string]map[string]string{"shlpt": {"delta": "1.5", "all-dissimilar": "true"}}},
+}
+
+// Apply sets the benchmark's epochs, patience and the configured method's
+// settings, except those whose flag given says to keep (nil: none).
+func (b Benchmark) Apply(c *Config, given func(flag string) bool) error {
+	if given == nil {
+		given = func(string) bool { return false }
+	}
+	if !given("epochs") {
+		c.Epochs = b.Epochs
+	}
+	if !given("patience") {
+		c.Patience = b.Patience
+	}
+	spec, err := method.Lookup(c.Method)
+	if err != nil {
+		return err
+	}
+	set := b.Settings[c.Method]
+	for _, f := range spec.Flags(c.Settings) {
+		if v, ok := set[f.Name]; ok && !given(f.Name) {
+			if err := f.Set(v); err != nil {
+				return fmt.Errorf("benchmark %s: %w", b.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // LookupBenchmark returns the benchmark named name.
@@ -110,61 +282,42 @@ func LookupBenchmark(name string) (Benchmark, error) {
 }
 
 // Methods lists the method names the runner knows.
-func Methods() []string {
-	return []string{"shlpt", "per-task", "continual-init", "progprompt", "l2p", "coda", "finetune", "ewc", "er"}
-}
+func Methods() []string { return method.Names() }
 
 // FullWeight reports whether a method trains every weight of the model.
 func FullWeight(methodName string) bool {
-	switch methodName {
-	case "finetune", "ewc", "er":
-		return true
+	s, err := method.Lookup(methodName)
+	return err == nil && s.FullWeight
+}
+
+// DefaultsFor returns the method's defaults of the run settings that
+// depend on it (the zero value for an unknown method).
+func DefaultsFor(methodName string) method.Defaults {
+	s, err := method.Lookup(methodName)
+	if err != nil {
+		return method.Defaults{}
 	}
-	return false
+	return s.Defaults
 }
 
-// MethodDefaults are the settings whose defaults depend on the method (the
-// defaults of its paper, or of the SHLPT reference's model sets).
-type MethodDefaults struct {
-	PromptLen       int
-	LR, WeightDecay float64
-}
+// DefaultConfig is the reference's configuration of SHLPT for a benchmark
+// ("" for an explicit task list, which gets the Standard CL settings).
+func DefaultConfig(benchmark string) (Config, error) { return DefaultConfigFor(benchmark, "shlpt") }
 
-// DefaultsFor returns the method's defaults: the SHLPT reference's prompt
-// tuning (150 tokens, lr 0.3, weight decay 1e-5), Progressive Prompts' 10
-// tokens per task, L2P's pool prompts of 5 tokens, CODA-Prompt's
-// components of 8 tokens (with the reference's CODA model set: weight
-// decay 0), and the reference's full-model settings (lr 1e-4, weight decay
-// 0.01; no prompt).
-func DefaultsFor(methodName string) MethodDefaults {
-	switch {
-	case methodName == "progprompt":
-		return MethodDefaults{PromptLen: method.DefaultProgPrompt().PromptLen, LR: 0.3, WeightDecay: 1e-5}
-	case methodName == "l2p":
-		return MethodDefaults{PromptLen: method.DefaultL2P().PromptLen, LR: 0.3, WeightDecay: 1e-5}
-	case methodName == "coda":
-		return MethodDefaults{PromptLen: method.DefaultCODA().PromptLen, LR: 0.3, WeightDecay: 0}
-	case FullWeight(methodName):
-		return MethodDefaults{PromptLen: 0, LR: 1e-4, WeightDecay: 0.01}
-	}
-	return MethodDefaults{PromptLen: 150, LR: 0.3, WeightDecay: 1e-5}
-}
-
-// DefaultConfig is the reference's configuration for a benchmark ("" for
-// an explicit task list, which gets the Standard CL settings).
-func DefaultConfig(benchmark string) (Config, error) {
+// DefaultConfigFor is the reference's configuration of a method for a
+// benchmark: the method's defaults (its settings, with the benchmark's for
+// it applied; its prompt length, learning rate and weight decay).
+func DefaultConfigFor(benchmark, methodName string) (Config, error) {
 	c := Config{
-		Method: "shlpt", Seed: 42, Benchmark: benchmark,
+		Seed: 42, Benchmark: benchmark,
 		EvalFrom: 10, KTrain: 75, KVal: 75, KTest: 100,
-		BatchSize: 8, EvalBatchSize: 16, LR: 0.3, WeightDecay: 1e-5, MaxGradNorm: 1,
+		BatchSize: 8, EvalBatchSize: 16, MaxGradNorm: 1,
 		MaxInputLen: tasks.MaxInputLen, Dropout: true, Weights: "f32",
-		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5,
-		SHLPT: method.DefaultSHLPT(), ProgPrompt: method.DefaultProgPrompt(),
-		L2P: method.DefaultL2P(), CODA: method.DefaultCODA(),
-		EWC: method.DefaultEWC(), ER: method.DefaultER(),
+		Decode: "beam", NumBeams: 4, RepetitionPenalty: 2.5, PrimaryMetrics: PaperMetrics,
 	}
-	d := DefaultsFor(c.Method)
-	c.PromptLen, c.LR, c.WeightDecay = d.PromptLen, d.LR, d.WeightDecay
+	if err := c.UseMethod(methodName); err != nil {
+		return c, err
+	}
 	name := benchmark
 	if name == "" {
 		name = "std"
@@ -173,9 +326,7 @@ func DefaultConfig(benchmark string) (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	c.Epochs, c.Patience = b.Epochs, b.Patience
-	c.SHLPT.Delta, c.SHLPT.AllDissimilar = b.Delta, b.AllDissimilar
-	return c, nil
+	return c, b.Apply(&c, nil)
 }
 
 // SequenceTasks returns the tasks of a benchmark's order.
@@ -202,15 +353,19 @@ func SequenceTasks(benchmark string, order int) ([]string, error) {
 
 // Validate checks the settings and canonicalizes task names.
 func (c *Config) Validate() error {
+	spec, err := method.Lookup(c.Method)
+	if err != nil {
+		return err
+	}
 	if err := finiteSettings(reflect.ValueOf(c).Elem(), ""); err != nil {
 		return err
 	}
-	known := false
-	for _, m := range Methods() {
-		known = known || m == c.Method
-	}
-	if !known {
-		return fmt.Errorf("unknown method %q (expected %s)", c.Method, strings.Join(Methods(), ", "))
+	if c.Settings != nil {
+		if v := reflect.ValueOf(c.Settings); v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+			if err := finiteSettings(v.Elem(), c.Method+"."); err != nil {
+				return err
+			}
+		}
 	}
 	if c.Model == "" {
 		return fmt.Errorf("no model folder (--model)")
@@ -251,11 +406,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("learning rate %v must be positive", c.LR)
 	case !(c.WeightDecay >= 0) || !(c.MaxGradNorm >= 0):
 		return fmt.Errorf("weight decay %v and gradient clipping %v must not be negative", c.WeightDecay, c.MaxGradNorm)
-	case c.PromptLen < 1 && !FullWeight(c.Method):
+	case c.PromptLen < 1 && !spec.FullWeight:
 		return fmt.Errorf("prompt length %d must be at least 1", c.PromptLen)
-	case c.Multitask && c.Method != "per-task" && !FullWeight(c.Method):
+	case c.Multitask && !spec.Multitask:
 		return fmt.Errorf("--multitask trains every task at once: use per-task (one prompt) or a full-weight method, not %s", c.Method)
-	case FullWeight(c.Method) && c.Weights != "f32":
+	case spec.FullWeight && c.Weights != "f32":
 		return fmt.Errorf("%s trains every weight, which needs --weights f32 (not %s)", c.Method, c.Weights)
 	case c.MaxSteps < 0:
 		return fmt.Errorf("max steps %d must not be negative", c.MaxSteps)
@@ -274,33 +429,19 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("unknown decoding %q (expected beam, greedy or rank)", c.Decode)
 	}
-	return c.methodConfigErr()
-}
-
-// methodConfigErr checks the settings of the configured method, with the
-// run's prompt length (which the method configs do not store).
-func (c *Config) methodConfigErr() error {
-	switch c.Method {
-	case "shlpt":
-		s := c.SHLPT
-		s.PromptLen = c.PromptLen
-		return s.Validate()
-	case "l2p":
-		s := c.L2P
-		s.PromptLen = c.PromptLen
-		return s.Validate()
-	case "coda":
-		s := c.CODA
-		s.PromptLen = c.PromptLen
-		return s.Validate()
+	if c.PrimaryMetrics != PaperMetrics && c.PrimaryMetrics != OfficialMetrics {
+		return fmt.Errorf("unknown primary metrics %q (expected %s or %s)", c.PrimaryMetrics, PaperMetrics, OfficialMetrics)
 	}
-	return nil
+	return spec.Validate(c.Settings, method.RunShape{PromptLen: c.PromptLen, NumTasks: len(c.Tasks)})
 }
 
 // PadToMax says whether every batch is padded to MaxInputLen, as the
-// reference pads every input to max_seq_len; it only matters where padding
-// is counted (SHLPT's max-pool with quirks).
-func (c *Config) PadToMax() bool { return c.SHLPT.Quirks }
+// reference pads every input to max_seq_len; it only matters where the
+// method counts padding (SHLPT's max-pool with the pad-maxpool quirk).
+func (c *Config) PadToMax() bool {
+	spec, err := method.Lookup(c.Method)
+	return err == nil && spec.PadToMax(c.Settings)
+}
 
 // finiteSettings checks every floating-point setting of v (a struct, its
 // nested structs included): each must be a finite number that float32,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
 )
@@ -79,31 +80,31 @@ func WritePrompt(path string, p *Prompt) error {
 	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
-// Exportable says whether a method tests each task with a prompt of its
-// own that the run directory stores (nil), or why not. SHLPT, per-task and
-// continual initialization store the prompt each task is tested with;
-// ProgPrompt stores each task's new prompt and tests task i with the
-// concatenation [P_i; …; P_0]. L2P and CODA-Prompt build each input's
-// prompt from a shared pool by a query of the input, and the full-weight
-// methods change the model's weights: neither is a task prompt.
+// Exportable says whether a method tests each task with a prompt that the
+// run directory stores (method.Spec.Export: the stored prompt, or
+// ProgPrompt's concatenation of the stored prompts), or why not: L2P and
+// CODA-Prompt build each input's prompt from a shared pool by a query of
+// the input, and the full-weight methods change the model's weights.
 func Exportable(methodName string) error {
-	switch methodName {
-	case "shlpt", "per-task", "continual-init", "progprompt":
-		return nil
-	case "l2p", "coda":
-		return fmt.Errorf("%s builds each input's prompt from a shared pool by a query of the input (input-dependent prompts), not one prompt per task", methodName)
+	sp, err := method.Lookup(methodName)
+	if err != nil {
+		return err
 	}
-	if FullWeight(methodName) {
+	switch {
+	case sp.Export != method.ExportNone:
+		return nil
+	case sp.FullWeight:
 		return fmt.Errorf("%s changes the model's weights: there is no prompt that carries what it learned", methodName)
 	}
-	return fmt.Errorf("unknown method %q", methodName)
+	return fmt.Errorf("%s builds each input's prompt from a shared pool by a query of the input (input-dependent prompts), not one prompt per task", methodName)
 }
 
 // TestPrompt returns the prompt that the run in dir (with settings s)
-// tests task with: its stored prompt (SHLPT, per-task, continual init;
-// the one prompt of a multitask run) or ProgPrompt's concatenation of the
-// stored prompts of the task and every task before it, newest first. The
-// method must be Exportable and the task learned.
+// tests task with, as the method's registration says: its stored prompt
+// (SHLPT, per-task, continual init; the one prompt of a multitask run) or
+// the concatenation of the stored prompts of the task and every task
+// before it, newest first (ProgPrompt). The method must be Exportable and
+// the task learned.
 func TestPrompt(dir string, s *Config, task string) (*Prompt, error) {
 	if err := Exportable(s.Method); err != nil {
 		return nil, err
@@ -120,10 +121,14 @@ func TestPrompt(dir string, s *Config, task string) (*Prompt, error) {
 		}
 		return p, err
 	}
+	sp, err := method.Lookup(s.Method)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case s.Multitask:
 		return read(MultitaskStage)
-	case s.Method != "progprompt":
+	case sp.Export != method.ExportConcatenated:
 		return read(s.Tasks[idx])
 	}
 	// ProgPrompt: [P_i; P_{i−1}; …; P_0].

@@ -3,6 +3,7 @@ package rundir
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 
@@ -14,8 +15,10 @@ import (
 type Results struct {
 	Method string   `json:"method"`
 	Tasks  []string `json:"tasks"`
-	// Metric names each task's primary metric.
-	Metric []string `json:"metric"`
+	// PrimaryMetrics is the run's choice of primary metrics ("paper" or
+	// "official", Config.PrimaryMetrics); Metric names each task's.
+	PrimaryMetrics string   `json:"primary_metrics"`
+	Metric         []string `json:"metric"`
 	// Complete is false while tasks remain; StagesDone counts finished
 	// tasks (rows of the matrices).
 	Complete   bool `json:"complete"`
@@ -26,10 +29,7 @@ type Results struct {
 	// Matrix holds R[t][i], the score on task i after training through
 	// task t, for the valid and test sets; null above the diagonal and for
 	// stages not run yet.
-	Matrix struct {
-		Valid [][]*float64 `json:"valid"`
-		Test  [][]*float64 `json:"test"`
-	} `json:"matrix"`
+	Matrix Matrix `json:"matrix"`
 	// Average, BWT and FWT over the finished stages (the last row); FWT
 	// only with per-task scores to compare with.
 	Average map[string]float64 `json:"average,omitempty"`
@@ -41,6 +41,10 @@ type Results struct {
 	PerTask    []TaskResult          `json:"per_task"`
 	Timing     Timing                `json:"timing"`
 	Baseline   string                `json:"fwt_baseline,omitempty"` // where FWT's per-task scores come from
+	// Alternate holds the matrices, Average and BWT under the other
+	// primary-metrics choice, when a task's metric differs between the two
+	// (MultiRC, SQuAD); nil otherwise.
+	Alternate *Alternate `json:"alternate,omitempty"`
 	// Eval says what an eval-only pass scored (eval/<name>.json): only the
 	// last row of the matrices, for its split, is filled. Nil in
 	// results.json.
@@ -49,6 +53,33 @@ type Results struct {
 	// AlreadyComplete is set (never stored) when a run was asked to start
 	// or resume in a directory where it had finished: nothing was changed.
 	AlreadyComplete bool `json:"-"`
+}
+
+// Alternate is what Results would hold with the other choice of primary
+// metrics (secondary metrics: every cell is the score of the task's
+// Metric on the same predictions).
+type Alternate struct {
+	PrimaryMetrics string             `json:"primary_metrics"`
+	Metric         []string           `json:"metric"`
+	Matrix         Matrix             `json:"matrix"`
+	Average        map[string]float64 `json:"average,omitempty"`
+	BWT            map[string]float64 `json:"bwt,omitempty"`
+}
+
+// Matrix holds R[t][i] for the valid and test sets.
+type Matrix struct {
+	Valid [][]*float64 `json:"valid"`
+	Test  [][]*float64 `json:"test"`
+}
+
+// newMatrix returns a T×T matrix of nulls for each split.
+func newMatrix(T int) Matrix {
+	m := Matrix{Valid: make([][]*float64, T), Test: make([][]*float64, T)}
+	for t := 0; t < T; t++ {
+		m.Valid[t] = make([]*float64, T)
+		m.Test[t] = make([]*float64, T)
+	}
+	return m
 }
 
 // EvalSpec describes an eval-only pass over a run's learned state.
@@ -116,91 +147,119 @@ type Timing struct {
 
 // NewResults returns empty results for a sequence.
 func NewResults(methodName string, names []string) *Results {
-	T := len(names)
-	r := &Results{Method: methodName, Tasks: names, Metric: make([]string, T)}
-	r.Matrix.Valid = make([][]*float64, T)
-	r.Matrix.Test = make([][]*float64, T)
-	for t := range names {
-		r.Matrix.Valid[t] = make([]*float64, T)
-		r.Matrix.Test[t] = make([]*float64, T)
+	return &Results{Method: methodName, Tasks: names, Metric: make([]string, len(names)), Matrix: newMatrix(len(names))}
+}
+
+// SetMetrics records the tasks' primary metrics under the primary-metrics
+// choice primary, and alternate under the other one; the alternate
+// matrices are kept only when the two lists differ.
+func (r *Results) SetMetrics(primary string, metric, alternate []string) {
+	r.PrimaryMetrics, r.Metric, r.Alternate = primary, append([]string(nil), metric...), nil
+	if !slices.Equal(metric, alternate) {
+		r.Alternate = &Alternate{PrimaryMetrics: OtherMetrics(primary), Metric: append([]string(nil), alternate...),
+			Matrix: newMatrix(len(r.Tasks))}
 	}
-	return r
 }
 
 // FinishStage derives the summary numbers from the finished rows.
 func (r *Results) FinishStage(baseline []float64) error {
 	r.Complete = r.StagesDone == len(r.Tasks)
-	n := r.StagesDone
-	r.Average, r.BWT, r.FWT, r.Forgetting = map[string]float64{}, nil, nil, nil
-	if r.Multitask {
+	sum, err := summarize(r.Matrix, r.Tasks, r.StagesDone, r.Multitask, baseline)
+	if err != nil {
+		return err
+	}
+	r.Average, r.BWT, r.FWT, r.Forgetting = sum.average, sum.bwt, sum.fwt, sum.forgetting
+	if a := r.Alternate; a != nil {
+		alt, err := summarize(a.Matrix, r.Tasks, r.StagesDone, r.Multitask, nil)
+		if err != nil {
+			return fmt.Errorf("alternate metrics: %w", err)
+		}
+		a.Average, a.BWT = alt.average, alt.bwt
+	}
+	return nil
+}
+
+// summary is what FinishStage derives from a matrix.
+type summary struct {
+	average, bwt, fwt map[string]float64
+	forgetting        map[string]Forgetting
+}
+
+// summarize derives Average, BWT, forgetting and (with per-task scores)
+// FWT from the first n rows of a matrix of the tasks, or with multitask
+// the average of its row n−1.
+func summarize(m Matrix, tasks []string, n int, multitask bool, baseline []float64) (summary, error) {
+	out := summary{average: map[string]float64{}}
+	if multitask {
 		for _, split := range []struct {
 			name string
 			row  []*float64
-		}{{"valid", r.Matrix.Valid[n-1]}, {"test", r.Matrix.Test[n-1]}} {
+		}{{"valid", m.Valid[n-1]}, {"test", m.Test[n-1]}} {
 			s := 0.0
 			for i, v := range split.row {
 				if v == nil {
-					return fmt.Errorf("results: no %s score for task %d", split.name, i)
+					return out, fmt.Errorf("results: no %s score for task %d", split.name, i)
 				}
 				s += *v
 			}
-			r.Average[split.name] = s / float64(len(split.row))
+			out.average[split.name] = s / float64(len(split.row))
 		}
-		return nil
+		return out, nil
 	}
 	for _, split := range []struct {
 		name string
 		m    [][]*float64
-	}{{"valid", r.Matrix.Valid}, {"test", r.Matrix.Test}} {
+	}{{"valid", m.Valid}, {"test", m.Test}} {
 		mat := make(metrics.Matrix, n)
 		for t := 0; t < n; t++ {
 			mat[t] = make([]float64, t+1)
 			for i := 0; i <= t; i++ {
 				if split.m[t][i] == nil {
-					return fmt.Errorf("results: stage %d has no %s score for task %d", t, split.name, i)
+					return out, fmt.Errorf("results: stage %d has no %s score for task %d", t, split.name, i)
 				}
 				mat[t][i] = *split.m[t][i]
 			}
 		}
 		avg, err := metrics.Average(mat)
 		if err != nil {
-			return err
+			return out, err
 		}
-		r.Average[split.name] = avg
-		if n >= 2 {
-			bwt, err := metrics.BWT(mat)
+		out.average[split.name] = avg
+		if n < 2 {
+			continue
+		}
+		bwt, err := metrics.BWT(mat)
+		if err != nil {
+			return out, err
+		}
+		if out.bwt == nil {
+			out.bwt = map[string]float64{}
+		}
+		out.bwt[split.name] = bwt
+		per, err := metrics.ForgettingPerTask(mat)
+		if err != nil {
+			return out, err
+		}
+		f := Forgetting{PerTask: map[string]float64{}}
+		for i, v := range per {
+			f.PerTask[tasks[i]] = v
+		}
+		if f.Mean, err = metrics.Forgetting(mat); err != nil {
+			return out, err
+		}
+		if out.forgetting == nil {
+			out.forgetting = map[string]Forgetting{}
+		}
+		out.forgetting[split.name] = f
+		if baseline != nil && split.name == "test" {
+			fwt, err := metrics.FWT(mat, baseline[:n])
 			if err != nil {
-				return err
+				return out, err
 			}
-			if r.BWT == nil {
-				r.BWT = map[string]float64{}
-			}
-			r.BWT[split.name] = bwt
-			per, err := metrics.ForgettingPerTask(mat)
-			if err != nil {
-				return err
-			}
-			f := Forgetting{PerTask: map[string]float64{}}
-			for i, v := range per {
-				f.PerTask[r.Tasks[i]] = v
-			}
-			if f.Mean, err = metrics.Forgetting(mat); err != nil {
-				return err
-			}
-			if r.Forgetting == nil {
-				r.Forgetting = map[string]Forgetting{}
-			}
-			r.Forgetting[split.name] = f
-			if baseline != nil && split.name == "test" {
-				fwt, err := metrics.FWT(mat, baseline[:n])
-				if err != nil {
-					return err
-				}
-				r.FWT = map[string]float64{"test": fwt}
-			}
+			out.fwt = map[string]float64{"test": fwt}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // ReadBaseline reads the per-task test scores of the tasks from another

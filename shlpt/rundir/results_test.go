@@ -49,3 +49,37 @@ func TestResultsSummary(t *testing.T) {
 }
 
 func pct(v float64) *float64 { return &v }
+
+// The paper's metrics are primary by default; a sequence with MultiRC
+// keeps the official metric's matrices and summary as the alternate.
+func TestAlternateMetrics(t *testing.T) {
+	c, err := DefaultConfig("")
+	if err != nil || c.PrimaryMetrics != PaperMetrics || MetricOptions(c.PrimaryMetrics).Official {
+		t.Fatalf("default primary metrics %q (%v), want %q", c.PrimaryMetrics, err, PaperMetrics)
+	}
+	r := NewResults("shlpt", []string{"cb", "multirc"})
+	r.SetMetrics(PaperMetrics, []string{"accuracy", "micro_f1"}, []string{"accuracy", "f1a"})
+	if r.Alternate == nil || r.Alternate.PrimaryMetrics != OfficialMetrics || r.Alternate.Metric[1] != "f1a" {
+		t.Fatalf("alternate %+v", r.Alternate)
+	}
+	vals := [][]float64{{50}, {40, 70}}
+	alt := [][]float64{{50}, {40, 30}}
+	for i, row := range vals {
+		for j, v := range row {
+			r.Matrix.Test[i][j], r.Matrix.Valid[i][j] = pct(v), pct(v)
+			r.Alternate.Matrix.Test[i][j], r.Alternate.Matrix.Valid[i][j] = pct(alt[i][j]), pct(alt[i][j])
+		}
+	}
+	r.StagesDone = 2
+	if err := r.FinishStage(nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.Average["test"] != 55 || r.Alternate.Average["test"] != 35 || r.Alternate.BWT["test"] != -10 {
+		t.Errorf("averages %v and %v, alternate BWT %v", r.Average, r.Alternate.Average, r.Alternate.BWT)
+	}
+	same := NewResults("shlpt", []string{"cb"})
+	same.SetMetrics(OfficialMetrics, []string{"accuracy"}, []string{"accuracy"})
+	if same.Alternate != nil {
+		t.Errorf("alternate kept for classification tasks only: %+v", same.Alternate)
+	}
+}

@@ -25,16 +25,19 @@ var (
 		"eval_seconds": true, "created": true, "peak_device_bytes": true}
 	// notCompared are files of a run directory that hold the execution,
 	// not the results: the lock, the checkpoint (rewritten by every
-	// session, with its timing) and scratch space.
-	notCompared = map[string]bool{rundir.LockFile: true, rundir.CheckpointFile: true, rundir.ScratchDir: true}
+	// session, with its timing), scratch space, and the logs for other
+	// tools (metrics.csv, eval.csv, tb/), which repeat metrics.jsonl with
+	// times and wall-clock stamps in every row.
+	notCompared = map[string]bool{rundir.LockFile: true, rundir.CheckpointFile: true, rundir.ScratchDir: true,
+		rundir.MetricsCSVFile: true, rundir.EvalCSVFile: true, rundir.TBDir: true}
 )
 
 // CompareRuns reports the first difference between two run directories:
 // every file is compared byte for byte, except that results.json,
 // metrics.jsonl and config.json are compared without their wall-clock
-// fields and memory peaks, and the lock, checkpoint and scratch space are
-// skipped. nil
-// means the runs' results are identical.
+// fields and memory peaks, and the lock, checkpoint, scratch space and
+// the logs for other tools are skipped. nil means the runs' results are
+// identical.
 func CompareRuns(a, b string) error {
 	fa, err := runFiles(a)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
@@ -55,7 +55,7 @@ func runBenchSHLPT(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer m.Release()
-	res, err := run.BenchSHLPT(m, o, *pool)
+	res, err := method.BenchSHLPT(m, o, *pool)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func runBenchSHLPT(args []string, stdout io.Writer) error {
 			Config  string `json:"config"`
 			Device  string `json:"device"`
 			Weights string `json:"weights"`
-			*run.SHLPTBench
+			*method.SHLPTBench
 			Batch, Prompt, Input, Target int
 		}{name, d.String(), wt.String(), res, o.Batch, o.Prompt, o.Input, o.Target}
 		if err := json.NewEncoder(stdout).Encode(out); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/gpu"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
@@ -43,15 +44,21 @@ type trainFlags struct {
 	resume    string
 	quiet     bool
 	noDropout bool
+	// settings are every registered method's settings, bound to its flags
+	// (base's own for base's method); owner names each such flag's method.
+	settings map[string]any
+	owner    map[string]string
 }
 
 // newTrainFlags binds the flags to a copy of base, which gives every
 // default: the reference's settings, or a resumed run's stored ones.
 func newTrainFlags(base rundir.Config) *trainFlags {
-	f := &trainFlags{fs: newFlags("train", trainSynopsis), cfg: base, noDropout: !base.Dropout}
+	base = base.Clone()
+	f := &trainFlags{fs: newFlags("train", trainSynopsis), cfg: base, noDropout: !base.Dropout,
+		settings: map[string]any{}, owner: map[string]string{}}
 	fs := f.fs
 	c := &f.cfg
-	fs.StringVar(&c.Method, "method", c.Method, "lifelong method: "+strings.Join(rundir.Methods(), ", "))
+	fs.StringVar(&c.Method, "method", c.Method, "lifelong method: "+strings.Join(method.Names(), ", ")+" (docs/baselines.md)")
 	fs.StringVar(&c.Model, "model", c.Model, "HF T5 model folder (config.json, model.safetensors)")
 	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "folder with tokenizer.json (default: the model folder)")
 	fs.StringVar(&c.Data, "data", c.Data, "dataset root in the SHLPT layout (CB/train.jsonl, RTE/train.tsv, ...)")
@@ -69,8 +76,8 @@ func newTrainFlags(base rundir.Config) *trainFlags {
 	fs.IntVar(&c.KTest, "k-test", c.KTest, "test examples per class (-1: all)")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "training batch size")
 	fs.IntVar(&c.EvalBatchSize, "eval-batch-size", c.EvalBatchSize, "evaluation batch size")
-	fs.Float64Var(&c.LR, "lr", c.LR, "AdamW learning rate")
-	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW weight decay")
+	fs.Float64Var(&c.LR, "lr", c.LR, "AdamW learning rate (default: the method's)")
+	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW weight decay (default: the method's; the SHLPT paper says 0.01 where its code uses 1e-5, docs/shlpt.md)")
 	fs.Float64Var(&c.MaxGradNorm, "max-grad-norm", c.MaxGradNorm, "gradient clipping norm (0: off)")
 	fs.IntVar(&c.MaxInputLen, "max-input-len", c.MaxInputLen, "input tokens per example, including </s>")
 	fs.StringVar(&c.Weights, "weights", c.Weights, "storage of the frozen model's weights: f32, bf16 or f16 (halves their memory; computation stays fp32; full-weight methods need f32)")
@@ -78,38 +85,74 @@ func newTrainFlags(base rundir.Config) *trainFlags {
 	fs.StringVar(&c.Decode, "decode", c.Decode, "evaluation decoding: beam (4 beams, repetition penalty 2.5, as the reference), greedy, or rank (label words by likelihood)")
 	fs.IntVar(&c.NumBeams, "num-beams", c.NumBeams, "beams of --decode beam")
 	fs.Float64Var(&c.RepetitionPenalty, "repetition-penalty", c.RepetitionPenalty, "repetition penalty of --decode beam")
-	fs.BoolVar(&c.ReferenceMetrics, "reference-metrics", c.ReferenceMetrics, "make the reference's metric variants primary (MultiRC micro-F1, SQuAD F1 against the first answer)")
+	fs.StringVar(&c.PrimaryMetrics, "primary-metrics", c.PrimaryMetrics, "metrics of the matrices and early stopping: paper (MultiRC micro-F1, SQuAD F1 against the first gold answer, as the paper's tables) or official (MultiRC F1 over answer options, SQuAD F1 against every gold answer); results.json keeps both")
 	fs.BoolVar(&c.MultiRCAccumulate, "multirc-accumulate", c.MultiRCAccumulate, "reference behaviour: each MultiRC input repeats its passage's earlier blocks")
 	fs.StringVar(&c.PerTaskScores, "per-task-scores", c.PerTaskScores, "results.json of a per-task prompt-tuning run: FWT is measured against its scores")
-	s := &c.SHLPT
-	fs.IntVar(&c.PromptLen, "prompt-len", c.PromptLen, "soft prompt length (default: the method's: 150 for shlpt, per-task and continual-init, 10 per task for progprompt, 5 per pool prompt for l2p, 8 per component for coda)")
-	fs.Float64Var(&s.Delta, "delta", s.Delta, "SHLPT: similarity threshold δ (default: the benchmark's, 0.06 or 1.5)")
-	fs.Float64Var(&s.TauSim, "tau-sim", s.TauSim, "SHLPT: temperature of the similarity softmax")
-	fs.BoolVar(&s.AllDissimilar, "all-dissimilar", s.AllDissimilar, "SHLPT: treat every earlier task as dissimilar (the Negative Transfer setting; default with --benchmark nt)")
-	fs.Float64Var(&s.LambdaHSC, "lambda-hsc", s.LambdaHSC, "SHLPT: weight of the hidden-state contrastive loss")
-	fs.Float64Var(&s.LambdaASC, "lambda-asc", s.LambdaASC, "SHLPT: weight of the activation contrastive loss")
-	fs.Float64Var(&s.TauHSC, "tau-hsc", s.TauHSC, "SHLPT: temperature of HSC")
-	fs.Float64Var(&s.TauASC, "tau-asc", s.TauASC, "SHLPT: temperature of ASC")
-	fs.IntVar(&s.EstimatorRank, "estimator-rank", s.EstimatorRank, "SHLPT: bottleneck of the similarity estimator")
-	fs.BoolVar(&s.NoASE, "no-ase", s.NoASE, "SHLPT ablation -ASE: uniform similarity over earlier tasks instead of the estimator")
-	fs.BoolVar(&s.NoASC, "no-asc", s.NoASC, "SHLPT ablation -ASC: no activation contrastive loss")
-	fs.BoolVar(&s.NoHSC, "no-hsc", s.NoHSC, "SHLPT ablation -HSC: no hidden-state contrastive loss")
-	fs.BoolVar(&s.NoSTT, "no-stt", s.NoSTT, "SHLPT ablation -STT: no similar-task prompts mixed into the new one")
-	fs.BoolVar(&c.Multitask, "multitask", c.Multitask, "train every task of the sequence at once with one prompt (the usual upper reference; method per-task)")
-	fs.BoolVar(&c.ProgPrompt.MLP, "progprompt-mlp", c.ProgPrompt.MLP, "progprompt: train each new prompt through a residual MLP (stored as its output)")
-	fs.IntVar(&c.ProgPrompt.Bottleneck, "progprompt-bottleneck", c.ProgPrompt.Bottleneck, "progprompt: the MLP's bottleneck")
-	fs.IntVar(&c.L2P.PoolSize, "l2p-pool", c.L2P.PoolSize, "l2p: prompts in the pool (0: max(10, tasks × top-n))")
-	fs.IntVar(&c.L2P.TopN, "l2p-top-n", c.L2P.TopN, "l2p: prompts selected per input")
-	fs.Float64Var(&c.L2P.PullCoeff, "l2p-pull", c.L2P.PullCoeff, "l2p: weight of the surrogate key loss")
-	fs.BoolVar(&c.L2P.TaskSlots, "l2p-task-slots", c.L2P.TaskSlots, "l2p: each task trains and is tested with its own pool slots (task identity given); false selects by keys")
-	fs.IntVar(&c.CODA.Pool, "coda-pool", c.CODA.Pool, "coda: prompt components, shared out evenly over the tasks")
-	fs.Float64Var(&c.CODA.OrthoMu, "coda-ortho", c.CODA.OrthoMu, "coda: weight of the orthogonality penalty")
-	fs.Float64Var(&c.EWC.Lambda, "ewc-lambda", c.EWC.Lambda, "ewc: weight of the penalty")
-	fs.Float64Var(&c.EWC.Gamma, "ewc-gamma", c.EWC.Gamma, "ewc: decay of the accumulated Fisher information")
-	fs.IntVar(&c.ER.Memory, "er-memory", c.ER.Memory, "er: examples kept in the replay memory (reservoir sampling)")
-	fs.BoolVar(&s.Quirks, "quirks", s.Quirks, "reproduce the authors' code where shlpt-vk's default differs (see docs/shlpt.md)")
+	fs.IntVar(&c.PromptLen, "prompt-len", c.PromptLen, "soft prompt length (default: the method's: "+promptLenDefaults()+")")
+	fs.BoolVar(&c.Multitask, "multitask", c.Multitask, "train every task of the sequence at once (the usual upper reference; per-task or a full-weight method)")
+	for _, spec := range method.Specs() {
+		settings := spec.NewSettings()
+		if spec.Name == base.Method {
+			settings = base.Settings
+		}
+		f.settings[spec.Name] = settings
+		for _, mf := range spec.Flags(settings) {
+			bindMethodFlag(fs, mf)
+			f.owner[mf.Name] = spec.Name
+		}
+	}
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing but errors and the final results")
 	return f
+}
+
+// promptLenDefaults lists the registered methods' default prompt lengths.
+func promptLenDefaults() string {
+	var parts []string
+	for _, s := range method.Specs() {
+		if s.Defaults.PromptLen > 0 {
+			parts = append(parts, fmt.Sprintf("%d for %s", s.Defaults.PromptLen, s.Name))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// bindMethodFlag binds one flag of a method's settings.
+func bindMethodFlag(fs *pflag.FlagSet, f method.Flag) {
+	switch v := f.Value.(type) {
+	case *bool:
+		fs.BoolVar(v, f.Name, *v, f.Usage)
+	case *int:
+		fs.IntVar(v, f.Name, *v, f.Usage)
+	case *float64:
+		fs.Float64Var(v, f.Name, *v, f.Usage)
+	case *string:
+		fs.StringVar(v, f.Name, *v, f.Usage)
+	case *[]string:
+		fs.StringSliceVar(v, f.Name, *v, f.Usage)
+	case method.Value:
+		fs.Var(v, f.Name, f.Usage)
+	default:
+		panic(fmt.Sprintf("flag --%s: unsupported type %T", f.Name, f.Value))
+	}
+	if f.NoValue != "" {
+		fs.Lookup(f.Name).NoOptDefVal = f.NoValue
+	}
+}
+
+// methodSettings gives the configuration the settings of its method as
+// the flags set them; a flag of another method is an error naming both.
+func (f *trainFlags) methodSettings(c *rundir.Config) error {
+	if _, err := method.Lookup(c.Method); err != nil {
+		return err
+	}
+	var err error
+	f.fs.Visit(func(fl *pflag.Flag) {
+		if m, ok := f.owner[fl.Name]; ok && m != c.Method && err == nil {
+			err = fmt.Errorf("--%s is a setting of %s, not of %s", fl.Name, m, c.Method)
+		}
+	})
+	c.Settings = f.settings[c.Method]
+	return err
 }
 
 // resolve builds the run's configuration from the flags: the benchmark's
@@ -120,22 +163,16 @@ func (f *trainFlags) resolve() (rundir.Config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	if err := f.methodSettings(&c); err != nil {
+		return c, err
+	}
 	if f.benchmark != "" {
-		def, err := rundir.DefaultConfig(f.benchmark)
+		b, err := rundir.LookupBenchmark(f.benchmark)
 		if err != nil {
 			return c, err
 		}
-		if !fs.Changed("epochs") {
-			c.Epochs = def.Epochs
-		}
-		if !fs.Changed("patience") {
-			c.Patience = def.Patience
-		}
-		if !fs.Changed("delta") {
-			c.SHLPT.Delta = def.SHLPT.Delta
-		}
-		if !fs.Changed("all-dissimilar") {
-			c.SHLPT.AllDissimilar = def.SHLPT.AllDissimilar
+		if err := b.Apply(&c, fs.Changed); err != nil {
+			return c, err
 		}
 		if f.tasks != "" {
 			return c, errors.New("give --tasks or --benchmark with --order, not both")
@@ -188,6 +225,9 @@ func (f *trainFlags) resumed() (rundir.Config, error) {
 		if fs.Changed(name) {
 			return c, fmt.Errorf("--%s cannot change on --resume (the run's sequence is %s)", name, strings.Join(c.Tasks, ","))
 		}
+	}
+	if err := f.methodSettings(&c); err != nil {
+		return c, err
 	}
 	if fs.Changed("no-dropout") {
 		c.Dropout = !f.noDropout

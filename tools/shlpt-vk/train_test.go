@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/run"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
@@ -130,20 +132,55 @@ func TestTrainFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.SHLPT.AllDissimilar || c.SHLPT.Delta != 1.5 || c.Epochs != 50 || c.Patience != 35 ||
+	if s := rundir.MethodSettings[method.SHLPTConfig](&c); !s.AllDissimilar || s.Delta != 1.5 || c.Epochs != 50 || c.Patience != 35 ||
 		strings.Join(c.Tasks, ",") != "qqp,rte,squad,mnli,cb" || !filepath.IsAbs(c.Model) {
 		t.Errorf("nt order 2 resolved to %+v", c)
 	}
 	f = newTrainFlags(mustDefault(t))
 	f.fs.Parse([]string{"--benchmark", "long", "--order", "5", "--epochs", "3", "--delta", "0.1", "--model", "m", "--data", "d"})
-	if c, err := f.resolve(); err != nil || c.Epochs != 3 || c.Patience != 50 || c.SHLPT.Delta != 0.1 || len(c.Tasks) != 15 {
+	if c, err := f.resolve(); err != nil || c.Epochs != 3 || c.Patience != 50 || rundir.MethodSettings[method.SHLPTConfig](&c).Delta != 0.1 || len(c.Tasks) != 15 {
 		t.Errorf("long order 5 with overrides: %+v, %v", c, err)
+	}
+	// Quirks by name, canonical in the configuration; all of them.
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--quirks", "live-validation,hsc-padding"}, []string{"hsc-padding", "live-validation"}},
+		{[]string{"--quirks", "all"}, method.QuirkNames},
+		{[]string{"--quirks=pad-maxpool", "--quirks", "asc-sign-mask,batch-partition"}, []string{"batch-partition", "asc-sign-mask"}},
+		{nil, []string{}},
+	} {
+		f = newTrainFlags(mustDefault(t))
+		if err := f.fs.Parse(append(tc.args, "--tasks", "cb", "--model", "m", "--data", "d")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rundir.MethodSettings[method.SHLPTConfig](&c).Quirks; !slices.Equal(got, tc.want) {
+			t.Errorf("%v: quirks %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if err := newTrainFlags(mustDefault(t)).fs.Parse([]string{"--quirks", "pad-max-pool"}); err == nil || !strings.Contains(err.Error(), `unknown quirk "pad-max-pool"`) {
+		t.Errorf("--quirks pad-max-pool: %v", err)
+	}
+	// Another method's flags set its settings.
+	f = newTrainFlags(mustDefault(t))
+	f.fs.Parse([]string{"--method", "l2p", "--l2p-selection", "instance", "--tasks", "cb", "--model", "m", "--data", "d"})
+	if c, err := f.resolve(); err != nil || rundir.MethodSettings[method.L2PConfig](&c).Selection != "instance" || c.PromptLen != 5 {
+		t.Errorf("l2p with instance selection: %+v, %v", c, err)
 	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--tasks", "cb", "--benchmark", "std", "--order", "1"}, "not both"},
+		{[]string{"--tasks", "cb", "--l2p-pool", "20"}, "--l2p-pool is a setting of l2p, not of shlpt"},
+		{[]string{"--tasks", "cb", "--method", "per-task", "--no-ase"}, "--no-ase is a setting of shlpt, not of per-task"},
+		{[]string{"--tasks", "cb", "--primary-metrics", "reference"}, "primary metrics"},
+		{[]string{"--tasks", "cb", "--method", "l2p", "--l2p-selection", "keys"}, "selection"},
 		{[]string{"--benchmark", "std"}, "needs --order"},
 		{[]string{"--benchmark", "std", "--order", "4"}, "no order 4"},
 		{[]string{"--tasks", "cb", "--order", "1"}, "needs --benchmark"},

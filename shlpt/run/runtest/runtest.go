@@ -32,9 +32,10 @@ func Config(t testing.TB, method string, tasks ...string) rundir.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Method = method
-	d := rundir.DefaultsFor(method)
-	c.PromptLen, c.LR, c.WeightDecay = min(d.PromptLen, 4), d.LR, d.WeightDecay
+	if err := c.UseMethod(method); err != nil {
+		t.Fatal(err)
+	}
+	c.PromptLen = min(c.PromptLen, 4)
 	c.Model = Model(t)
 	c.Tokenizer = testenv.Tokenizer(t)
 	c.Data = filepath.Join(testenv.Data(t), "shlpt")

@@ -1,4 +1,4 @@
-package run
+package method
 
 import (
 	"fmt"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
 
@@ -40,35 +39,23 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 	}
 	e := m.Engine()
 	d := e.Device()
-	cfg := method.DefaultSHLPT()
+	cfg := DefaultSHLPT()
 	cfg.PromptLen = o.Prompt
-	s, err := method.NewSHLPT(&method.Env{Model: m, Seed: 1}, cfg)
+	s, err := NewSHLPT(&Env{Model: m, Seed: 1, PromptLen: o.Prompt}, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Release()
 	rng := rand.New(rand.NewPCG(1, 2))
-	var state []method.HostTensor
 	for j := 0; j < pool; j++ {
 		v := make([]float32, o.Prompt*m.Config.DModel)
 		for i := range v {
 			v[i] = float32(rng.NormFloat64())
 		}
-		state = append(state, method.HostTensor{Name: fmt.Sprintf("pool.%d", j), Shape: []int{o.Prompt, m.Config.DModel}, Data: v})
-		if j > 0 {
-			w := make([]float32, j)
-			state = append(state, method.HostTensor{Name: fmt.Sprintf("alpha.%d", j), Shape: []int{j}, Data: w})
-		}
-	}
-	est, err := s.Snapshot()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.SetState(append(state, est[1:]...)); err != nil {
-		return nil, err
+		s.pool = append(s.pool, v)
 	}
 	V := m.Config.VocabSize
-	train := make([]method.Example, o.Batch)
+	train := make([]Example, o.Batch)
 	rows := make([]int, o.Batch)
 	for b := range train {
 		for j := 0; j < o.Input-1; j++ {
@@ -81,7 +68,7 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 		train[b].Target = append(train[b].Target, m.Config.EOSTokenID)
 		rows[b] = b
 	}
-	task := &method.Task{Name: "bench", Train: train, InputLen: o.Input, TargetLen: o.Target, BatchSize: o.Batch, EvalBatch: o.Batch}
+	task := &Task{Name: "bench", Train: train, InputLen: o.Input, TargetLen: o.Target, BatchSize: o.Batch, EvalBatch: o.Batch}
 	wasTraining := m.Training()
 	m.SetTraining(true)
 	defer m.SetTraining(wasTraining)
@@ -100,7 +87,7 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 	}
 	weights := d.MemoryStats().Allocated
 	d.ResetPeak()
-	sl, err := method.RecordStep(m, s, opt, task, o.Batch)
+	sl, err := RecordStep(m, s, opt, task, o.Batch)
 	if err != nil {
 		return nil, err
 	}
