@@ -197,7 +197,7 @@ func TestModelsHealthMetrics(t *testing.T) {
 // requests in flight and then returns.
 func TestGracefulShutdown(t *testing.T) {
 	a, b := testRuns(t)
-	s, err := New(Options{Sources: []string{a, b}, Engine: newEngine(t), Window: 300 * time.Millisecond})
+	s, err := New(Options{Sources: []string{a, b}, Engine: newEngine(t), Window: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,8 +218,11 @@ func TestGracefulShutdown(t *testing.T) {
 			codes[i], _, _ = post(t, url+"/v1/classify", `{"model": "cb", "input": {"premise": "p", "hypothesis": "h"}}`, nil)
 		}()
 	}
-	// The rows wait 300 ms for a batch: stop while they are in flight.
-	time.Sleep(100 * time.Millisecond)
+	// The rows wait 2 s for a batch: stop once all three are in flight.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.q.depth() < len(codes) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	stop()
 	wg.Wait()
 	if err := <-served; err != nil {

@@ -239,12 +239,16 @@ func (s *Server) work() {
 		tasks := map[*Task]bool{}
 		for _, j := range batch {
 			tasks[j.task] = true
+		}
+		// Counted before any answer goes out, so that /metrics read after
+		// an answer includes its pass.
+		s.met.pass(len(batch), len(tasks))
+		for _, j := range batch {
 			if err != nil {
 				j.res.err = err
 			}
 			j.done()
 		}
-		s.met.pass(len(batch), len(tasks))
 	}
 }
 
