@@ -363,3 +363,69 @@ func TestSoftmaxAboveBindingLimit(t *testing.T) {
 	// Rows left at zero scores: uniform over the unmasked keys of batch 0.
 	reftest.CheckNMSE(t, "zero row", download(t, x.At(int64(5*Tk)), Tk), uniform, tolFP32)
 }
+
+// A row's probabilities depend on its own keys only: the same scores give
+// the same bits at another row of a larger batch, at another buffer
+// offset, and with masked keys appended (a longer padded batch, a longer
+// decoding cache). Batched serving relies on this to give exactly the
+// results of a smaller evaluation batch.
+func TestSoftmaxRowInvariance(t *testing.T) {
+	d := gputest.Device(t)
+	rng := newRNG(33)
+	for _, c := range []struct {
+		name           string
+		H, Tq, Tk, Tk2 int
+		causal         bool
+		qoff           int
+	}{
+		{"encoder", 2, 7, 7, 13, false, 0},
+		{"decoder", 2, 5, 5, 12, true, 0},
+		{"decoding step", 2, 1, 3, 9, true, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// The row under test: batch element 0 of a batch of one.
+			x1 := tlF32(reftest.Randn(rng, c.H*c.Tq*c.Tk, 4))
+			b1 := tlF32(reftest.Randn(rng, c.H*c.Tq*c.Tk, 2))
+			m1 := make([]float64, c.Tk)
+			// The same row as batch element 1 of 3, every key row widened to
+			// Tk2 keys whose extra keys are masked.
+			const B2, at = 3, 1
+			x2 := tlF32(reftest.Randn(rng, B2*c.H*c.Tq*c.Tk2, 4))
+			b2 := tlF32(reftest.Randn(rng, c.H*c.Tq*c.Tk2, 2))
+			m2 := make([]float64, B2*c.Tk2)
+			for r := 0; r < c.H*c.Tq; r++ {
+				copy(x2[(at*c.H*c.Tq+r)*c.Tk2:], x1[r*c.Tk:(r+1)*c.Tk])
+				copy(b2[r*c.Tk2:], b1[r*c.Tk:(r+1)*c.Tk])
+			}
+			for j := c.Tk; j < c.Tk2; j++ {
+				m2[at*c.Tk2+j] = finfoMin
+			}
+			n1, n2 := c.H*c.Tq*c.Tk, B2*c.H*c.Tq*c.Tk2
+			for _, pad := range []int64{0, 1, 2, 3} {
+				y1, y2 := zeros(t, d, n1, 0), zeros(t, d, n2, pad)
+				r := d.NewRecorder(false)
+				for _, err := range []error{
+					Softmax(r, y1, upload(t, d, x1, 0), 1, c.H, c.Tq, c.Tk, SoftmaxOpts{Bias: upload(t, d, b1, 0), Mask: upload(t, d, m1, 0), Causal: c.causal, QueryOffset: c.qoff}),
+					Softmax(r, y2, upload(t, d, x2, pad+1), B2, c.H, c.Tq, c.Tk2, SoftmaxOpts{Bias: upload(t, d, b2, pad+2), Mask: upload(t, d, m2, pad), Causal: c.causal, QueryOffset: c.qoff}),
+				} {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				run(t, r)
+				got1, got2 := download(t, y1, n1), download(t, y2, n2)
+				for row := 0; row < c.H*c.Tq; row++ {
+					for j := 0; j < c.Tk2; j++ {
+						want := 0.0
+						if j < c.Tk {
+							want = got1[row*c.Tk+j]
+						}
+						if g := got2[(at*c.H*c.Tq+row)*c.Tk2+j]; g != want {
+							t.Fatalf("offset %d: row %d key %d is %v in the larger batch, %v alone", pad, row, j, g, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -91,8 +91,13 @@ void main() {
 		int lim = CAUSAL ? clamp(i + p.qoff + 1, 0, Tk) : Tk;
 		float m = NONE;
 		float s = 0.0;
-		for (int j = lane; j < ng; j += sg) {
-			int c = 4 * j - a;
+		// Max and sum run over groups of four keys counted from the row's
+		// start (not from the output's alignment), so that a row's result
+		// depends on its own keys only: not on the row's place in the
+		// tensor, nor on masked keys appended after it (a row of a longer
+		// padded batch gives the same bits).
+		for (int j = lane; j < (Tk + 3) >> 2; j += sg) {
+			int c = 4 * j;
 			bvec4 keep;
 			vec4 v = scores(xr, br, mr, c, lim, keep);
 			vec4 vm = mix(vec4(NONE), v, keep);

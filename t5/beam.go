@@ -86,12 +86,33 @@ func (h *hypotheses) done(bestSumLogProbs float64, curLen int) bool {
 // MaxLength. It returns, per row, the best sequence with the start id
 // first and </s> appended when it ended early.
 func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, error) {
+	opts := make([]BeamOptions, enc.Dim(0))
+	for b := range opts {
+		opts[b] = o
+	}
+	return m.BeamSearchRows(enc, encMask, opts)
+}
+
+// BeamSearchRows is BeamSearch with options of each row's own (one number
+// of beams for all): a row ends at its own MaxLength and gets what
+// BeamSearch with its options gives it alone.
+func (m *Model) BeamSearchRows(enc, encMask *ag.Tensor, opts []BeamOptions) ([][]int, error) {
 	e := m.e
 	defer e.NoGrad()()
-	if o.NumBeams < 1 || o.MaxLength < 2 {
-		return nil, fmt.Errorf("t5: beam search needs NumBeams ≥ 1 and MaxLength ≥ 2, got %+v", o)
+	if len(opts) == 0 || len(opts) != enc.Dim(0) {
+		return nil, fmt.Errorf("t5: beam search of %d rows with options for %d", enc.Dim(0), len(opts))
 	}
-	B, K, V := enc.Dim(0), o.NumBeams, m.Config.VocabSize
+	maxLen := 0
+	for _, o := range opts {
+		if o.NumBeams < 1 || o.MaxLength < 2 {
+			return nil, fmt.Errorf("t5: beam search needs NumBeams ≥ 1 and MaxLength ≥ 2, got %+v", o)
+		}
+		if o.NumBeams != opts[0].NumBeams {
+			return nil, fmt.Errorf("t5: beam search rows with %d and %d beams", opts[0].NumBeams, o.NumBeams)
+		}
+		maxLen = max(maxLen, o.MaxLength)
+	}
+	B, K, V := enc.Dim(0), opts[0].NumBeams, m.Config.VocabSize
 	eos, pad := m.Config.EOSTokenID, m.Config.PadTokenID
 	// Every beam gets its own copy of its row's encoder output.
 	expand := make([]int32, B*K)
@@ -100,7 +121,7 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 	}
 	encK := repeatRows(enc, expand)
 	maskK := repeatRows(encMask, expand)
-	st, err := m.newDecodeState(encK, maskK, o.MaxLength)
+	st, err := m.newDecodeState(encK, maskK, maxLen)
 	release(encK, maskK)
 	if err != nil {
 		return nil, err
@@ -117,10 +138,23 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 	}
 	hyps := make([]hypotheses, B)
 	for b := range hyps {
-		hyps[b].o = o
+		hyps[b].o = opts[b]
 	}
 	done := make([]bool, B)
-	for curLen := 1; curLen < o.MaxLength; curLen++ {
+	// finish ends row b at its MaxLength (or at the end): its live beams
+	// become hypotheses.
+	finish := func(b int) {
+		for j := 0; j < K; j++ {
+			hyps[b].add(seqs[b*K+j], scores[b*K+j])
+		}
+		done[b] = true
+	}
+	for curLen := 1; curLen < maxLen; curLen++ {
+		for b := range done {
+			if !done[b] && curLen >= opts[b].MaxLength {
+				finish(b)
+			}
+		}
 		last := make([]int, B*K)
 		for i, s := range seqs {
 			last[i] = s[len(s)-1]
@@ -147,7 +181,7 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 			for j := 0; j < K; j++ {
 				i := b*K + j
 				lp := logSoftmax(logits[i*V : (i+1)*V])
-				if o.RepetitionPenalty != 1 {
+				if o := opts[b]; o.RepetitionPenalty != 1 {
 					seen := map[int]bool{}
 					for _, t := range seqs[i] {
 						if seen[t] {
@@ -202,14 +236,12 @@ func (m *Model) BeamSearch(enc, encMask *ag.Tensor, o BeamOptions) ([][]int, err
 	out := make([][]int, B)
 	for b := 0; b < B; b++ {
 		if !done[b] {
-			for j := 0; j < K; j++ {
-				hyps[b].add(seqs[b*K+j], scores[b*K+j])
-			}
+			finish(b)
 		}
 		best := hyps[b].beams
 		sort.SliceStable(best, func(x, y int) bool { return best[x].score < best[y].score })
 		toks := append([]int(nil), best[len(best)-1].tokens...)
-		if len(toks) < o.MaxLength {
+		if len(toks) < opts[b].MaxLength {
 			toks = append(toks, eos)
 		}
 		out[b] = toks

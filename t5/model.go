@@ -205,6 +205,13 @@ func (m *Model) Encode(ids, mask, prompt *ag.Tensor) (out, fullMask *ag.Tensor) 
 		fullMask.Release()
 		fullMask = pm
 	}
+	return m.encodeEmbedded(x, fullMask), fullMask
+}
+
+// encodeEmbedded runs the encoder blocks on embedded inputs x (B, T, d),
+// consuming x, with the additive key mask (B, T), and returns the output
+// (B, T, d).
+func (m *Model) encodeEmbedded(x, fullMask *ag.Tensor) *ag.Tensor {
 	x = m.dropout(x)
 	T := x.Dim(1)
 	c := &m.Config
@@ -213,9 +220,9 @@ func (m *Model) Encode(ids, mask, prompt *ag.Tensor) (out, fullMask *ag.Tensor) 
 		x = m.block(&m.Encoder.Blocks[i], x, bias, fullMask, nil, nil, false, nil)
 	}
 	bias.Release()
-	out = ag.RMSNorm(x, m.Encoder.FinalNorm, float32(c.LayerNormEpsilon))
+	out := ag.RMSNorm(x, m.Encoder.FinalNorm, float32(c.LayerNormEpsilon))
 	x.Release()
-	return m.dropout(out), fullMask
+	return m.dropout(out)
 }
 
 // decode runs the decoder teacher-forced on ids (B, T) against the encoder

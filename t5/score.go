@@ -2,6 +2,7 @@ package t5
 
 import (
 	"fmt"
+	"math"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 )
@@ -39,65 +40,83 @@ func (m *Model) ScoreCandidates(enc, encMask *ag.Tensor, candidates [][]int) ([]
 // on the host once, so that CandidateLosses uploads nothing and can be
 // recorded into a program.
 type Candidates struct {
-	B, C, T int        // rows, candidates, longest candidate
-	dec     *ag.Tensor // (B·C, T) int32: the labels shifted right after the start id
-	labels  *ag.Tensor // (B·C·T,) int32: candidate ids, IgnoreIndex past a candidate's end
-	expand  *ag.Tensor // (B·C,) int32: the encoder row of each decoder row, r/C
+	B, C, T int        // rows, candidates (of the first row), longest candidate
+	counts  []int      // candidates of each row
+	dec     *ag.Tensor // (ΣC, T) int32: the labels shifted right after the start id
+	labels  *ag.Tensor // (ΣC·T,) int32: candidate ids, IgnoreIndex past a candidate's end
+	expand  *ag.Tensor // (ΣC,) int32: the encoder row of each decoder row
 }
 
 // NewCandidates uploads candidates (token ids ending with </s>) for
 // batches of B rows.
 func (m *Model) NewCandidates(B int, candidates [][]int) (*Candidates, error) {
-	e := m.e
-	C := len(candidates)
-	if C == 0 {
-		return nil, fmt.Errorf("t5: no candidates to score")
-	}
 	if B < 1 {
 		return nil, fmt.Errorf("t5: candidates for %d rows", B)
 	}
-	T := 0
-	for i, c := range candidates {
-		if len(c) == 0 {
-			return nil, fmt.Errorf("t5: candidate %d is empty", i)
+	rows := make([][][]int, B)
+	for b := range rows {
+		rows[b] = candidates
+	}
+	return m.NewRowCandidates(rows, 0)
+}
+
+// NewRowCandidates uploads candidates of each row's own (rows of
+// different tasks score different label words), padded to the longest
+// candidate or to padTo tokens when longer. Past a candidate's end the
+// token losses are 0, so a row's scores do not depend on the others.
+func (m *Model) NewRowCandidates(rows [][][]int, padTo int) (*Candidates, error) {
+	e := m.e
+	B := len(rows)
+	if B == 0 {
+		return nil, fmt.Errorf("t5: candidates for 0 rows")
+	}
+	T, n := padTo, 0
+	counts := make([]int, B)
+	for b, cands := range rows {
+		if len(cands) == 0 {
+			return nil, fmt.Errorf("t5: no candidates to score for row %d", b)
 		}
-		T = max(T, len(c))
+		for i, c := range cands {
+			if len(c) == 0 {
+				return nil, fmt.Errorf("t5: row %d: candidate %d is empty", b, i)
+			}
+			T = max(T, len(c))
+		}
+		counts[b] = len(cands)
+		n += len(cands)
 	}
 	V := m.Config.VocabSize
-	// One row × candidate block: every row b repeats it.
-	labels := make([]int32, B*C*T)
-	dec := make([]int32, B*C*T)
-	for ci, c := range candidates {
-		row := ci * T
-		for j := 0; j < T; j++ {
-			l := int32(IgnoreIndex)
-			if j < len(c) {
-				if c[j] < 0 || c[j] >= V {
-					return nil, fmt.Errorf("t5: candidate %d: id %d outside the vocabulary of %d", ci, c[j], V)
+	labels := make([]int32, n*T)
+	dec := make([]int32, n*T)
+	expand := make([]int32, n)
+	k := 0
+	for b, cands := range rows {
+		for ci, c := range cands {
+			row := k * T
+			for j := 0; j < T; j++ {
+				l := int32(IgnoreIndex)
+				if j < len(c) {
+					if c[j] < 0 || c[j] >= V {
+						return nil, fmt.Errorf("t5: row %d: candidate %d: id %d outside the vocabulary of %d", b, ci, c[j], V)
+					}
+					l = int32(c[j])
 				}
-				l = int32(c[j])
+				labels[row+j] = l
 			}
-			labels[row+j] = l
-		}
-		dec[row] = int32(m.Config.DecoderStartTokenID)
-		for j := 1; j < T; j++ {
-			p := labels[row+j-1]
-			if p == IgnoreIndex {
-				p = int32(m.Config.PadTokenID)
+			dec[row] = int32(m.Config.DecoderStartTokenID)
+			for j := 1; j < T; j++ {
+				p := labels[row+j-1]
+				if p == IgnoreIndex {
+					p = int32(m.Config.PadTokenID)
+				}
+				dec[row+j] = p
 			}
-			dec[row+j] = p
+			expand[k] = int32(b)
+			k++
 		}
 	}
-	for b := 1; b < B; b++ {
-		copy(labels[b*C*T:(b+1)*C*T], labels[:C*T])
-		copy(dec[b*C*T:(b+1)*C*T], dec[:C*T])
-	}
-	expand := make([]int32, B*C)
-	for i := range expand {
-		expand[i] = int32(i / C)
-	}
-	c := &Candidates{B: B, C: C, T: T,
-		dec: e.FromInt32(dec, B*C, T), labels: e.FromInt32(labels, B*C*T), expand: e.FromInt32(expand, B*C)}
+	c := &Candidates{B: B, C: counts[0], T: T, counts: counts,
+		dec: e.FromInt32(dec, n, T), labels: e.FromInt32(labels, n*T), expand: e.FromInt32(expand, n)}
 	if err := e.Err(); err != nil {
 		c.Release()
 		return nil, err
@@ -110,7 +129,7 @@ func (c *Candidates) Release() { release(c.dec, c.labels, c.expand) }
 
 // CandidateLosses records the teacher-forced loss of every candidate token
 // for every row of enc (B, L, d) with additive mask encMask (B, L): a
-// (B·C·T,) tensor laid out [row][candidate][position], 0 past a
+// (ΣC·T,) tensor laid out [row][candidate][position], 0 past a
 // candidate's end. It reads no values, so it can be recorded by Capture.
 func (m *Model) CandidateLosses(enc, encMask *ag.Tensor, c *Candidates) (*ag.Tensor, error) {
 	e := m.e
@@ -134,22 +153,28 @@ func (m *Model) CandidateLosses(enc, encMask *ag.Tensor, c *Candidates) (*ag.Ten
 	return per, nil
 }
 
-// Scores sums per-token losses per (B·C·T,) from CandidateLosses into
+// Scores sums per-token losses per (ΣC·T,) from CandidateLosses into
 // log-likelihoods [row][candidate].
 func (c *Candidates) Scores(per []float32) ([][]float64, error) {
-	B, C, T := c.B, c.C, c.T
-	if len(per) != B*C*T {
-		return nil, fmt.Errorf("t5: %d token losses for %d rows × %d candidates × %d tokens", len(per), B, C, T)
+	n := 0
+	for _, k := range c.counts {
+		n += k
 	}
-	out := make([][]float64, B)
+	T := c.T
+	if len(per) != n*T {
+		return nil, fmt.Errorf("t5: %d token losses for %d candidates of %d rows × %d tokens", len(per), n, c.B, T)
+	}
+	out := make([][]float64, c.B)
+	k := 0
 	for b := range out {
-		out[b] = make([]float64, C)
+		out[b] = make([]float64, c.counts[b])
 		for ci := range out[b] {
 			s := 0.0
 			for j := 0; j < T; j++ {
-				s -= float64(per[(b*C+ci)*T+j])
+				s -= float64(per[k*T+j])
 			}
 			out[b][ci] = s
+			k++
 		}
 	}
 	return out, nil
@@ -166,4 +191,16 @@ func gatherRows(x, idx *ag.Tensor) *ag.Tensor {
 	out := g.Reshape(shape...)
 	g.Release()
 	return out
+}
+
+// BestCandidate is the index of the highest score of a row of Scores (the
+// first of equal ones): the candidate rank classification predicts.
+func BestCandidate(scores []float64) int {
+	best, bestScore := 0, math.Inf(-1)
+	for c, s := range scores {
+		if s > bestScore {
+			best, bestScore = c, s
+		}
+	}
+	return best
 }

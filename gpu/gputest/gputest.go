@@ -52,11 +52,15 @@ func Device(t testing.TB) *gpu.Device {
 	return dev
 }
 
-// Main runs the tests and then closes the shared device, failing the run if
+// Main runs the tests, then the cleanups (removing files the tests
+// shared, say), and then closes the shared device, failing the run if
 // closing reported an error (a validation message, for example).
 // Use it as: func TestMain(m *testing.M) { gputest.Main(m) }.
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if dev != nil {
 		if err := dev.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "closing the test device:", err)

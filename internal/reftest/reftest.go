@@ -141,3 +141,17 @@ func Dot(a, b []float64) float64 {
 	}
 	return s
 }
+
+// SameBits reports whether a and b hold the same float32 values bit for
+// bit (NaNs and signed zeros included).
+func SameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}

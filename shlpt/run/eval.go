@@ -2,7 +2,6 @@ package run
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
@@ -23,6 +22,10 @@ type Decoder interface {
 // whole eval batch) between evaluations; two cover a task's validation set
 // (every epoch) next to one other split.
 const maxRankSlots = 2
+
+// observePredictions, when tests set it, sees the predictions (and rank
+// scores) of every evaluation the runner makes.
+var observePredictions func(task string, raw []tasks.Example, preds []string, scores [][]float64)
 
 // evaluator scores examples of a task with a method's prompts.
 type evaluator struct {
@@ -49,30 +52,44 @@ func (ev *evaluator) release() {
 // evaluate generates an answer for every example of exs (the examples of
 // td in split) with the prompts of pr and scores them.
 func (ev *evaluator) evaluate(td *taskData, raw []tasks.Example, exs []method.Example, pr method.Prompter) (metrics.Result, error) {
+	preds, scores, err := ev.predict(td.task, exs, pr)
+	if err != nil {
+		return metrics.Result{}, err
+	}
+	if observePredictions != nil {
+		observePredictions(td.task.Name, raw, preds, scores)
+	}
+	return metrics.Evaluate(td.task, raw, preds, rundir.MetricOptions(ev.cfg.PrimaryMetrics))
+}
+
+// predict returns the model's answer to every example of exs with the
+// prompts of pr and, with rank decoding, every label's log-likelihood.
+func (ev *evaluator) predict(t *tasks.Task, exs []method.Example, pr method.Prompter) ([]string, [][]float64, error) {
 	m := ev.m
 	e := m.Engine()
 	wasTraining := m.Training()
 	m.SetTraining(false)
 	defer m.SetTraining(wasTraining)
 	defer e.NoGrad()()
-	cands, err := ev.candidates(td.task)
+	cands, err := ev.candidates(t)
 	if err != nil {
-		return metrics.Result{}, err
+		return nil, nil, err
 	}
 	padTo := 0
 	if ev.cfg.PadToMax() {
 		padTo = ev.cfg.MaxInputLen
 	}
 	var preds []string
+	var scores [][]float64
 	if ev.cfg.Decode == "rank" {
-		preds, err = ev.rank(td.task, exs, pr, cands, padTo)
+		preds, scores, err = ev.rank(t, exs, pr, cands, padTo)
 	} else {
-		preds, err = ev.generate(td.task, exs, pr, padTo)
+		preds, err = ev.generate(t, exs, pr, padTo)
 	}
 	if err != nil {
-		return metrics.Result{}, fmt.Errorf("task %s: %w", td.task.Name, err)
+		return nil, nil, fmt.Errorf("task %s: %w", t.Name, err)
 	}
-	return metrics.Evaluate(td.task, raw, preds, rundir.MetricOptions(ev.cfg.PrimaryMetrics))
+	return preds, scores, nil
 }
 
 // candidates are the label words' ids for rank classification.
@@ -152,23 +169,17 @@ func (ev *evaluator) decodeBatch(t *tasks.Task, b *method.Batch, pr method.Promp
 }
 
 // rank returns the label of t with the highest log-likelihood for every
-// example (rank classification).
-func (ev *evaluator) rank(t *tasks.Task, exs []method.Example, pr method.Prompter, cands [][]int, padTo int) ([]string, error) {
+// example (rank classification), and every label's log-likelihood.
+func (ev *evaluator) rank(t *tasks.Task, exs []method.Example, pr method.Prompter, cands [][]int, padTo int) ([]string, [][]float64, error) {
 	scores, err := ev.rankScores(exs, pr, cands, padTo)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]string, len(scores))
 	for r, row := range scores {
-		best, bestScore := 0, math.Inf(-1)
-		for c, s := range row {
-			if s > bestScore {
-				best, bestScore = c, s
-			}
-		}
-		out[r] = t.Labels[best]
+		out[r] = t.Labels[t5.BestCandidate(row)]
 	}
-	return out, nil
+	return out, scores, nil
 }
 
 // rankScores returns log p(candidate | example) [example][candidate] for

@@ -151,7 +151,7 @@ func TestRankReusesRecordedPass(t *testing.T) {
 	task := &tasks.Task{Name: "fixture", Labels: []string{"a", "b"}}
 	cands := [][]int{{2, 1}, {7, 1}}
 	pr := &rowPrompter{m: ev.m, Lp: 2}
-	first, err := ev.rank(task, exs, pr, cands, 0)
+	first, _, err := ev.rank(task, exs, pr, cands, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestRankReusesRecordedPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := ev.rank(task, exs, pr, cands, 0)
+	second, _, err := ev.rank(task, exs, pr, cands, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,10 +185,10 @@ func TestRankReusesRecordedPass(t *testing.T) {
 	}
 	// Another input length and another prompt shape are two more passes;
 	// the least recently used (the first) goes.
-	if _, err := ev.rank(task, exs, pr, cands, 12); err != nil {
+	if _, _, err := ev.rank(task, exs, pr, cands, 12); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ev.rank(task, exs, method.FixedPrompt{}, cands, 0); err != nil {
+	if _, _, err := ev.rank(task, exs, method.FixedPrompt{}, cands, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ev.captures != 3 || len(ev.slots) != maxRankSlots {
@@ -199,7 +199,7 @@ func TestRankReusesRecordedPass(t *testing.T) {
 			t.Error("the least recently used pass is still cached")
 		}
 	}
-	third, err := ev.rank(task, exs, pr, cands, 12)
+	third, _, err := ev.rank(task, exs, pr, cands, 12)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestRankReusesRecordedPass(t *testing.T) {
 		t.Errorf("padded to 12 tokens: %d recorded passes, predictions %v (at the longest input: %v)", ev.captures, third, first)
 	}
 	// Fewer examples than a batch: a batch of as many rows, no filler.
-	few, err := ev.rank(task, exs[:3], pr, cands, 12)
+	few, _, err := ev.rank(task, exs[:3], pr, cands, 12)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/reftest"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
@@ -162,23 +163,11 @@ func TestFullWeightResume(t *testing.T) {
 		x, _ := loadCheckpoint(ref)
 		y, _ := loadCheckpoint(c)
 		for k := range x.method {
-			if x.method[k].Name != y.method[k].Name || !equalFloats(x.method[k].Data, y.method[k].Data) {
+			if x.method[k].Name != y.method[k].Name || !reftest.SameBits(x.method[k].Data, y.method[k].Data) {
 				t.Fatalf("final state %s differs after resuming %s", x.method[k].Name, c)
 			}
 		}
 	}
-}
-
-func equalFloats(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // A full-weight method the device cannot hold is refused with the

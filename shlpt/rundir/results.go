@@ -45,6 +45,10 @@ type Results struct {
 	// primary-metrics choice, when a task's metric differs between the two
 	// (MultiRC, SQuAD); nil otherwise.
 	Alternate *Alternate `json:"alternate,omitempty"`
+	// Eval says what an eval-only pass scored (eval/<name>.json): only the
+	// last row of the matrices, for its split, is filled. Nil in
+	// results.json.
+	Eval *EvalSpec `json:"eval,omitempty"`
 
 	// AlreadyComplete is set (never stored) when a run was asked to start
 	// or resume in a directory where it had finished: nothing was changed.
@@ -76,6 +80,36 @@ func newMatrix(T int) Matrix {
 		m.Test[t] = make([]*float64, T)
 	}
 	return m
+}
+
+// EvalSpec describes an eval-only pass over a run's learned state.
+type EvalSpec struct {
+	Name              string  `json:"name"`
+	Split             string  `json:"split"` // valid or test
+	Decode            string  `json:"decode"`
+	NumBeams          int     `json:"num_beams"`
+	RepetitionPenalty float64 `json:"repetition_penalty"`
+	Data              string  `json:"data"` // the data root the examples were drawn from
+	// Prompts is a folder of imported prompts the tasks it holds were
+	// scored with instead of the run's ("" for none).
+	Prompts string `json:"prompts,omitempty"`
+	Device  string `json:"device"`
+	Version string `json:"version"`
+	Created string `json:"created"`
+}
+
+// Prediction is one line of eval/<name>.predictions.jsonl: what the model
+// answered for one example.
+type Prediction struct {
+	Task  string `json:"task"`
+	Index int    `json:"index"` // the example's position in the sampled split
+	// Input is the model's input text (the task's template applied).
+	Input      string `json:"input"`
+	Target     string `json:"target"`
+	Prediction string `json:"prediction"`
+	// Scores are, with rank decoding, log p(label | input) for each of the
+	// task's label words, in their order.
+	Scores []float64 `json:"scores,omitempty"`
 }
 
 // TaskResult is what the run records about one task.

@@ -39,7 +39,17 @@ const (
 	ScratchDir = "scratch"
 	// LockFile is locked while a process writes the run.
 	LockFile = ".lock"
+	// EvalDir holds eval-only passes: eval/<name>.json (the schema of
+	// results.json) and eval/<name>.predictions.jsonl.
+	EvalDir = "eval"
 )
+
+// EvalFile and PredictionsFile are the paths of the eval-only pass name.
+func EvalFile(dir, name string) string { return filepath.Join(dir, EvalDir, name+".json") }
+
+func PredictionsFile(dir, name string) string {
+	return filepath.Join(dir, EvalDir, name+".predictions.jsonl")
+}
 
 // Info is config.json: the run's settings and what they were applied to.
 type Info struct {
@@ -92,7 +102,15 @@ func decodeStrict(b []byte, v any) error {
 
 // ReadResults reads a run directory's results.json.
 func ReadResults(dir string) (*Results, error) {
-	path := filepath.Join(dir, ResultsFile)
+	return readResults(filepath.Join(dir, ResultsFile))
+}
+
+// ReadEval reads the eval-only pass name of a run directory.
+func ReadEval(dir, name string) (*Results, error) {
+	return readResults(EvalFile(dir, name))
+}
+
+func readResults(path string) (*Results, error) {
 	b, err := limitio.ReadFile(path, 64<<20, "a results.json")
 	if err != nil {
 		return nil, err

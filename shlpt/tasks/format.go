@@ -70,3 +70,7 @@ func (f Format) ext() string {
 // foreign reports whether a format comes from another project: its inputs
 // are used verbatim and its label words are matched through aliases.
 func (f Format) foreign() bool { return f == OLoRAJSON || f == LFPT5Text }
+
+// Verbatim reports whether files of this format hold the model's input
+// text as it is (no template applies to them).
+func (f Format) Verbatim() bool { return f.foreign() }

@@ -227,6 +227,13 @@ func Names() []string {
 // reference writes it for the task's native files, e.g. "premise: {premise} ".
 func (t *Task) Template() string { return t.template.String() }
 
+// Fields are the record fields the input template reads, in its order.
+func (t *Task) Fields() []string { return t.template.fields() }
+
+// Input fills the input template with a record's fields, as reading the
+// task's native files does; a missing field is an error naming it.
+func (t *Task) Input(fields map[string]string) (string, error) { return t.template.apply(fields) }
+
 // Class returns the class index of a label word, or -1.
 func (t *Task) Class(word string) int {
 	for c, w := range t.Labels {
