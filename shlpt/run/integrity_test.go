@@ -98,32 +98,46 @@ func TestResumeBitFlip(t *testing.T) {
 // the run then ends exactly as an uninterrupted one.
 func TestResumeRestoresOutputs(t *testing.T) {
 	ref := reference(t)
-	for name, damage := range map[string]func(dir string){
-		"deleted prompt": func(dir string) { os.Remove(filepath.Join(dir, "prompts", "cb.safetensors")) },
-		"emptied prompt": func(dir string) { os.WriteFile(filepath.Join(dir, "prompts", "cb.safetensors"), nil, 0o644) },
-		"damaged prompt": func(dir string) { flipMiddleBit(t, filepath.Join(dir, "prompts", "cb.safetensors"), "prompt") },
-		"damaged metrics": func(dir string) {
+	base := t.TempDir()
+	interruptedDir := filepath.Join(base, "interrupted")
+	// 10 steps: the first task is done, the second in progress.
+	interrupted(t, interruptedDir, 10)
+	if _, err := os.Stat(filepath.Join(interruptedDir, "prompts", "cb.safetensors")); err != nil {
+		t.Fatalf("the first task had not finished: %v", err)
+	}
+	for _, tc := range []struct {
+		name     string
+		damage   func(dir string)
+		restored []string
+	}{
+		{"deleted prompt, damaged metrics and estimator", func(dir string) {
+			os.Remove(filepath.Join(dir, "prompts", "cb.safetensors"))
 			p := filepath.Join(dir, rundir.MetricsFile)
 			b, _ := os.ReadFile(p)
 			copy(b[10:], "XXXX")
 			os.WriteFile(p, b, 0o644)
-		},
-		"damaged estimator": func(dir string) { os.WriteFile(filepath.Join(dir, "estimator.safetensors"), []byte("junk"), 0o644) },
+			os.WriteFile(filepath.Join(dir, "estimator.safetensors"), []byte("junk"), 0o644)
+		}, []string{"prompts/cb.safetensors", rundir.MetricsFile, "estimator.safetensors"}},
+		{"flipped bit in a prompt", func(dir string) { flipMiddleBit(t, filepath.Join(dir, "prompts", "cb.safetensors"), "prompt") },
+			[]string{"prompts/cb.safetensors"}},
+		{"emptied prompt", func(dir string) { os.WriteFile(filepath.Join(dir, "prompts", "cb.safetensors"), nil, 0o644) },
+			[]string{"prompts/cb.safetensors"}},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "run")
-			// 10 steps: the first task is done, the second in progress.
-			interrupted(t, dir, 10)
-			if _, err := os.Stat(filepath.Join(dir, "prompts", "cb.safetensors")); err != nil {
-				t.Fatalf("the first task had not finished: %v", err)
+			if err := os.CopyFS(dir, os.DirFS(interruptedDir)); err != nil {
+				t.Fatal(err)
 			}
-			damage(dir)
+			os.Remove(filepath.Join(dir, lockFile))
+			tc.damage(dir)
 			var logs logRecorder
 			if _, err := Run(context.Background(), testConfig(t), Options{Dir: dir, Engine: newEngine(t), Reporter: &logs}); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(logs.String(), "restored it from the checkpoint") {
-				t.Errorf("the resume did not say what it restored:\n%s", logs.String())
+			for _, f := range tc.restored {
+				if !strings.Contains(logs.String(), f+" was missing or damaged: restored it from the checkpoint") {
+					t.Errorf("the resume did not say it restored %s:\n%s", f, logs.String())
+				}
 			}
 			sameRunOutputs(t, ref, dir)
 			if _, err := rundir.ReadMetrics(dir); err != nil {
