@@ -5,12 +5,11 @@
 package export
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 
-	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/internal/jsonfile"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 )
@@ -133,16 +132,7 @@ func readCard(path string) (*Card, error) {
 
 // readJSON decodes the JSON file at path into v, refusing unknown fields.
 func readJSON(path string, v any) error {
-	b, err := limitio.ReadFile(path, 16<<20, "a JSON file")
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	return nil
+	return jsonfile.Read(path, 16<<20, "a JSON file", v)
 }
 
 // marshal is the JSON of the files export writes: indented, with a final

@@ -1,7 +1,6 @@
 package run
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/internal/jsonfile"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
@@ -69,18 +68,13 @@ func (pc PretrainConfig) marshal() ([]byte, error) {
 // ReadPretrain reads the settings of the pretraining in folder out.
 func ReadPretrain(out string) (PretrainConfig, error) {
 	path := filepath.Join(out, PretrainFile)
-	b, err := limitio.ReadFile(path, 1<<20, "a pretrain.json")
+	var rec pretrainRecord
+	err := jsonfile.Read(path, 1<<20, "a pretrain.json", &rec)
 	if errors.Is(err, os.ErrNotExist) {
 		return PretrainConfig{}, fmt.Errorf("%s is not a pretraining folder (no %s)", out, PretrainFile)
 	}
 	if err != nil {
 		return PretrainConfig{}, err
-	}
-	var rec pretrainRecord
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
-		return PretrainConfig{}, fmt.Errorf("%s: %v", path, err)
 	}
 	pc := rec.PretrainConfig
 	if pc.Arch, err = t5.ParseConfig(path+": arch", rec.Arch); err != nil {

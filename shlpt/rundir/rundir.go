@@ -9,12 +9,12 @@ package rundir
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/shlpt-vk/shlpt-vk/internal/jsonfile"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
@@ -88,17 +88,7 @@ func DecodeInfo(path string, b []byte) (*Info, error) {
 
 // decodeStrict decodes one JSON value, refusing unknown fields and
 // anything after the value.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("more than one JSON value")
-	}
-	return nil
-}
+func decodeStrict(b []byte, v any) error { return jsonfile.Decode(b, v) }
 
 // ReadResults reads a run directory's results.json.
 func ReadResults(dir string) (*Results, error) {
@@ -197,15 +187,9 @@ type Activations struct {
 // ReadActivations reads a run directory's activations.json.
 func ReadActivations(dir string) (*Activations, error) {
 	path := filepath.Join(dir, ActivationsFile)
-	b, err := limitio.ReadFile(path, 16<<20, "an activations.json")
-	if err != nil {
-		return nil, err
-	}
 	var a Activations
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+	if err := jsonfile.Read(path, 16<<20, "an activations.json", &a); err != nil {
+		return nil, err
 	}
 	if len(a.Similarity) != len(a.Tasks) {
 		return nil, fmt.Errorf("%s: %d rows of similarity for %d tasks", path, len(a.Similarity), len(a.Tasks))

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
+	"github.com/shlpt-vk/shlpt-vk/internal/jsonfile"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 )
 
@@ -236,18 +237,12 @@ func Load(dir string) (*Plan, error) {
 		return nil, err
 	}
 	path := filepath.Join(abs, PlanFile)
-	b, err := limitio.ReadFile(path, 256<<20, "a plan.json")
-	if err != nil {
+	var p Plan
+	if err := jsonfile.Read(path, 256<<20, "a plan.json", &p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s is not a plan directory (no %s; make one with 'shlpt-vk sweep plan')", dir, PlanFile)
 		}
 		return nil, err
-	}
-	var p Plan
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	if p.Format != Format {
 		return nil, fmt.Errorf("%s: format %q, expected %q", path, p.Format, Format)

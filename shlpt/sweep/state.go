@@ -1,7 +1,6 @@
 package sweep
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
-	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/internal/jsonfile"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
@@ -166,18 +165,13 @@ func (p *Plan) failurePath(id string) string {
 // ReadFailure reads a run's failure record (nil when there is none).
 func (p *Plan) ReadFailure(id string) (*Failure, error) {
 	path := p.failurePath(id)
-	b, err := limitio.ReadFile(path, 1<<20, "a failure record")
+	var f Failure
+	err := jsonfile.Read(path, 1<<20, "a failure record", &f)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	var f Failure
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return &f, nil
 }

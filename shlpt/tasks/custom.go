@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
-	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
+	"github.com/shlpt-vk/shlpt-vk/internal/jsonfile"
 )
 
 // TaskFile defines a custom task: a folder holding it and the task's files.
@@ -41,15 +40,9 @@ type customDef struct {
 // folder. It returns the task and its files, ready for Load.
 func LoadCustom(dir string) (*Task, Files, error) {
 	path := filepath.Join(dir, TaskFile)
-	b, err := limitio.ReadFile(path, 1<<20, "a task.json")
-	if err != nil {
-		return nil, Files{}, err
-	}
 	var d customDef
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		return nil, Files{}, fmt.Errorf("%s: %v", path, err)
+	if err := jsonfile.Read(path, 1<<20, "a task.json", &d); err != nil {
+		return nil, Files{}, err
 	}
 	if d.TargetLen == 0 {
 		d.TargetLen = 5
