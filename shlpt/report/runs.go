@@ -24,6 +24,9 @@ type Run struct {
 	Epochs   []rundir.EpochLine
 	// State is complete, partial (running or interrupted) or not started.
 	State string
+	// FWTFromReport is set when the report measured the run's FWT against
+	// a per-task run (FillFWT): results.json had none.
+	FWTFromReport bool
 }
 
 // Run states.

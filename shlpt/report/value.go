@@ -50,6 +50,9 @@ func summarize(groups []*Group, m runMetric) *Value {
 		}
 		return nil
 	}
+	if len(xs) < finished {
+		v.Incomplete = append(v.Incomplete, fmt.Sprintf("%d of %d finished runs have no value here", finished-len(xs), finished))
+	}
 	s, err := metrics.Summarize(xs)
 	if err != nil {
 		return nil

@@ -22,6 +22,9 @@ type Report struct {
 	Tables   []*Table
 	Problems []string // one line each, naming the directory
 	Figures  []Figure // drawn by Plots, linked from report.md
+	// FWTMeasured counts the runs whose FWT the report measured against a
+	// per-task run (FillFWT).
+	FWTMeasured int
 }
 
 // Build reads the runs named by args (run directories, plan directories,
@@ -36,6 +39,7 @@ func Build(args []string) (*Report, error) {
 	dirs, problems := Expand(args)
 	runs, p2 := Load(dirs)
 	r.Runs = runs
+	r.FWTMeasured = FillFWT(runs)
 	groups, p3 := GroupRuns(runs, paper)
 	r.Groups = groups
 	r.Problems = append(append(problems, p2...), p3...)
@@ -116,6 +120,10 @@ func (r *Report) Markdown() []byte {
 		"(t5-large v1.0, the paper's sequence, settings and seeds 42, 142, 242). "+
 		"† marks an incomplete group (a seed missing, running or failed): its mean is over the seeds that finished. "+
 		"‡ marks runs scored by a primary metric other than the paper's.\n\n", len(r.Runs), len(r.Groups))
+	if r.FWTMeasured > 0 {
+		fmt.Fprintf(&b, "FWT of %d runs that were trained without per-task scores is measured here, against the per-task run "+
+			"of the same seed, sequence, model and data whose shared settings agree.\n\n", r.FWTMeasured)
+	}
 	if len(r.Problems) > 0 {
 		b.WriteString("## Not included\n\n")
 		for _, p := range r.Problems {
@@ -173,7 +181,13 @@ func (r *Report) Markdown() []byte {
 		if differs == "" {
 			differs = "nothing"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", g.ID, mdEscape(methodName(g.Method)+" "+g.Variant), g.Benchmark, g.Order,
+		bench, order := g.Benchmark, ""
+		if bench == "" {
+			bench = "custom: " + strings.Join(g.Tasks, "→")
+		} else {
+			order = strconv.Itoa(g.Order)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", g.ID, mdEscape(g.ShortLabel()), mdEscape(bench), order,
 			seedList(g.Seeds()), mdEscape(state), mdEscape(differs))
 	}
 	fmt.Fprintf(&b, "\n## The paper's numbers\n\n%s %d published cells are known (shlpt/report/paper.json, with their sources). "+
