@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
@@ -126,7 +127,7 @@ func Activations(dir string, e *ag.Engine, perTask int) (*rundir.Activations, er
 	if err != nil {
 		return nil, err
 	}
-	return out, WriteFileAtomic(filepath.Join(dir, rundir.ActivationsFile), b)
+	return out, atomicfile.WriteFile(filepath.Join(dir, rundir.ActivationsFile), b)
 }
 
 // promptActivations runs one batch with each prompt and returns the

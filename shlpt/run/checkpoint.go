@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	ag "github.com/shlpt-vk/shlpt-vk/autograd"
+	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
@@ -298,7 +299,7 @@ func saveCheckpoint(dir string, c *checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	return WriteFileAtomic(filepath.Join(dir, rundir.CheckpointFile), b)
+	return atomicfile.WriteFile(filepath.Join(dir, rundir.CheckpointFile), b)
 }
 
 // loadCheckpoint reads the run directory's checkpoint, or nil when the run

@@ -28,9 +28,6 @@ const (
 	lockFile   = rundir.LockFile
 )
 
-// WriteFileAtomic writes data to path atomically (see atomicfile).
-func WriteFileAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data) }
-
 // marshalJSON is the JSON of every file the runner writes: indented, with
 // a final newline.
 func marshalJSON(v any) ([]byte, error) {
@@ -79,7 +76,7 @@ func (o *outputs) write(rel string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(p, b); err != nil {
+	if err := atomicfile.WriteFile(p, b); err != nil {
 		return err
 	}
 	o.files[rel] = b
@@ -95,7 +92,8 @@ func (o *outputs) append(rel string, b []byte) error {
 	if err := atomicfile.Append(p, b); err != nil {
 		return err
 	}
-	o.files[rel] = append(append([]byte(nil), o.files[rel]...), b...)
+	// append never changes the bytes a checkpoint already took.
+	o.files[rel] = append(o.files[rel], b...)
 	return nil
 }
 
@@ -130,7 +128,7 @@ func (o *outputs) restore(files map[string][]byte) ([]string, error) {
 				return nil, err
 			}
 		default:
-			if err := WriteFileAtomic(p, want); err != nil {
+			if err := atomicfile.WriteFile(p, want); err != nil {
 				return nil, err
 			}
 			restored = append(restored, rel)
@@ -277,7 +275,7 @@ func createDirWith(dir, name string, content []byte) error {
 		os.RemoveAll(tmp)
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(tmp, name), content); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, name), content); err != nil {
 		return fail(err)
 	}
 	// Renaming onto an existing empty folder replaces it; onto one that is
