@@ -80,15 +80,11 @@ func ReadInfo(dir string) (*Info, error) {
 // DecodeInfo parses the bytes of a config.json (path names it in errors).
 func DecodeInfo(path string, b []byte) (*Info, error) {
 	var info Info
-	if err := decodeStrict(b, &info); err != nil {
+	if err := jsonfile.Decode(b, &info); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return &info, nil
 }
-
-// decodeStrict decodes one JSON value, refusing unknown fields and
-// anything after the value.
-func decodeStrict(b []byte, v any) error { return jsonfile.Decode(b, v) }
 
 // ReadResults reads a run directory's results.json.
 func ReadResults(dir string) (*Results, error) {
@@ -101,17 +97,17 @@ func ReadEval(dir, name string) (*Results, error) {
 }
 
 func readResults(path string) (*Results, error) {
-	b, err := limitio.ReadFile(path, 64<<20, "a results.json")
-	if err != nil {
+	var r Results
+	if err := jsonfile.Read(path, 64<<20, "a results.json", &r); err != nil {
 		return nil, err
 	}
-	return DecodeResults(path, b)
+	return &r, nil
 }
 
 // DecodeResults parses the bytes of a results.json.
 func DecodeResults(path string, b []byte) (*Results, error) {
 	var r Results
-	if err := decodeStrict(b, &r); err != nil {
+	if err := jsonfile.Decode(b, &r); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return &r, nil
@@ -160,7 +156,7 @@ func DecodeMetrics(path string, b []byte) ([]EpochLine, error) {
 			continue
 		}
 		var l EpochLine
-		if err := decodeStrict(sc.Bytes(), &l); err != nil {
+		if err := jsonfile.Decode(sc.Bytes(), &l); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
 		}
 		out = append(out, l)
