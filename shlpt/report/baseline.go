@@ -120,12 +120,7 @@ func sameShared(a, b *Run) bool {
 // defaultsOf is the default settings of a run's benchmark and method as
 // generic JSON.
 func defaultsOf(r *Run) (map[string]any, error) {
-	c := r.Info.Settings
-	name := c.Benchmark
-	if name == "" {
-		name = "std"
-	}
-	def, err := rundir.DefaultConfigFor(name, c.Method)
+	def, err := rundir.DefaultConfigFor(r.Info.Settings.Benchmark, r.Info.Settings.Method)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", r.Dir, err)
 	}
