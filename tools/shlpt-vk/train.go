@@ -218,9 +218,6 @@ func (f *trainFlags) resolve() (rundir.Config, error) {
 func (f *trainFlags) resumed() (rundir.Config, error) {
 	fs := f.fs
 	c := f.cfg
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
 	for _, name := range []string{"tasks", "benchmark", "order"} {
 		if fs.Changed(name) {
 			return c, fmt.Errorf("--%s cannot change on --resume (the run's sequence is %s)", name, strings.Join(c.Tasks, ","))
