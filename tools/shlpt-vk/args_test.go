@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shlpt-vk/shlpt-vk/gpu"
+	"github.com/shlpt-vk/shlpt-vk/internal/testenv"
 )
 
 // TestDataDevZero: a task file that is a device never ending (/dev/zero)
@@ -16,7 +17,7 @@ import (
 func TestDataDevZero(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "test.jsonl")
 	if err := os.Symlink("/dev/zero", link); err != nil {
-		t.Skip(err)
+		testenv.Missing(t, "cannot link to /dev/zero: "+err.Error())
 	}
 	for _, tc := range []struct {
 		args []string

@@ -128,7 +128,7 @@ func TestTokenizeKeepsOutput(t *testing.T) {
 	// An input that never ends a line (/dev/zero) stops at the limit.
 	f, err := os.Open("/dev/zero")
 	if err != nil {
-		t.Skip(err)
+		testenv.Missing(t, "cannot open /dev/zero: "+err.Error())
 	}
 	defer f.Close()
 	if err := tokenizeLinesLimit(tk, f, &out, false, 1<<16); err == nil || !strings.Contains(err.Error(), "line 1 is longer than 64 KiB") {
