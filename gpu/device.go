@@ -464,6 +464,7 @@ func (d *Device) init(o Options) error {
 		return err
 	}
 	d.mem = m
+	d.info.StagedTransfers = !m.hostVisible
 	pc, err := newPipelineCache(d, o.PipelineCacheDir)
 	if err != nil {
 		return err
@@ -479,7 +480,6 @@ func (d *Device) init(o Options) error {
 func (d *Device) Info() DeviceInfo {
 	info := d.info
 	info.MaxStorageBufferRange, info.MaxTexelBufferElements = d.bindingLimits()
-	info.StagedTransfers = !d.mem.hostVisible
 	return info
 }
 
