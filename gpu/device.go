@@ -376,7 +376,7 @@ type Device struct {
 	freeFences []vk.Fence
 	inflight   []*submission
 	stageUp    *Buffer // staging for uploads (see memory.upType), nil until used
-	stageDown  *Buffer // staging for downloads; stageUp when the types are the same
+	stageDown  *Buffer // staging for downloads; nil while unused, and when stageUp serves them
 	programs   map[*Program]struct{}
 	objects    ObjectCounts
 	validate   bool
@@ -464,6 +464,7 @@ func (d *Device) init(o Options) error {
 		return err
 	}
 	d.mem = m
+	d.info.StagedTransfers = !m.hostVisible
 	pc, err := newPipelineCache(d, o.PipelineCacheDir)
 	if err != nil {
 		return err
@@ -479,7 +480,6 @@ func (d *Device) init(o Options) error {
 func (d *Device) Info() DeviceInfo {
 	info := d.info
 	info.MaxStorageBufferRange, info.MaxTexelBufferElements = d.bindingLimits()
-	info.StagedTransfers = !d.mem.hostVisible
 	return info
 }
 
@@ -581,11 +581,10 @@ func (d *Device) destroy() error {
 	if d.pipes != nil {
 		d.pipes.destroy()
 	}
-	if d.stageDown != nil && d.stageDown != d.stageUp {
-		d.mem.destroyBlock(d.stageDown.blk)
-	}
-	if d.stageUp != nil {
-		d.mem.destroyBlock(d.stageUp.blk)
+	for _, st := range []*Buffer{d.stageUp, d.stageDown} {
+		if st != nil {
+			d.mem.destroyBlock(st.blk)
+		}
 	}
 	d.stageUp, d.stageDown = nil, nil
 	if d.mem != nil {

@@ -160,16 +160,15 @@ func engineNeeds() (feature, error) {
 // promoted to core, the core version, which is where every layer of that
 // version knows them).
 var structSince = map[string]uint32{
-	"VkPhysicalDevice16BitStorageFeatures":           vk.MakeVersion(1, 1, 0),
-	"VkPhysicalDeviceMaintenance3Properties":         vk.MakeVersion(1, 1, 0),
-	"VkPhysicalDevice8BitStorageFeatures":            vk.MakeVersion(1, 2, 0),
-	"VkPhysicalDeviceShaderFloat16Int8Features":      vk.MakeVersion(1, 2, 0),
-	"VkPhysicalDeviceBufferDeviceAddressFeatures":    vk.MakeVersion(1, 2, 0),
-	"VkPhysicalDeviceDriverProperties":               vk.MakeVersion(1, 2, 0),
-	"VkPhysicalDeviceSubgroupSizeControlFeatures":    vk.MakeVersion(1, 3, 0),
-	"VkPhysicalDeviceMaintenance4Properties":         vk.MakeVersion(1, 3, 0),
-	"VkPhysicalDeviceCooperativeMatrixFeaturesKHR":   vk.MakeVersion(1, 3, 255),
-	"VkPhysicalDeviceCooperativeMatrixPropertiesKHR": vk.MakeVersion(1, 3, 255),
+	"VkPhysicalDevice16BitStorageFeatures":         vk.MakeVersion(1, 1, 0),
+	"VkPhysicalDeviceMaintenance3Properties":       vk.MakeVersion(1, 1, 0),
+	"VkPhysicalDevice8BitStorageFeatures":          vk.MakeVersion(1, 2, 0),
+	"VkPhysicalDeviceShaderFloat16Int8Features":    vk.MakeVersion(1, 2, 0),
+	"VkPhysicalDeviceBufferDeviceAddressFeatures":  vk.MakeVersion(1, 2, 0),
+	"VkPhysicalDeviceDriverProperties":             vk.MakeVersion(1, 2, 0),
+	"VkPhysicalDeviceSubgroupSizeControlFeatures":  vk.MakeVersion(1, 3, 0),
+	"VkPhysicalDeviceMaintenance4Properties":       vk.MakeVersion(1, 3, 0),
+	"VkPhysicalDeviceCooperativeMatrixFeaturesKHR": vk.MakeVersion(1, 3, 255),
 }
 
 // layersKnow reports whether every enabled layer (their header versions in

@@ -123,30 +123,26 @@ func (d *Device) atomRange(b *block, off, n int64) (lo, hi int64) {
 }
 
 // stagingFor returns the staging buffer for uploads (write) or downloads,
-// creating it at first use. d.mu is held.
+// creating it at first use; downloads share the uploads' buffer when their
+// memory types are the same. d.mu is held.
 func (d *Device) stagingFor(write bool) (*Buffer, error) {
 	m := d.mem
-	if d.stageUp == nil {
-		blk, err := m.newBlock(nil, m.stagingSize, true, uint32(m.upType), true)
+	st, typ := &d.stageDown, m.downType
+	if write || m.downType == m.upType {
+		st, typ = &d.stageUp, m.upType
+	}
+	if *st == nil {
+		blk, err := m.newBlock(nil, m.stagingSize, true, uint32(typ), true)
 		if err != nil {
-			return nil, fmt.Errorf("gpu: staging buffer for uploads: %w", err)
+			what := "readback"
+			if write {
+				what = "upload"
+			}
+			return nil, fmt.Errorf("gpu: staging buffer for an %s: %w", what, err)
 		}
-		d.stageUp = &Buffer{d: d, blk: blk, size: m.stagingSize, alloc: m.stagingSize}
-		if m.downType == m.upType {
-			d.stageDown = d.stageUp
-		}
+		*st = &Buffer{d: d, blk: blk, size: m.stagingSize, alloc: m.stagingSize}
 	}
-	if d.stageDown == nil {
-		blk, err := m.newBlock(nil, m.stagingSize, true, uint32(m.downType), true)
-		if err != nil {
-			return nil, fmt.Errorf("gpu: staging buffer for readbacks: %w", err)
-		}
-		d.stageDown = &Buffer{d: d, blk: blk, size: m.stagingSize, alloc: m.stagingSize}
-	}
-	if write {
-		return d.stageUp, nil
-	}
-	return d.stageDown, nil
+	return *st, nil
 }
 
 // stagedTransfer copies through a host-visible staging buffer, in chunks of
