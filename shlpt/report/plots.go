@@ -243,18 +243,19 @@ func savePNG(p *plot.Plot, w, h float64, path string) error {
 	img := vgimg.New(vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch)
 	dc := draw.New(img)
 	p.Draw(draw.Crop(dc, vg.Points(4), -vg.Points(12), vg.Points(4), -vg.Points(6)))
+	return writePNG(img, path)
+}
+
+// writePNG encodes a drawn canvas as a PNG and writes it atomically.
+func writePNG(img *vgimg.Canvas, path string) error {
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return writeFile(path, buf.Bytes())
-}
-
-func writeFile(path string, b []byte) error {
 	if err := mkdirFor(path); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(path, b)
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // barValues are a bar series' heights and error bars.
@@ -580,11 +581,7 @@ func saveStacked(path string, w, h float64, plots ...*plot.Plot) error {
 	for i, p := range plots {
 		p.Draw(canvases[i][0])
 	}
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return err
-	}
-	return writeFile(path, buf.Bytes())
+	return writePNG(img, path)
 }
 
 // groupActivations is activations.json of the group's first run that has
@@ -665,9 +662,5 @@ func activationPlot(path, _ string, panels []activationPanel) error {
 	for i, p := range plots {
 		p.Draw(canvases[0][i])
 	}
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return err
-	}
-	return writeFile(path, buf.Bytes())
+	return writePNG(img, path)
 }

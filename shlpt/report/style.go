@@ -5,7 +5,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
-	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -70,11 +69,6 @@ func cellLabelStyle() draw.TextStyle {
 	return s
 }
 
-// save writes p as a PNG of w×h inches.
-func save(p *plot.Plot, w, h float64, path string) error {
-	return p.Save(vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch, path)
-}
-
 // indexTicks labels positions 0..n-1 with names.
 func indexTicks(names []string, pos func(i int) float64) plot.ConstantTicks {
 	var t plot.ConstantTicks
@@ -83,5 +77,3 @@ func indexTicks(names []string, pos func(i int) float64) plot.ConstantTicks {
 	}
 	return t
 }
-
-var _ = plotter.DefaultLineStyle
