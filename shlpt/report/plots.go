@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -494,8 +496,8 @@ func curves(path, title string, run *Run, label string) error {
 	loss := newPlot(title+"\n"+label, "", "training loss")
 	var partNames []string
 	for _, l := range ls {
-		for _, k := range sortedKeys(l.Parts) {
-			if !containsString(partNames, k) {
+		for _, k := range slices.Sorted(maps.Keys(l.Parts)) {
+			if !slices.Contains(partNames, k) {
 				partNames = append(partNames, k)
 			}
 		}
