@@ -44,7 +44,11 @@ func (r *Report) Plots(dir string) ([]Figure, error) {
 	}
 	for _, g := range r.Groups {
 		if m, rows, n := meanMatrix(g); n > 0 {
-			title := fmt.Sprintf("Test scores, %s %s (mean of %d seeds)", g.ID, g.ShortLabel(), n)
+			seeds := fmt.Sprintf("mean of %d seeds", n)
+			if n == 1 {
+				seeds = "1 seed"
+			}
+			title := fmt.Sprintf("Test scores, %s %s (%s)", g.ID, g.ShortLabel(), seeds)
 			if err := add("matrix", "matrix-"+g.ID+".png", title, func(p string) error {
 				return heatmap(p, title, m, rows, g.Tasks, "task scored", "after training", sequential(0, 100), "%.1f")
 			}); err != nil {
@@ -454,7 +458,9 @@ func alphaPlot(path, title string, run *Run, label string) error {
 				return err
 			}
 			l.LineStyle = lineStyle(j)
-			s.GlyphStyle = draw.GlyphStyle{Color: seriesColor(j), Radius: vg.Points(2), Shape: draw.CircleGlyph{}}
+			// The last task is nobody's earlier task.
+			l.LineStyle.Width = bandWidth(j, len(names)-1)
+			s.GlyphStyle = draw.GlyphStyle{Color: seriesColor(j), Radius: max(vg.Points(2), l.LineStyle.Width*0.75), Shape: draw.CircleGlyph{}}
 			p.Add(l, s)
 			if !legend[j] {
 				p.Legend.Add(names[j], l)
@@ -524,6 +530,7 @@ func curves(path, title string, run *Run, label string) error {
 			return err
 		}
 		l.LineStyle = lineStyle(i)
+		l.LineStyle.Width = bandWidth(i, len(series))
 		loss.Add(l)
 		loss.Legend.Add(name, l)
 	}

@@ -52,6 +52,18 @@ func lineStyle(i int) draw.LineStyle {
 	return draw.LineStyle{Color: seriesColor(i), Width: vg.Points(1.8), Dashes: dashes(i / len(seriesColors))}
 }
 
+// bandWidth is the line width of series i of n that may coincide (ᾱ of
+// tasks with equal weights, a loss that is all cross-entropy): series
+// drawn earlier are wider, so that equal series show as a band of
+// colours instead of one line hiding the others.
+func bandWidth(i, n int) vg.Length {
+	w := vg.Points(1.5)
+	if n > 1 && i < n-1 {
+		w += vg.Points(3 * float64(n-1-i) / float64(n-1))
+	}
+	return w
+}
+
 func dashes(k int) []vg.Length {
 	switch k % 3 {
 	case 1:
