@@ -3,9 +3,11 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -186,7 +188,7 @@ func (g *Group) describe() {
 		}
 	}
 	for _, s := range g.Seeds() {
-		if !contains(PaperSeeds, s) {
+		if !slices.Contains(PaperSeeds, s) {
 			extra = append(extra, fmt.Sprint(s))
 		}
 	}
@@ -206,7 +208,7 @@ func (g *Group) describe() {
 		for i, m := range r.Results.Metric {
 			if m != "" && m != PaperPrimary(r.Results.Tasks[i]) {
 				f := fmt.Sprintf("%s scored by %s, the paper by %s", r.Results.Tasks[i], m, PaperPrimary(r.Results.Tasks[i]))
-				if !containsString(g.Flags, f) {
+				if !slices.Contains(g.Flags, f) {
 					g.Flags = append(g.Flags, f)
 				}
 			}
@@ -214,24 +216,13 @@ func (g *Group) describe() {
 	}
 }
 
-func contains[T comparable](xs []T, x T) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-func containsString(xs []string, x string) bool { return contains(xs, x) }
-
 // variant names a group's ablations: every true no_* flag of the method's
 // settings ("-STT"), and all_dissimilar outside the Negative Transfer
 // benchmark (where it is the benchmark's setting).
 func variant(s map[string]any, method, benchmark string) string {
 	block, _ := s[methodKey(method)].(map[string]any)
 	var out []string
-	for _, k := range sortedKeys(block) {
+	for _, k := range slices.Sorted(maps.Keys(block)) {
 		if v, ok := block[k].(bool); ok && v && strings.HasPrefix(k, "no_") {
 			out = append(out, "-"+strings.ToUpper(strings.TrimPrefix(k, "no_")))
 		}
@@ -269,7 +260,7 @@ func settingsDiff(s map[string]any, method, benchmark string) []string {
 		blocks[methodKey(m)] = true
 	}
 	var out []string
-	for _, k := range sortedKeys(s) {
+	for _, k := range slices.Sorted(maps.Keys(s)) {
 		if notGrouped[k] || skip[k] {
 			continue
 		}
@@ -284,7 +275,7 @@ func settingsDiff(s map[string]any, method, benchmark string) []string {
 			}
 			sb, _ := s[k].(map[string]any)
 			wb, _ := w.(map[string]any)
-			for _, kk := range sortedKeys(sb) {
+			for _, kk := range slices.Sorted(maps.Keys(sb)) {
 				if strings.HasPrefix(kk, "no_") || kk == "all_dissimilar" {
 					continue
 				}
@@ -304,15 +295,6 @@ func settingsDiff(s map[string]any, method, benchmark string) []string {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Model is what the report knows of a run's model.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -42,7 +44,11 @@ func (r *Report) Plots(dir string) ([]Figure, error) {
 	}
 	for _, g := range r.Groups {
 		if m, rows, n := meanMatrix(g); n > 0 {
-			title := fmt.Sprintf("Test scores, %s %s (mean of %d seeds)", g.ID, g.ShortLabel(), n)
+			seeds := fmt.Sprintf("mean of %d seeds", n)
+			if n == 1 {
+				seeds = "1 seed"
+			}
+			title := fmt.Sprintf("Test scores, %s %s (%s)", g.ID, g.ShortLabel(), seeds)
 			if err := add("matrix", "matrix-"+g.ID+".png", title, func(p string) error {
 				return heatmap(p, title, m, rows, g.Tasks, "task scored", "after training", sequential(0, 100), "%.1f")
 			}); err != nil {
@@ -243,18 +249,19 @@ func savePNG(p *plot.Plot, w, h float64, path string) error {
 	img := vgimg.New(vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch)
 	dc := draw.New(img)
 	p.Draw(draw.Crop(dc, vg.Points(4), -vg.Points(12), vg.Points(4), -vg.Points(6)))
+	return writePNG(img, path)
+}
+
+// writePNG encodes a drawn canvas as a PNG and writes it atomically.
+func writePNG(img *vgimg.Canvas, path string) error {
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return writeFile(path, buf.Bytes())
-}
-
-func writeFile(path string, b []byte) error {
 	if err := mkdirFor(path); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(path, b)
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // barValues are a bar series' heights and error bars.
@@ -451,7 +458,9 @@ func alphaPlot(path, title string, run *Run, label string) error {
 				return err
 			}
 			l.LineStyle = lineStyle(j)
-			s.GlyphStyle = draw.GlyphStyle{Color: seriesColor(j), Radius: vg.Points(2), Shape: draw.CircleGlyph{}}
+			// The last task is nobody's earlier task.
+			l.LineStyle.Width = bandWidth(j, len(names)-1)
+			s.GlyphStyle = draw.GlyphStyle{Color: seriesColor(j), Radius: max(vg.Points(2), l.LineStyle.Width*0.75), Shape: draw.CircleGlyph{}}
 			p.Add(l, s)
 			if !legend[j] {
 				p.Legend.Add(names[j], l)
@@ -493,8 +502,8 @@ func curves(path, title string, run *Run, label string) error {
 	loss := newPlot(title+"\n"+label, "", "training loss")
 	var partNames []string
 	for _, l := range ls {
-		for _, k := range sortedKeys(l.Parts) {
-			if !containsString(partNames, k) {
+		for _, k := range slices.Sorted(maps.Keys(l.Parts)) {
+			if !slices.Contains(partNames, k) {
 				partNames = append(partNames, k)
 			}
 		}
@@ -521,6 +530,7 @@ func curves(path, title string, run *Run, label string) error {
 			return err
 		}
 		l.LineStyle = lineStyle(i)
+		l.LineStyle.Width = bandWidth(i, len(series))
 		loss.Add(l)
 		loss.Legend.Add(name, l)
 	}
@@ -580,11 +590,7 @@ func saveStacked(path string, w, h float64, plots ...*plot.Plot) error {
 	for i, p := range plots {
 		p.Draw(canvases[i][0])
 	}
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return err
-	}
-	return writeFile(path, buf.Bytes())
+	return writePNG(img, path)
 }
 
 // groupActivations is activations.json of the group's first run that has
@@ -665,9 +671,5 @@ func activationPlot(path, _ string, panels []activationPanel) error {
 	for i, p := range plots {
 		p.Draw(canvases[0][i])
 	}
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return err
-	}
-	return writeFile(path, buf.Bytes())
+	return writePNG(img, path)
 }

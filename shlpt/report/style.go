@@ -5,7 +5,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
-	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -53,6 +52,18 @@ func lineStyle(i int) draw.LineStyle {
 	return draw.LineStyle{Color: seriesColor(i), Width: vg.Points(1.8), Dashes: dashes(i / len(seriesColors))}
 }
 
+// bandWidth is the line width of series i of n that may coincide (ᾱ of
+// tasks with equal weights, a loss that is all cross-entropy): series
+// drawn earlier are wider, so that equal series show as a band of
+// colours instead of one line hiding the others.
+func bandWidth(i, n int) vg.Length {
+	w := vg.Points(1.5)
+	if n > 1 && i < n-1 {
+		w += vg.Points(3 * float64(n-1-i) / float64(n-1))
+	}
+	return w
+}
+
 func dashes(k int) []vg.Length {
 	switch k % 3 {
 	case 1:
@@ -70,11 +81,6 @@ func cellLabelStyle() draw.TextStyle {
 	return s
 }
 
-// save writes p as a PNG of w×h inches.
-func save(p *plot.Plot, w, h float64, path string) error {
-	return p.Save(vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch, path)
-}
-
 // indexTicks labels positions 0..n-1 with names.
 func indexTicks(names []string, pos func(i int) float64) plot.ConstantTicks {
 	var t plot.ConstantTicks
@@ -83,5 +89,3 @@ func indexTicks(names []string, pos func(i int) float64) plot.ConstantTicks {
 	}
 	return t
 }
-
-var _ = plotter.DefaultLineStyle

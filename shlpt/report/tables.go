@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,7 +88,7 @@ func ordersTable(name, title string, groups []*Group, paper *Paper, benchmarks [
 		cols = append(cols, col{b, 0})
 		t.Cols = append(t.Cols, benchTitle[b]+" Avg")
 	}
-	labels, byLabel := rowsOf(groups, func(g *Group) bool { return contains(benchmarks, g.Benchmark) && keep(g) })
+	labels, byLabel := rowsOf(groups, func(g *Group) bool { return slices.Contains(benchmarks, g.Benchmark) && keep(g) })
 	for _, l := range labels {
 		row := Row{Label: l}
 		any := false
@@ -234,11 +235,11 @@ func pairsTable(groups []*Group) *Table {
 	t := &Table{Name: "Table 5", Title: "Transfer algorithms on task pairs: the target's test score"}
 	var algos, rows []string
 	for _, g := range pairs {
-		if !contains(algos, g.Label()) {
+		if !slices.Contains(algos, g.Label()) {
 			algos = append(algos, g.Label())
 		}
 		p := g.Tasks[0] + " → " + g.Tasks[1]
-		if !contains(rows, p) {
+		if !slices.Contains(rows, p) {
 			rows = append(rows, p)
 		}
 	}
@@ -337,10 +338,10 @@ func Transfers(groups []*Group) []*Transfer {
 	for _, a := range algos {
 		tr := &Transfer{Algorithm: a}
 		for _, g := range byAlgo[a] {
-			if !contains(tr.Sources, g.Tasks[0]) {
+			if !slices.Contains(tr.Sources, g.Tasks[0]) {
 				tr.Sources = append(tr.Sources, g.Tasks[0])
 			}
-			if !contains(tr.Target, g.Tasks[1]) {
+			if !slices.Contains(tr.Target, g.Tasks[1]) {
 				tr.Target = append(tr.Target, g.Tasks[1])
 			}
 		}
@@ -470,7 +471,7 @@ func transferMetricsTable(groups []*Group, paper *Paper) *Table {
 	var benches []string
 	for _, b := range []string{"std", "long", "nt"} {
 		for _, g := range groups {
-			if g.Benchmark == b && !contains(benches, b) {
+			if g.Benchmark == b && !slices.Contains(benches, b) {
 				benches = append(benches, b)
 			}
 		}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -32,7 +33,7 @@ func summarize(groups []*Group, m runMetric) *Value {
 	finished := 0
 	for _, g := range groups {
 		for _, inc := range g.Incomplete {
-			if !containsString(v.Incomplete, inc) {
+			if !slices.Contains(v.Incomplete, inc) {
 				v.Incomplete = append(v.Incomplete, inc)
 			}
 		}
@@ -137,12 +138,12 @@ func newCell(groups []*Group, m runMetric, paper *Paper, key *PaperKey, extra ..
 	why = append(why, extra...)
 	for _, g := range groups {
 		for _, d := range g.Differs {
-			if !containsString(why, d) {
+			if !slices.Contains(why, d) {
 				why = append(why, d)
 			}
 		}
 		for _, f := range g.Flags {
-			if !containsString(c.Flags, f) {
+			if !slices.Contains(c.Flags, f) {
 				c.Flags = append(c.Flags, f)
 			}
 		}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -149,7 +151,7 @@ func (r *Report) Markdown() []byte {
 				if c != nil && c.Ours != nil {
 					for _, n := range append(append([]string(nil), c.Ours.Incomplete...), c.Flags...) {
 						n = row.Label + ": " + n
-						if !containsString(notes, n) {
+						if !slices.Contains(notes, n) {
 							notes = append(notes, n)
 						}
 					}
@@ -253,7 +255,7 @@ func (r *Report) CSV() []byte {
 			keys[k] = true
 		}
 	}
-	cols := sortedKeys(keys)
+	cols := slices.Sorted(maps.Keys(keys))
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	w.Write(append([]string{"group", "label", "task", "metric", "mean", "std", "n", "seeds", "incomplete", "differs", "flags",

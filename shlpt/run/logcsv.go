@@ -3,6 +3,7 @@ package run
 import (
 	"encoding/csv"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,7 +77,7 @@ func (c *csvLog) Epoch(e EpochLog) error {
 	}
 	var other []string
 	for k, v := range l.Parts {
-		if !contains(csvParts, k) {
+		if !slices.Contains(csvParts, k) {
 			other = append(other, k+"="+csvFloat(v))
 		}
 	}
@@ -141,13 +142,4 @@ func forgettingAt(m [][]*float64, t, i int) *float64 {
 	}
 	f := *best - *m[t][i]
 	return &f
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
