@@ -53,14 +53,14 @@ type childEnd struct {
 // executor on the same plan is refused.
 func (l *Local) Run() (Summary, error) {
 	p := l.Plan
+	if l.Jobs < 1 {
+		return Summary{}, fmt.Errorf("--jobs %d: must be at least 1", l.Jobs)
+	}
 	lock, err := p.Lock()
 	if err != nil {
 		return Summary{}, err
 	}
 	defer lock.Close()
-	if l.Jobs < 1 {
-		return Summary{}, fmt.Errorf("--jobs %d: must be at least 1", l.Jobs)
-	}
 	if l.Poll == 0 {
 		l.Poll = time.Second
 	}
@@ -106,7 +106,7 @@ func (l *Local) Run() (Summary, error) {
 			c.Process.Signal(syscall.SIGTERM)
 		}
 	}
-	start := func(i int) error {
+	start := func(i int, prog *Progress) error {
 		log, err := os.OpenFile(filepath.Join(p.Dir, LogsDir, p.Runs[i].ID+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
@@ -131,10 +131,10 @@ func (l *Local) Run() (Summary, error) {
 		}
 		started++
 		what := "new"
-		if st := p.Status(i); st.Progress != nil {
+		if prog != nil {
 			what = "resuming"
-			if pr := st.Progress; pr.Epoch > 0 {
-				what = fmt.Sprintf("resuming at task %d/%d, after epoch %d", pr.TaskIndex+1, pr.Tasks, pr.Epoch)
+			if prog.Epoch > 0 {
+				what = fmt.Sprintf("resuming at task %d/%d, after epoch %d", prog.TaskIndex+1, prog.Tasks, prog.Epoch)
 			}
 		}
 		fmt.Fprintf(l.Out, "[%d/%d] start %s (%s)\n", started, todo, p.Runs[i].Dir, what)
@@ -155,7 +155,8 @@ func (l *Local) Run() (Summary, error) {
 		for !stopping && startErr == nil && running < l.Jobs && len(queue) > 0 {
 			i := queue[0]
 			queue = queue[1:]
-			if st := p.Status(i); st.State == Complete {
+			st := p.Status(i)
+			if st.State == Complete {
 				finished++
 				sum.Complete++
 				continue
@@ -163,7 +164,7 @@ func (l *Local) Run() (Summary, error) {
 				deferred = append(deferred, i)
 				continue
 			}
-			if startErr = start(i); startErr == nil {
+			if startErr = start(i, st.Progress); startErr == nil {
 				running++
 			}
 		}

@@ -380,9 +380,6 @@ func sweepRun(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *jobs < 1 {
-		return fmt.Errorf("--jobs %d: must be at least 1", *jobs)
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding the shlpt-vk program: %w", err)
