@@ -78,7 +78,7 @@ var gridOnly = []string{"benchmarks", "orders", "tasks", "pairs"}
 var reservedKeys = map[string]string{
 	"out": "the executor sets it", "resume": "the executor resumes by itself",
 	"method": "use --methods", "seed": "use --seeds", "tasks": "use --tasks",
-	"benchmark": "use --benchmarks", "order": "use --orders", "help": "",
+	"benchmark": "use --benchmarks", "order": "use --orders",
 }
 
 func sweepPlan(args []string, stdout io.Writer) error {
