@@ -93,7 +93,6 @@ func (l *Local) Run() (Summary, error) {
 		running  = 0 // children started and not yet ended
 		finished = 0
 		stopping = false
-		signals  = 0
 		spent    time.Duration // of the runs that completed in this execution
 		ran      = 0
 		waitMsg  = map[int]bool{}
@@ -184,7 +183,6 @@ func (l *Local) Run() (Summary, error) {
 		}
 		select {
 		case <-l.Interrupt:
-			signals++
 			sum.Interrupted = true
 			if !stopping {
 				stopping = true
@@ -214,7 +212,7 @@ func (l *Local) Run() (Summary, error) {
 				finished--
 				started--
 				deferred = append(deferred, e.i)
-			case signals > 0 || isStopped(e.err):
+			case stopping || isStopped(e.err):
 				sum.Stopped++
 				fmt.Fprintf(l.Out, "[%d/%d] stopped %s after %s: it resumes on the next 'sweep run'\n", finished, todo, dir, round(e.elapsed))
 			default:
