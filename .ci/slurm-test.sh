@@ -44,14 +44,33 @@ dump() {
     echo "---- $f"; cat "$f"
   done
 }
+# stop PID NAME: SIGTERM, and SIGKILL if the process is still there 20 s later.
+stop() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  echo "slurm-test: $2 (pid $1) did not stop on SIGTERM: killing it"
+  kill -9 "$1" 2>/dev/null || true
+}
 cleanup() {
   rc=$?
   if [ $rc -ne 0 ]; then echo "slurm-test: FAILED (exit $rc)"; dump; fi
-  [ -n "${JOB:-}" ] && scancel "$JOB" 2>/dev/null || true
-  for p in "$W/slurmd.pid" "$W/slurmctld.pid" "$W/munge/munged.pid"; do
-    if [ -s "$p" ]; then kill "$(cat "$p")" 2>/dev/null || true; fi
+  if [ -n "${JOB:-}" ]; then
+    # A job's steps end only while slurmd and slurmctld run (and slurmd
+    # does not stop while they remain): cancel the array and let it leave
+    # the queue before the daemons are stopped.
+    scancel "$JOB" 2>/dev/null || true
+    for _ in $(seq 60); do
+      [ -n "$(squeue -h -j "$JOB" 2>/dev/null)" ] || break
+      sleep 1
+    done
+  fi
+  # The daemons remove their pid files as they stop: read each first.
+  for d in slurmd slurmctld munge/munged; do
+    if [ -s "$W/$d.pid" ]; then stop "$(cat "$W/$d.pid")" "${d#munge/}"; fi
   done
-  sleep 1
   if [ $rc -eq 0 ]; then rm -rf "$W"; else echo "slurm-test: files kept in $W"; fi
 }
 trap cleanup EXIT

@@ -69,11 +69,6 @@ func (f Frontends) files(p *Plan) map[string][]byte {
 	}
 }
 
-// ExecCommand is the command line that executes run i of the plan.
-func (f Frontends) ExecCommand(p *Plan, index string) string {
-	return ShellJoin([]string{f.Bin, "sweep", "exec", p.Dir}) + " --index " + index
-}
-
 var slurmTemplate = template.Must(template.New("slurm").Parse(`#!/bin/bash
 # shlpt-vk sweep plan {{.Name}}: {{.N}} runs of 'shlpt-vk train' as a Slurm job array.
 # Submit with:  sbatch {{.Self}}
@@ -199,9 +194,9 @@ func (f Frontends) k8s(p *Plan) []byte {
 // parallel is one command per run for GNU parallel.
 func (f Frontends) parallel(p *Plan) []byte {
 	var b bytes.Buffer
+	exec := ShellJoin([]string{f.Bin, "sweep", "exec", p.Dir})
 	for i := range p.Runs {
-		b.WriteString(f.ExecCommand(p, fmt.Sprint(i)))
-		b.WriteByte('\n')
+		fmt.Fprintf(&b, "%s --index %d\n", exec, i)
 	}
 	return b.Bytes()
 }

@@ -53,14 +53,14 @@ type childEnd struct {
 // executor on the same plan is refused.
 func (l *Local) Run() (Summary, error) {
 	p := l.Plan
+	if l.Jobs < 1 {
+		return Summary{}, fmt.Errorf("--jobs %d: must be at least 1", l.Jobs)
+	}
 	lock, err := p.Lock()
 	if err != nil {
 		return Summary{}, err
 	}
 	defer lock.Close()
-	if l.Jobs < 1 {
-		return Summary{}, fmt.Errorf("--jobs %d: must be at least 1", l.Jobs)
-	}
 	if l.Poll == 0 {
 		l.Poll = time.Second
 	}
@@ -93,7 +93,6 @@ func (l *Local) Run() (Summary, error) {
 		running  = 0 // children started and not yet ended
 		finished = 0
 		stopping = false
-		signals  = 0
 		spent    time.Duration // of the runs that completed in this execution
 		ran      = 0
 		waitMsg  = map[int]bool{}
@@ -106,7 +105,7 @@ func (l *Local) Run() (Summary, error) {
 			c.Process.Signal(syscall.SIGTERM)
 		}
 	}
-	start := func(i int) error {
+	start := func(i int, prog *Progress) error {
 		log, err := os.OpenFile(filepath.Join(p.Dir, LogsDir, p.Runs[i].ID+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
@@ -131,10 +130,10 @@ func (l *Local) Run() (Summary, error) {
 		}
 		started++
 		what := "new"
-		if st := p.Status(i); st.Progress != nil {
+		if prog != nil {
 			what = "resuming"
-			if pr := st.Progress; pr.Epoch > 0 {
-				what = fmt.Sprintf("resuming at task %d/%d, after epoch %d", pr.TaskIndex+1, pr.Tasks, pr.Epoch)
+			if prog.Epoch > 0 {
+				what = fmt.Sprintf("resuming at task %d/%d, after epoch %d", prog.TaskIndex+1, prog.Tasks, prog.Epoch)
 			}
 		}
 		fmt.Fprintf(l.Out, "[%d/%d] start %s (%s)\n", started, todo, p.Runs[i].Dir, what)
@@ -155,7 +154,8 @@ func (l *Local) Run() (Summary, error) {
 		for !stopping && startErr == nil && running < l.Jobs && len(queue) > 0 {
 			i := queue[0]
 			queue = queue[1:]
-			if st := p.Status(i); st.State == Complete {
+			st := p.Status(i)
+			if st.State == Complete {
 				finished++
 				sum.Complete++
 				continue
@@ -163,7 +163,7 @@ func (l *Local) Run() (Summary, error) {
 				deferred = append(deferred, i)
 				continue
 			}
-			if startErr = start(i); startErr == nil {
+			if startErr = start(i, st.Progress); startErr == nil {
 				running++
 			}
 		}
@@ -183,7 +183,6 @@ func (l *Local) Run() (Summary, error) {
 		}
 		select {
 		case <-l.Interrupt:
-			signals++
 			sum.Interrupted = true
 			if !stopping {
 				stopping = true
@@ -213,7 +212,7 @@ func (l *Local) Run() (Summary, error) {
 				finished--
 				started--
 				deferred = append(deferred, e.i)
-			case signals > 0 || isStopped(e.err):
+			case stopping || isStopped(e.err):
 				sum.Stopped++
 				fmt.Fprintf(l.Out, "[%d/%d] stopped %s after %s: it resumes on the next 'sweep run'\n", finished, todo, dir, round(e.elapsed))
 			default:

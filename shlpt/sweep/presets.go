@@ -172,11 +172,11 @@ func benchmarkOrders(name string) []Axis {
 	return out
 }
 
-// BenchmarkOrders lists a benchmark's orders as sequences; an unknown
-// benchmark is an error naming the known ones.
+// BenchmarkOrders lists a benchmark's orders as sequences (all of them
+// when orders is empty); an unknown benchmark or order is an error naming
+// the known ones.
 func BenchmarkOrders(name string, orders []int) ([]Axis, error) {
-	b, err := rundir.LookupBenchmark(name)
-	if err != nil {
+	if _, err := rundir.LookupBenchmark(name); err != nil {
 		return nil, err
 	}
 	if len(orders) == 0 {
@@ -184,10 +184,8 @@ func BenchmarkOrders(name string, orders []int) ([]Axis, error) {
 	}
 	var out []Axis
 	for _, o := range orders {
-		if _, ok := b.Orders[o]; !ok {
-			if _, err := rundir.SequenceTasks(name, o); err != nil {
-				return nil, err
-			}
+		if _, err := rundir.SequenceTasks(name, o); err != nil {
+			return nil, err
 		}
 		out = append(out, BenchmarkSequence(name, o))
 	}

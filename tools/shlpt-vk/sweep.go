@@ -73,12 +73,16 @@ func presetList() string {
 // them (table10 takes --tasks, table5 --pairs).
 var gridOnly = []string{"benchmarks", "orders", "tasks", "pairs"}
 
+// passedFlags are the train flags plan passes to every run (the paths
+// made absolute; --weights is a storage type).
+var passedFlags = []string{"model", "data", "tokenizer", "weights"}
+
 // reservedKeys are train flags that a grid sweeps with its own flags, or
 // that the executor sets.
 var reservedKeys = map[string]string{
 	"out": "the executor sets it", "resume": "the executor resumes by itself",
 	"method": "use --methods", "seed": "use --seeds", "tasks": "use --tasks",
-	"benchmark": "use --benchmarks", "order": "use --orders", "help": "",
+	"benchmark": "use --benchmarks", "order": "use --orders",
 }
 
 func sweepPlan(args []string, stdout io.Writer) error {
@@ -93,8 +97,7 @@ func sweepPlan(args []string, stdout io.Writer) error {
 	seeds := fs.StringSlice("seeds", nil, "seeds (default 42,142,242, the paper's)")
 	sets := fs.StringArray("set", nil, "key=v1,v2: sweep the train flag --key through the values (repeatable; a flag that takes a list gets one value per --set)")
 	force := fs.Bool("force", false, fmt.Sprintf("write a plan of more than %d runs", sweep.MaxRuns))
-	var pass []string
-	for _, name := range []string{"model", "data", "tokenizer", "weights"} {
+	for _, name := range passedFlags {
 		fs.String(name, "", "passed to every run: train --"+name)
 	}
 	fe := sweep.DefaultFrontends()
@@ -184,7 +187,8 @@ func sweepPlan(args []string, stdout io.Writer) error {
 		return err
 	}
 	spec.ApplySets(setList)
-	for _, name := range []string{"model", "data", "tokenizer", "weights"} {
+	var pass []string
+	for _, name := range passedFlags {
 		if !fs.Changed(name) {
 			continue
 		}
@@ -379,9 +383,6 @@ func sweepRun(args []string, stdout io.Writer) error {
 	plan, err := loadPlanArg(fs, "PLAN")
 	if err != nil {
 		return err
-	}
-	if *jobs < 1 {
-		return fmt.Errorf("--jobs %d: must be at least 1", *jobs)
 	}
 	exe, err := os.Executable()
 	if err != nil {
