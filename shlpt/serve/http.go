@@ -87,6 +87,8 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
+		case errors.As(err, &te) && te.Field == "":
+			return badRequest("", "the body must be a JSON object, not a JSON %s", te.Value)
 		case errors.As(err, &te):
 			f := strings.TrimPrefix(te.Field, "taskRequest.") // the embedded common fields
 			return badRequest(f, "field %s must be %s, not a JSON %s", f, kindName(te.Type.Kind().String()), te.Value)

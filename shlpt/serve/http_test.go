@@ -53,6 +53,7 @@ func TestRequestErrors(t *testing.T) {
 		{"/v1/completions", `{"model": "cb", "prompt": {"premise": "a"}}`, 400, "prompt", `"hypothesis" of task cb's template is missing`},
 		{"/v1/completions", `{"model": "cb", "prompt": {"premise": "a", "hypothesis": "b"}, "raw": true}`, 400, "prompt", "raw: true takes text"},
 		{"/v1/completions", `{"model": "sst2", "prompt": "x"`, 400, "", "not JSON"},
+		{"/v1/completions", `["sst2", "x"]`, 400, "", "must be a JSON object, not a JSON array"},
 		{"/v1/completions", `{"model": "sst2", "prompt": ["a", "b", "c", "d"]}`, 413, "prompt", "more than the 3"},
 		{"/v1/completions", `{"model": "sst2", "prompt": "` + long + `"}`, 413, "prompt", "more than the 300"},
 		{"/v1/classify", `{"model": "sst2", "input": "` + strings.Repeat(long, 10) + `"}`, 413, "", "exceeds 4096 bytes"},
