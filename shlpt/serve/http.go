@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return tooLarge("", "the request body exceeds %d bytes", s.opt.MaxBodyBytes)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &apiError{status: http.StatusRequestTimeout, message: fmt.Sprintf("the request did not arrive within %v", s.opt.Timeout),
+				typ: "invalid_request_error", code: "timeout"}
 		}
 		return badRequest("", "reading the request body: %v", err)
 	}
