@@ -2,14 +2,12 @@ package export
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
 	"github.com/shlpt-vk/shlpt-vk/t5"
 )
-
-// Formats are the export formats.
-var Formats = []string{"peft", "npy"}
 
 // Export writes the test prompts of the named tasks of the run in dir
 // (every learned task when names is empty) into out, in format: "peft",
@@ -52,7 +50,7 @@ func Export(dir, format, out string, names []string) ([]string, error) {
 				return written, err
 			}
 			path := filepath.Join(out, name+".npy")
-			if err := mkdir(out); err != nil {
+			if err := os.MkdirAll(out, 0o755); err != nil {
 				return written, err
 			}
 			if err := atomicfile.WriteFile(filepath.Join(out, name+".json"), kb); err != nil {

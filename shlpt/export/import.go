@@ -73,5 +73,3 @@ func Import(adapters []string, out, task string) ([]TaskPrompt, error) {
 	}
 	return tps, nil
 }
-
-func mkdir(dir string) error { return os.MkdirAll(dir, 0o755) }

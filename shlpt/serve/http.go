@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 		if errors.As(err, &mb) {
 			return tooLarge("", "the request body exceeds %d bytes", s.opt.MaxBodyBytes)
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &apiError{status: http.StatusRequestTimeout, message: fmt.Sprintf("the request did not arrive within %v", s.opt.Timeout),
+				typ: "invalid_request_error", code: "timeout"}
+		}
 		return badRequest("", "reading the request body: %v", err)
 	}
 	dec := json.NewDecoder(&buf)
@@ -87,6 +92,8 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
+		case errors.As(err, &te) && te.Field == "":
+			return badRequest("", "the body must be a JSON object, not a JSON %s", te.Value)
 		case errors.As(err, &te):
 			f := strings.TrimPrefix(te.Field, "taskRequest.") // the embedded common fields
 			return badRequest(f, "field %s must be %s, not a JSON %s", f, kindName(te.Type.Kind().String()), te.Value)
@@ -254,6 +261,23 @@ func (s *Server) run(ctx context.Context, rows []*job) *apiError {
 	return nil
 }
 
+// answer reads the inputs of a request for task t from its field param
+// (in, raw: skip the template), runs their rows within the request's
+// timeout and returns them, answered, with their input tokens.
+func (s *Server) answer(r *http.Request, t *Task, in json.RawMessage, param string, raw bool, kind jobKind, maxTokens int) ([]*job, int, *apiError) {
+	ins, e := s.inputs(in, param)
+	if e != nil {
+		return nil, 0, e
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opt.Timeout)
+	defer cancel()
+	rows, tokens, e := s.jobs(ctx, t, ins, raw, param, kind, maxTokens)
+	if e != nil {
+		return nil, 0, e
+	}
+	return rows, tokens, s.run(ctx, rows)
+}
+
 // retryAfter estimates in seconds when the queue will have room.
 func (s *Server) retryAfter() int {
 	per := time.Duration(s.passTime.Load()).Seconds()
@@ -341,17 +365,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) (string, in
 			return name, writeError(w, badRequest("max_tokens", "max_tokens %d must lie between 1 and %d", maxTokens, s.opt.MaxTokens))
 		}
 	}
-	ins, e := s.inputs(req.Prompt, "prompt")
+	rows, promptTokens, e := s.answer(r, t, req.Prompt, "prompt", req.Raw, complete, maxTokens)
 	if e != nil {
-		return name, writeError(w, e)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opt.Timeout)
-	defer cancel()
-	rows, promptTokens, e := s.jobs(ctx, t, ins, req.Raw, "prompt", complete, maxTokens)
-	if e != nil {
-		return name, writeError(w, e)
-	}
-	if e := s.run(ctx, rows); e != nil {
 		return name, writeError(w, e)
 	}
 	resp := completionResponse{ID: fmt.Sprintf("cmpl-%d", requestID.Add(1)), Object: "text_completion", Created: time.Now().Unix(), Model: name}
@@ -411,17 +426,8 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) (string, int) 
 	if len(t.labelIDs) == 0 {
 		return name, writeError(w, badRequest("model", "task %s has no label words to rank (question answering): use /v1/completions", name))
 	}
-	ins, e := s.inputs(req.Input, "input")
+	rows, tokens, e := s.answer(r, t, req.Input, "input", req.Raw, classify, 0)
 	if e != nil {
-		return name, writeError(w, e)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opt.Timeout)
-	defer cancel()
-	rows, tokens, e := s.jobs(ctx, t, ins, req.Raw, "input", classify, 0)
-	if e != nil {
-		return name, writeError(w, e)
-	}
-	if e := s.run(ctx, rows); e != nil {
 		return name, writeError(w, e)
 	}
 	resp := classifyResponse{ID: fmt.Sprintf("cls-%d", requestID.Add(1)), Object: "classification", Created: time.Now().Unix(), Model: name}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -53,6 +54,7 @@ func TestRequestErrors(t *testing.T) {
 		{"/v1/completions", `{"model": "cb", "prompt": {"premise": "a"}}`, 400, "prompt", `"hypothesis" of task cb's template is missing`},
 		{"/v1/completions", `{"model": "cb", "prompt": {"premise": "a", "hypothesis": "b"}, "raw": true}`, 400, "prompt", "raw: true takes text"},
 		{"/v1/completions", `{"model": "sst2", "prompt": "x"`, 400, "", "not JSON"},
+		{"/v1/completions", `["sst2", "x"]`, 400, "", "must be a JSON object, not a JSON array"},
 		{"/v1/completions", `{"model": "sst2", "prompt": ["a", "b", "c", "d"]}`, 413, "prompt", "more than the 3"},
 		{"/v1/completions", `{"model": "sst2", "prompt": "` + long + `"}`, 413, "prompt", "more than the 300"},
 		{"/v1/classify", `{"model": "sst2", "input": "` + strings.Repeat(long, 10) + `"}`, 413, "", "exceeds 4096 bytes"},
@@ -235,5 +237,47 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(url + "/healthz"); err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("after shutdown: %v, want connection refused", err)
+	}
+}
+
+// A body that arrives more slowly than the timeout is cut off with 408:
+// reading a request is bounded as its time in the server is.
+func TestSlowBody(t *testing.T) {
+	a, b := testRuns(t)
+	s, err := New(Options{Sources: []string{a, b}, Engine: newEngine(t), Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln, 10*time.Second) }()
+	defer func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Headers promising 100 bytes, then only the first of them.
+	if _, err := c.Write([]byte("POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "did not arrive within 300ms") {
+		t.Errorf("a body slower than the timeout: %d %s", resp.StatusCode, body)
 	}
 }

@@ -277,7 +277,9 @@ func (s *Server) Handler() http.Handler {
 // gracefully: it stops accepting, lets the requests in flight finish
 // (within grace), finishes the rows they wait for, and frees the model.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// ReadTimeout bounds the reading of a request, body included, as
+	// Timeout bounds its time in the server.
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: s.opt.Timeout}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -8,7 +8,8 @@ package serve
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/shlpt-vk/shlpt-vk/shlpt/export"
@@ -74,7 +75,7 @@ func (t *Task) text(in Input, raw bool, param string) (string, error) {
 		values = map[string]string{c.Fields[0]: in.Text}
 	}
 	for k := range values {
-		if !contains(c.Fields, k) {
+		if !slices.Contains(c.Fields, k) {
 			return "", fmt.Errorf("%s: task %s's template has no field %q (its fields: %s)", param, c.Task, k, strings.Join(c.Fields, ", "))
 		}
 	}
@@ -119,21 +120,5 @@ func (t *Task) noTemplate(raw bool) string {
 	return "uses its input text as it is"
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // taskNames lists tasks' names, sorted.
-func taskNames(m map[string]*Task) []string {
-	var out []string
-	for n := range m {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func taskNames(m map[string]*Task) []string { return slices.Sorted(maps.Keys(m)) }

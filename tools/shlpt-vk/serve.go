@@ -37,7 +37,7 @@ func runServe(args []string, stdout io.Writer) error {
 	fs.IntVar(&o.MaxInputs, "max-inputs", def.MaxInputs, "inputs per request at most (413 beyond)")
 	fs.IntVar(&o.MaxInputBytes, "max-input-bytes", def.MaxInputBytes, "bytes of text per input at most (413 beyond; inputs are cut to the task's input length in tokens, as in training)")
 	fs.IntVar(&o.MaxTokens, "max-tokens", def.MaxTokens, "largest max_tokens a completion may ask for")
-	fs.DurationVar(&o.Timeout, "timeout", def.Timeout, "time a request may take (504 beyond)")
+	fs.DurationVar(&o.Timeout, "timeout", def.Timeout, "time a request may take: to arrive (408 beyond) and in the server (504 beyond)")
 	fs.IntVar(&o.Programs, "programs", def.Programs, "recorded encoder passes kept, one per shape bucket (0: every pass runs eagerly; each program holds a block of device memory)")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM or SIGINT, how long requests in flight may take to finish")
 	quiet := fs.Bool("quiet", false, "print nothing but errors")

@@ -91,7 +91,19 @@ func TestEvalExportImportServeCLI(t *testing.T) {
 		resp.Body.Close()
 		answer <- resp.Status + " " + string(b)
 	}()
-	time.Sleep(150 * time.Millisecond) // the input waits 400 ms for company
+	// SIGTERM once the input waits in the queue (400 ms, for company), or
+	// has been computed already.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get(url + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if m := string(b); !strings.Contains(m, "\nshlpt_queue_depth 0\n") || !strings.Contains(m, "\nshlpt_rows_total 0\n") {
+			break
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
