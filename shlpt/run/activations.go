@@ -1,7 +1,9 @@
 package run
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"path/filepath"
 
@@ -9,8 +11,6 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/internal/atomicfile"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5"
-	"github.com/shlpt-vk/shlpt-vk/t5/safetensors"
-	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
 
 // Activations runs every stored prompt of a finished run over the first
@@ -31,28 +31,16 @@ func Activations(dir string, e *ag.Engine, perTask int) (*rundir.Activations, er
 	if !res.Complete {
 		return nil, fmt.Errorf("%s: the run is not complete", dir)
 	}
-	tokDir := cfg.Tokenizer
-	if tokDir == "" {
-		tokDir = cfg.Model
-	}
-	tok, err := tokenizer.Load(tokDir)
+	_, data, _, err := readInputs(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: tokenizer: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	w, err := t5.ParseWeights(cfg.Weights)
-	if err != nil {
-		return nil, err
-	}
-	m, err := t5.LoadWith(e, cfg.Model, t5.LoadOptions{Weights: w})
+	m, err := loadModel(e, &cfg, data)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Release()
 	m.SetTraining(false)
-	data, err := loadTasks(&cfg, tok)
-	if err != nil {
-		return nil, err
-	}
 	T := len(cfg.Tasks)
 	prompts := make([]*ag.Tensor, T)
 	defer func() {
@@ -61,24 +49,18 @@ func Activations(dir string, e *ag.Engine, perTask int) (*rundir.Activations, er
 		}
 	}()
 	for i, name := range cfg.Tasks {
-		path := filepath.Join(dir, rundir.PromptsDir, name+".safetensors")
-		f, err := safetensors.Open(path)
-		if err != nil {
+		path := rundir.PromptFile(dir, name)
+		p, err := rundir.ReadPrompt(path)
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: no stored prompt for task %s (method %s): %w", dir, name, cfg.Method, err)
 		}
-		t, err := f.Get("prompt")
-		var v []float32
-		if err == nil {
-			v, err = t.Float32()
-		}
-		f.Close()
-		if err == nil && (len(t.Shape) != 2 || t.Shape[1] != m.Config.DModel) {
-			err = fmt.Errorf("prompt is %v, not (length, %d)", t.Shape, m.Config.DModel)
-		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
-		prompts[i] = e.FromFloat32(v, t.Shape...)
+		if p.D != m.Config.DModel {
+			return nil, fmt.Errorf("%s: prompt is [%d %d], not (length, %d)", path, p.Lp, p.D, m.Config.DModel)
+		}
+		prompts[i] = e.FromFloat32(p.Data, p.Lp, p.D)
 	}
 	F := m.Config.DFF
 	sum := make([][]float64, T)

@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"sort"
 
+	ag "github.com/shlpt-vk/shlpt-vk/autograd"
 	"github.com/shlpt-vk/shlpt-vk/internal/limitio"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
+	"github.com/shlpt-vk/shlpt-vk/t5"
+	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
 
 // taskData is one task of the sequence: its sampled examples as text (for
@@ -85,16 +88,61 @@ func trimTarget(ids []int) []int {
 	return ids
 }
 
+// readInputs loads the tokenizer of cfg (the model folder's when none is
+// named), fingerprints the model folder's files and samples and tokenizes
+// the tasks: what a run, an eval-only pass and the activations pass read
+// before they load the model.
+func readInputs(cfg *rundir.Config) (tok *tokenizer.Tokenizer, data []*taskData, modelSHA256 string, err error) {
+	tokDir := cfg.Tokenizer
+	if tokDir == "" {
+		tokDir = cfg.Model
+	}
+	if tok, err = tokenizer.Load(tokDir); err != nil {
+		return nil, nil, "", fmt.Errorf("tokenizer: %w", err)
+	}
+	mf, err := modelFiles(cfg.Model)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if modelSHA256, err = fingerprint(cfg.Model, mf); err != nil {
+		return nil, nil, "", err
+	}
+	if data, err = loadTasks(cfg, tok); err != nil {
+		return nil, nil, "", err
+	}
+	return tok, data, modelSHA256, nil
+}
+
+// loadModel loads the frozen model of cfg on e in its weight storage and
+// refuses one whose embedding cannot hold the ids the data uses.
+func loadModel(e *ag.Engine, cfg *rundir.Config, data []*taskData) (*t5.Model, error) {
+	w, err := t5.ParseWeights(cfg.Weights)
+	if err != nil {
+		return nil, err
+	}
+	m, err := t5.LoadWith(e, cfg.Model, t5.LoadOptions{Weights: w})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVocab(data, m.Config.VocabSize, cfg.Model); err != nil {
+		m.Release()
+		return nil, err
+	}
+	return m, nil
+}
+
 // checkVocab refuses a model whose embedding cannot hold the ids the data
 // uses.
 func checkVocab(data []*taskData, vocab int, model string) error {
 	for _, td := range data {
 		for _, split := range [][]method.Example{td.train, td.valid, td.test} {
 			for _, ex := range split {
-				for _, id := range append(append([]int(nil), ex.Input...), ex.Target...) {
-					if id >= vocab {
-						return fmt.Errorf("model %s has a vocabulary of %d ids, but the tokenizer gives id %d (task %s): use the model's own tokenizer",
-							model, vocab, id, td.task.Name)
+				for _, ids := range [][]int{ex.Input, ex.Target} {
+					for _, id := range ids {
+						if id >= vocab {
+							return fmt.Errorf("model %s has a vocabulary of %d ids, but the tokenizer gives id %d (task %s): use the model's own tokenizer",
+								model, vocab, id, td.task.Name)
+						}
 					}
 				}
 			}

@@ -20,7 +20,6 @@ import (
 	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
 	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"github.com/shlpt-vk/shlpt-vk/t5"
-	"github.com/shlpt-vk/shlpt-vk/t5/tokenizer"
 )
 
 // EvalOptions say what an eval-only pass scores. Zero values keep the
@@ -83,39 +82,18 @@ func Evaluate(ctx context.Context, o EvalOptions) (*rundir.Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokDir := cfg.Tokenizer
-	if tokDir == "" {
-		tokDir = cfg.Model
-	}
-	tok, err := tokenizer.Load(tokDir)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	mf, err := modelFiles(cfg.Model)
+	tok, data, modelSHA256, err := readInputs(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if sum, err := fingerprint(cfg.Model, mf); err != nil {
-		return nil, err
-	} else if sum != info.ModelSHA256 {
+	if modelSHA256 != info.ModelSHA256 {
 		return nil, fmt.Errorf("the model files in %s changed since run %s was trained", cfg.Model, o.Dir)
 	}
-	data, err := loadTasks(cfg, tok)
-	if err != nil {
-		return nil, err
-	}
-	w, err := t5.ParseWeights(cfg.Weights)
-	if err != nil {
-		return nil, err
-	}
-	m, err := t5.LoadWith(o.Engine, cfg.Model, t5.LoadOptions{Weights: w})
+	m, err := loadModel(o.Engine, cfg, data)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Release()
-	if err := checkVocab(data, m.Config.VocabSize, cfg.Model); err != nil {
-		return nil, err
-	}
 	src := &testPrompts{dir: o.Dir, imported: o.Prompts, run: &orig, m: m}
 	defer src.release()
 	ev := &evaluator{m: m, tok: tok, cfg: cfg}

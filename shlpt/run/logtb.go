@@ -1,8 +1,9 @@
 package run
 
 import (
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/shlpt-vk/shlpt-vk/internal/tfevents"
@@ -41,7 +42,7 @@ func wallTime() float64 { return float64(time.Now().UnixNano()) / 1e9 }
 func (t *tbLog) scalars(step int, prefix string, loss float64, parts map[string]float64, tps float64) {
 	now := wallTime()
 	t.w.Scalar(now, int64(step), prefix+"/loss", float32(loss))
-	for _, name := range sortedKeys(parts) {
+	for _, name := range slices.Sorted(maps.Keys(parts)) {
 		t.w.Scalar(now, int64(step), prefix+"/"+name, float32(parts[name]))
 	}
 	t.w.Scalar(now, int64(step), prefix+"/tokens_per_s", float32(tps))
@@ -90,12 +91,3 @@ func (t *tbLog) Sync() (map[string]int64, error) {
 }
 
 func (t *tbLog) Close() error { return t.f.close() }
-
-func sortedKeys(m map[string]float64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

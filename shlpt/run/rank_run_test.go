@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/shlpt-vk/shlpt-vk/shlpt/method"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 // Rank classification, whose evaluation replays recorded passes, keeps

@@ -2,9 +2,10 @@ package run
 
 import (
 	"fmt"
-	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 	"io"
 	"time"
+
+	"github.com/shlpt-vk/shlpt-vk/shlpt/rundir"
 )
 
 // Reporter shows a run's progress. The runner calls it from one goroutine.

@@ -124,25 +124,11 @@ func (r *runner) prepare() error {
 	case kind == dirOther:
 		return fmt.Errorf("%s holds files but no %s: it is not a run directory; choose another --out", r.dir, rundir.ConfigFile)
 	}
-	tokDir := cfg.Tokenizer
-	if tokDir == "" {
-		tokDir = cfg.Model
-	}
-	if r.tok, err = tokenizer.Load(tokDir); err != nil {
-		return fmt.Errorf("tokenizer: %w", err)
-	}
 	info := &rundir.Info{Settings: *cfg, DataSHA256: map[string]string{}, Version: r.opt.Version,
 		Created: time.Now().UTC().Format(time.RFC3339)}
 	di := r.e.Device().Info()
 	info.Device, info.Driver = di.Name, di.DriverName
-	mf, err := modelFiles(cfg.Model)
-	if err != nil {
-		return err
-	}
-	if info.ModelSHA256, err = fingerprint(cfg.Model, mf); err != nil {
-		return err
-	}
-	if r.data, err = loadTasks(cfg, r.tok); err != nil {
+	if r.tok, r.data, info.ModelSHA256, err = readInputs(cfg); err != nil {
 		return err
 	}
 	for _, td := range r.data {
@@ -155,14 +141,7 @@ func (r *runner) prepare() error {
 			return err
 		}
 	}
-	w, err := t5.ParseWeights(cfg.Weights)
-	if err != nil {
-		return err
-	}
-	if r.m, err = t5.LoadWith(r.e, cfg.Model, t5.LoadOptions{Weights: w}); err != nil {
-		return err
-	}
-	if err := checkVocab(r.data, r.m.Config.VocabSize, cfg.Model); err != nil {
+	if r.m, err = loadModel(r.e, cfg, r.data); err != nil {
 		return err
 	}
 	r.warnNotV10()
