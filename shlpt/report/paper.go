@@ -9,6 +9,9 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+
+	"github.com/shlpt-vk/shlpt-vk/shlpt/metrics"
+	"github.com/shlpt-vk/shlpt-vk/shlpt/tasks"
 )
 
 //go:embed paper.json
@@ -75,13 +78,11 @@ func (p *Paper) Lookup(k PaperKey) *PaperCell {
 
 // PaperPrimary is the primary metric the paper's numbers use for a task
 // (the authors' code: MultiRC micro-F1, SQuAD F1 against the first gold
-// answer, accuracy otherwise).
+// answer, accuracy otherwise): the default primary metric.
 func PaperPrimary(task string) string {
-	switch task {
-	case "multirc":
-		return "micro_f1"
-	case "squad":
-		return "f1_first"
+	t, err := tasks.Lookup(task)
+	if err != nil {
+		return metrics.AccuracyName // a custom task: the paper has no number for it
 	}
-	return "accuracy"
+	return metrics.PrimaryName(t, metrics.Options{})
 }
