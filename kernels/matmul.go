@@ -422,7 +422,9 @@ type mmTexelCfg struct {
 // small tiles.
 func mmTexelConfig(d *gpu.Device, p *MatMulParams, vecA, vecB, vecC bool) mmTexelCfg {
 	if o := matmulTexelOverride; o != nil {
-		return *o
+		cfg := *o
+		cfg.fit()
+		return cfg
 	}
 	info := d.Info()
 	cfg := mmTexelCfg{lanes: 8, tn4: 2}

@@ -73,7 +73,6 @@ func mmTestVariants(d *gpu.Device) []mmVariant {
 	if !texel.bcast {
 		texel.tm = 4
 	}
-	texel.fit()
 	tiled := mmTiledCfg{wgX: 4, wgY: 8, tm: 2, tn: 3, bk: 4}
 	return []mmVariant{{name: "texel", v: matmulTexel, texel: &texel}, {name: "tiled", v: matmulTiled, tiled: &tiled}}
 }

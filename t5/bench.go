@@ -46,6 +46,30 @@ type BenchResult struct {
 	Ops      []OpTime `json:"-"`
 }
 
+// BenchAdamW is the optimizer of the benches' steps, the SHLPT
+// reference's prompt optimizer: AdamW, lr 0.3, weight decay 1e-5,
+// gradients clipped to norm 1.
+var BenchAdamW = ag.AdamWConfig{LR: 0.3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-5, MaxGradNorm: 1}
+
+// BenchRows draws o.Batch random rows from rng: inputs of o.Input and
+// targets of o.Target tokens, ids above the pad and </s> ids 0 and 1,
+// each ending with </s>.
+func BenchRows(m *Model, o BenchOptions, rng *rand.Rand) (inputs, targets [][]int) {
+	V := m.Config.VocabSize
+	inputs, targets = make([][]int, o.Batch), make([][]int, o.Batch)
+	for b := range inputs {
+		for j := 0; j < o.Input-1; j++ {
+			inputs[b] = append(inputs[b], 2+rng.IntN(V-2))
+		}
+		inputs[b] = append(inputs[b], m.Config.EOSTokenID)
+		for j := 0; j < o.Target-1; j++ {
+			targets[b] = append(targets[b], 2+rng.IntN(V-2))
+		}
+		targets[b] = append(targets[b], m.Config.EOSTokenID)
+	}
+	return inputs, targets
+}
+
 // BenchSteps measures one prompt-tuning training step (forward, backward to
 // the prompt with frozen weights, AdamW with clipping on the prompt, dropout
 // on) and one evaluation step (forward and loss without gradients). Each is
@@ -69,18 +93,7 @@ func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 	}
 	weights := d.MemoryStats().Allocated
 	rng := rand.New(rand.NewPCG(1, 2))
-	inputs := make([][]int, o.Batch)
-	targets := make([][]int, o.Batch)
-	for b := range inputs {
-		for j := 0; j < o.Input-1; j++ {
-			inputs[b] = append(inputs[b], 2+rng.IntN(V-2))
-		}
-		inputs[b] = append(inputs[b], m.Config.EOSTokenID)
-		for j := 0; j < o.Target-1; j++ {
-			targets[b] = append(targets[b], 2+rng.IntN(V-2))
-		}
-		targets[b] = append(targets[b], m.Config.EOSTokenID)
-	}
+	inputs, targets := BenchRows(m, o, rng)
 	batch, err := m.NewBatch(inputs, targets, 0, 0)
 	if err != nil {
 		return nil, err
@@ -92,10 +105,7 @@ func BenchSteps(m *Model, o BenchOptions) ([]BenchResult, error) {
 	}
 	prompt := e.Param("prompt", pv, o.Prompt, m.Config.DModel)
 	defer prompt.Release()
-	// The SHLPT reference's prompt optimizer: AdamW, lr 0.3, weight decay
-	// 1e-5, gradients clipped to norm 1.
-	opt, err := ag.NewAdamW(e, []*ag.Tensor{prompt}, ag.AdamWConfig{LR: 0.3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
-		WeightDecay: 1e-5, MaxGradNorm: 1})
+	opt, err := ag.NewAdamW(e, []*ag.Tensor{prompt}, BenchAdamW)
 	if err != nil {
 		return nil, err
 	}

@@ -40,11 +40,11 @@ func (m *Model) ScoreCandidates(enc, encMask *ag.Tensor, candidates [][]int) ([]
 // on the host once, so that CandidateLosses uploads nothing and can be
 // recorded into a program.
 type Candidates struct {
-	B, C, T int        // rows, candidates (of the first row), longest candidate
-	counts  []int      // candidates of each row
-	dec     *ag.Tensor // (ΣC, T) int32: the labels shifted right after the start id
-	labels  *ag.Tensor // (ΣC·T,) int32: candidate ids, IgnoreIndex past a candidate's end
-	expand  *ag.Tensor // (ΣC,) int32: the encoder row of each decoder row
+	B, T   int        // rows, longest candidate
+	counts []int      // candidates of each row
+	dec    *ag.Tensor // (ΣC, T) int32: the labels shifted right after the start id
+	labels *ag.Tensor // (ΣC·T,) int32: candidate ids, IgnoreIndex past a candidate's end
+	expand *ag.Tensor // (ΣC,) int32: the encoder row of each decoder row
 }
 
 // NewCandidates uploads candidates (token ids ending with </s>) for
@@ -115,7 +115,7 @@ func (m *Model) NewRowCandidates(rows [][][]int, padTo int) (*Candidates, error)
 			k++
 		}
 	}
-	c := &Candidates{B: B, C: counts[0], T: T, counts: counts,
+	c := &Candidates{B: B, T: T, counts: counts,
 		dec: e.FromInt32(dec, n, T), labels: e.FromInt32(labels, n*T), expand: e.FromInt32(expand, n)}
 	if err := e.Err(); err != nil {
 		c.Release()

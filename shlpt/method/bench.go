@@ -54,18 +54,11 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 		}
 		s.pool = append(s.pool, v)
 	}
-	V := m.Config.VocabSize
+	inputs, targets := t5.BenchRows(m, o, rng)
 	train := make([]Example, o.Batch)
 	rows := make([]int, o.Batch)
 	for b := range train {
-		for j := 0; j < o.Input-1; j++ {
-			train[b].Input = append(train[b].Input, 2+rng.IntN(V-2))
-		}
-		train[b].Input = append(train[b].Input, m.Config.EOSTokenID)
-		for j := 0; j < o.Target-1; j++ {
-			train[b].Target = append(train[b].Target, 2+rng.IntN(V-2))
-		}
-		train[b].Target = append(train[b].Target, m.Config.EOSTokenID)
+		train[b] = Example{Input: inputs[b], Target: targets[b]}
 		rows[b] = b
 	}
 	task := &Task{Name: "bench", Train: train, InputLen: o.Input, TargetLen: o.Target, BatchSize: o.Batch, EvalBatch: o.Batch}
@@ -77,7 +70,7 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 		return nil, err
 	}
 	res := &SHLPTBench{Pool: pool, NegativesMs: float64(time.Since(start).Microseconds()) / 1e3}
-	opt, err := ag.NewAdamW(e, s.Params(), ag.AdamWConfig{LR: 0.3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-5, MaxGradNorm: 1})
+	opt, err := ag.NewAdamW(e, s.Params(), t5.BenchAdamW)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +91,6 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 	}
 	defer freePlain()
 	// Pairs of runs back to back, so that both steps see the same load.
-	inputs, targets := make([][]int, len(train)), make([][]int, len(train))
-	for i, ex := range train {
-		inputs[i], targets[i] = ex.Input, ex.Target
-	}
 	var tp, ts, ratios []float64
 	for i := -1; i < o.Runs; i++ {
 		t0 := time.Now()
@@ -144,7 +133,7 @@ func BenchSHLPT(m *t5.Model, o t5.BenchOptions, pool int) (*SHLPTBench, error) {
 func recordPlainStep(m *t5.Model, batch *t5.Batch, Lp int) (prog *ag.Program, free func(), err error) {
 	e := m.Engine()
 	prompt := e.Param("prompt", make([]float32, Lp*m.Config.DModel), Lp, m.Config.DModel)
-	opt, err := ag.NewAdamW(e, []*ag.Tensor{prompt}, ag.AdamWConfig{LR: 0.3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-5, MaxGradNorm: 1})
+	opt, err := ag.NewAdamW(e, []*ag.Tensor{prompt}, t5.BenchAdamW)
 	if err != nil {
 		prompt.Release()
 		return nil, nil, err

@@ -204,6 +204,12 @@ func (s *SHLPT) stepValues(in *stepInputs, exs []Example, index []int, L, T int)
 		return v, fmt.Errorf("shlpt: the negatives were not computed")
 	}
 	P, F := len(s.pool), s.env.Model.Config.DFF
+	if in.hidNeg != nil {
+		v.hidNeg = make([]float32, 0, in.hidNeg.Len())
+	}
+	if in.ascM != nil {
+		v.ascM, v.actNeg = make([]float32, 0, in.ascM.Len()), make([]float32, 0, in.actNeg.Len())
+	}
 	if in.hscW != nil {
 		valid := make([][]bool, len(exs))
 		for r, ex := range exs {
