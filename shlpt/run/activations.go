@@ -31,9 +31,12 @@ func Activations(dir string, e *ag.Engine, perTask int) (*rundir.Activations, er
 	if !res.Complete {
 		return nil, fmt.Errorf("%s: the run is not complete", dir)
 	}
-	_, data, _, err := readInputs(&cfg)
+	_, data, modelSHA256, err := readInputs(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if modelSHA256 != info.ModelSHA256 {
+		return nil, fmt.Errorf("the model files in %s changed since run %s was trained", cfg.Model, dir)
 	}
 	m, err := loadModel(e, &cfg, data)
 	if err != nil {

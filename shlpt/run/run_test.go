@@ -509,3 +509,28 @@ func TestActivations(t *testing.T) {
 		}
 	}
 }
+
+// The activations pass, like an eval-only pass, refuses a run whose model
+// files changed since it was trained instead of measuring another model.
+func TestActivationsChangedModel(t *testing.T) {
+	ref := reference(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.CopyFS(dir, os.DirFS(ref)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := rundir.ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.ModelSHA256 = strings.Repeat("0", 64)
+	b, err := marshalJSON(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, rundir.ConfigFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Activations(dir, newEngine(t), 2); err == nil || !strings.Contains(err.Error(), "changed since run") {
+		t.Errorf("activations of a run whose model changed: %v", err)
+	}
+}
